@@ -1,0 +1,75 @@
+"""nnconvert: convert trained MLPs between scikit-learn, ONNX, JSON weights, HDF5
+and Keras files through one model graph, and prove every conversion.
+
+    >>> import nnconvert
+    >>> model = nnconvert.from_sklearn(estimator)
+    >>> nnconvert.save(model, "model.onnx")
+    >>> report = nnconvert.verify(estimator, "model.onnx", X)
+
+The public names are imported on first use, so ``import nnconvert`` (and the
+command line's ``--help``) do not pay for numpy, onnx or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load": "nnconvert.api",
+    "save": "nnconvert.api",
+    "convert": "nnconvert.api",
+    "from_sklearn": "nnconvert.converters.sklearn",
+    "to_sklearn": "nnconvert.converters.sklearn",
+    "verify": "nnconvert.verify",
+    "Report": "nnconvert.verify",
+    "Model": "nnconvert.ir",
+    "DenseLayer": "nnconvert.ir",
+    "PreprocessStep": "nnconvert.ir",
+    "ElementwiseOp": "nnconvert.ir",
+    "Head": "nnconvert.ir",
+    "InputSpec": "nnconvert.ir",
+    "Metadata": "nnconvert.ir",
+    "Activation": "nnconvert.ir",
+    "Task": "nnconvert.ir",
+    "formats": "nnconvert.registry",
+    "errors": "nnconvert.errors",
+}
+_ERRORS = (
+    "NnconvertError",
+    "UnknownFormatError",
+    "ReadError",
+    "WriteError",
+    "UnsupportedModelError",
+    "InvalidModelError",
+    "UntrustedInputError",
+    "MissingDependencyError",
+    "VerificationError",
+    "UsageError",
+)
+_LAZY.update({name: "nnconvert.errors" for name in _ERRORS})
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import convert, load, save
+    from .converters.sklearn import from_sklearn, to_sklearn
+    from .errors import *  # noqa: F403
+    from .ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep, Task
+    from .verify import Report, verify
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'nnconvert' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if name == "errors" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

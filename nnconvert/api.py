@@ -1,0 +1,154 @@
+"""load / save / convert: read -> IR -> write, with atomic output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from ._atomic import atomic_output
+from .errors import (
+    MissingDependencyError,
+    NnconvertError,
+    ReadError,
+    UntrustedInputError,
+    UsageError,
+    WriteError,
+)
+from .ir import Model
+
+__all__ = ["load", "save", "convert"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _require(spec: registry.FormatSpec, purpose: str) -> None:
+    missing = spec.missing_dependencies()
+    if missing:
+        raise MissingDependencyError(missing[0], f"{purpose} the {spec.name} format")
+
+
+def _check_options(spec: registry.FormatSpec, options: dict[str, Any], allowed: tuple[str, ...], verb: str) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UsageError(
+            f"the {spec.name} {verb} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(allowed) or 'none'}"
+        )
+
+
+def _none_dropped(options: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def load(path: PathLike, format: str | None = None, *, trust: bool = False, **options: Any) -> Model:
+    """Read a model file into the IR.
+
+    Args:
+        path: the file.
+        format: a format name; detected from content, then suffix, when None.
+        trust: allow formats whose loading runs code from the file (pickle, joblib).
+        **options: reader options (e.g. ``task``/``classes`` for Keras files).
+
+    Returns:
+        The model graph.
+
+    Raises:
+        ReadError: the file is missing, unreadable or corrupt.
+        UnknownFormatError: the format cannot be told.
+        UntrustedInputError: the format runs code and ``trust`` is False.
+        UnsupportedModelError: the file holds something that is not a supported MLP.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReadError("no such file" if not path.exists() else "not a regular file", path=path, format=format)
+    spec = registry.get(format) if format is not None else registry.detect(path)
+    if spec.read is None:
+        raise UsageError(f"the {spec.name} format can be written but not read")
+    options = _none_dropped(options)
+    _check_options(spec, options, spec.read_options, "reader")
+    if spec.needs_trust and not trust:
+        raise UntrustedInputError(
+            f"{path}: loading a {spec.name} file runs arbitrary code stored in it; load it only if you "
+            "trust its source, with trust=True (--trust-pickle on the command line), or convert it to "
+            "skops, ONNX or JSON once and share that instead"
+        )
+    _require(spec, "reading")
+    try:
+        return spec.read(path, **options)
+    except NnconvertError:
+        raise
+    except MemoryError:
+        raise ReadError("the file declares more data than fits in memory", path=path, format=spec.name) from None
+    except Exception as exc:  # noqa: BLE001 - anything else is still a bad input, never a traceback
+        raise ReadError(f"cannot read the file: {type(exc).__name__}: {exc}", path=path, format=spec.name) from exc
+
+
+def save(model: Model, path: PathLike, format: str | None = None, **options: Any) -> Path:
+    """Write ``model`` to ``path`` atomically.
+
+    Args:
+        model: the model graph.
+        path: the target file; replaced only when the whole write succeeds.
+        format: a format name; taken from the suffix when None.
+        **options: writer options (``opset``, ``dtype``...).
+
+    Returns:
+        The path written.
+
+    Raises:
+        UnknownFormatError: no writable format for the name or suffix.
+        UnsupportedModelError: the target cannot express the model.
+        WriteError: the file could not be written (the target is untouched).
+    """
+    path = Path(path)
+    spec = registry.get(format) if format is not None else registry.format_for_suffix(path, writable=True)
+    if spec is None:
+        raise UsageError(f"{path}: cannot tell the output format from the suffix {path.suffix!r}; name it with format=...")
+    if spec.write is None:
+        raise UsageError(f"the {spec.name} format can be read but not written")
+    options = _none_dropped(options)
+    _check_options(spec, options, spec.write_options, "writer")
+    _require(spec, "writing")
+    if not path.parent.is_dir():
+        raise WriteError(f"{path}: the folder {path.parent} does not exist")
+    try:
+        with atomic_output(path) as temp:
+            spec.write(model, temp, final_path=path, **options)
+    except NnconvertError:
+        raise
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write: {exc}") from exc
+    return path
+
+
+def convert(
+    source: Any,
+    destination: PathLike,
+    *,
+    from_format: str | None = None,
+    to_format: str | None = None,
+    trust: bool = False,
+    read_options: dict[str, Any] | None = None,
+    **write_options: Any,
+) -> Model:
+    """Convert ``source`` (a file, a :class:`Model` or a scikit-learn estimator) to ``destination``.
+
+    Returns:
+        The model graph that was written.
+    """
+    model = as_model(source, format=from_format, trust=trust, **(read_options or {}))
+    save(model, destination, format=to_format, **write_options)
+    return model
+
+
+def as_model(source: Any, format: str | None = None, *, trust: bool = False, **options: Any) -> Model:
+    """The IR of a file path, a :class:`Model` (returned as is) or a framework object."""
+    if isinstance(source, Model):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return load(source, format=format, trust=trust, **options)
+    from .converters import from_object
+
+    return from_object(source)

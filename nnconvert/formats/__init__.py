@@ -1,0 +1,1 @@
+"""One module per on-disk format: ``read``, ``write``, ``sniff``, registered at the bottom."""
