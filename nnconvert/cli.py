@@ -1,0 +1,245 @@
+"""The ``nnconvert`` command line: convert, inspect, formats, verify.
+
+This is the one place that prints errors and picks exit codes (DESIGN.md):
+0 success, 1 verification mismatch, 2 usage error, 3 input error,
+4 missing optional dependency. Heavy modules are imported only once a
+subcommand runs, so ``nnconvert --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+PROG = "nnconvert"
+
+
+def _verify_command() -> Any:
+    from .verify import command
+
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Convert trained MLPs between scikit-learn, ONNX, JSON weights, HDF5 and Keras files, "
+        "and prove each conversion numerically.",
+        epilog="Exit codes: 0 success, 1 verification mismatch, 2 usage error, 3 input error, "
+        "4 missing optional dependency.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    _add_convert(commands)
+    _add_inspect(commands)
+    _add_formats(commands)
+    _add_verify(commands)
+    return parser
+
+
+def _add_read_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_format", metavar="FMT", help="input format (default: detected from content, then suffix)")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files: this runs code stored in the file")
+    parser.add_argument("--task", choices=["binary", "multiclass", "multilabel", "regression", "raw"], help="state the task where the file cannot (Keras files)")
+    parser.add_argument("--classes", metavar="A,B,...", help="comma-separated class labels where the file has none (Keras files)")
+
+
+def _add_convert(commands: Any) -> None:
+    parser = commands.add_parser(
+        "convert",
+        help="convert a model file to another format",
+        description="Convert SRC to DST (formats from --from/--to, else detected). With --out-dir, every "
+        "positional argument is a source and each is written to the folder with the --to format's suffix.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="SRC [DST]", help="source file(s), then the destination")
+    _add_read_options(parser)
+    parser.add_argument("--to", dest="to_format", metavar="FMT", help="output format (default: from DST's suffix)")
+    parser.add_argument("--out-dir", type=Path, help="convert every SRC into this folder")
+    parser.add_argument("--opset", type=int, help="ONNX opset (onnx output)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the written weights (onnx, keras-h5)")
+    parser.add_argument("--matmul", action="store_true", help="ONNX: MatMul+Add per layer instead of Gemm")
+    parser.add_argument("--zipmap", action="store_true", help="ONNX: add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does")
+    parser.add_argument("--arrays", choices=["auto", "list", "base64"], help="json: how arrays are written")
+    parser.add_argument("--compression", choices=["gzip", "none"], help="hdf5: dataset compression")
+    try:
+        _verify_command().add_convert_options(parser)
+    except ImportError:  # pragma: no cover - verify is part of the package
+        pass
+
+
+def _add_inspect(commands: Any) -> None:
+    parser = commands.add_parser("inspect", help="show a model file's layers, shapes, task and provenance")
+    parser.add_argument("file", type=Path)
+    _add_read_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_formats(commands: Any) -> None:
+    parser = commands.add_parser("formats", help="list the formats, what each reads and writes")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_verify(commands: Any) -> None:
+    parser = commands.add_parser(
+        "verify",
+        help="run two models side by side and report numerical parity",
+        description="Run REFERENCE and CANDIDATE on the same inputs and report per-output errors.",
+    )
+    _verify_command().configure_parser(parser)
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def _read_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.task:
+        options["task"] = args.task
+    if args.classes:
+        options["classes"] = _parse_classes(args.classes)
+    return options
+
+
+def _parse_classes(text: str) -> list[Any]:
+    labels = [label.strip() for label in text.split(",")]
+    try:
+        return [int(label) for label in labels]
+    except ValueError:
+        return labels
+
+
+def _write_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"opset": args.opset, "dtype": args.dtype}
+    if args.matmul:
+        options["linear"] = "matmul"
+    if args.zipmap:
+        options["zipmap"] = True
+    options["arrays"] = args.arrays
+    if args.compression is not None:
+        options["compression"] = None if args.compression == "none" else args.compression
+        if options["compression"] is None:
+            options.pop("compression")
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _conversion_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    from .errors import UsageError
+
+    paths = [Path(p) for p in args.paths]
+    if args.out_dir is None:
+        if len(paths) != 2:
+            raise UsageError("convert takes SRC DST (or several SRC with --out-dir)")
+        return [(paths[0], paths[1])]
+    if not args.to_format:
+        raise UsageError("--out-dir needs --to FMT to name the output format")
+    from . import registry
+
+    spec = registry.get(args.to_format)
+    if not spec.suffixes:
+        raise UsageError(f"the {spec.name} format has no file suffix to name outputs with")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    return [(src, args.out_dir / (src.stem + spec.suffixes[0])) for src in paths]
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .api import load, save
+
+    status = 0
+    for src, dst in _conversion_pairs(args):
+        model = load(src, format=args.from_format, trust=args.trust_pickle, **_read_options(args))
+        save(model, dst, format=args.to_format, **_write_options(args))
+        print(f"{src} -> {dst}")
+        if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
+            status = max(status, _verify_command().verify_after_convert(src, dst, args))
+    return status
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from . import registry
+    from .api import load
+    from .describe import describe, format_description
+
+    spec = registry.get(args.from_format) if args.from_format else None
+    model = load(args.file, format=args.from_format, trust=args.trust_pickle, **_read_options(args))
+    if spec is None:
+        spec = registry.detect(args.file)
+    info = {"file": str(args.file), "format": spec.name, "file_size": args.file.stat().st_size, **describe(model)}
+    print(json.dumps(info, indent=2) if args.json else format_description(info))
+    return 0
+
+
+def _run_formats(args: argparse.Namespace) -> int:
+    from . import registry
+
+    rows = []
+    for spec in registry.formats().values():
+        missing = spec.missing_dependencies()
+        rows.append(
+            {
+                "name": spec.name,
+                "suffixes": list(spec.suffixes),
+                "read": spec.read is not None,
+                "write": spec.write is not None,
+                "needs_trust": spec.needs_trust,
+                "available": not missing,
+                "missing": missing,
+                "description": spec.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'format':<15}{'suffixes':<22}{'read':<6}{'write':<7}{'installed':<11}description")
+    for row in rows:
+        installed = "yes" if row["available"] else "no: pip install " + " ".join(row["missing"])
+        print(
+            f"{row['name']:<15}{' '.join(row['suffixes']):<22}{'yes' if row['read'] else '-':<6}"
+            f"{'yes' if row['write'] else '-':<7}{installed:<11}{row['description']}"
+        )
+    return 0
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    return int(_verify_command().run(args))
+
+
+_COMMANDS = {"convert": _run_convert, "inspect": _run_inspect, "formats": _run_formats, "verify": _run_verify}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (never raises for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import NnconvertError, exit_code_for
+
+    try:
+        return _COMMANDS[args.command](args)
+    except NnconvertError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError, RecursionError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # noqa: BLE001 - never a traceback on the command line
+        print(
+            f"{PROG}: error: unexpected {type(exc).__name__}: {exc} (this is a bug in nnconvert; please report it)",
+            file=sys.stderr,
+        )
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

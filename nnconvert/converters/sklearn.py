@@ -1,0 +1,652 @@
+"""scikit-learn estimators <-> IR.
+
+Supported: fitted ``MLPClassifier`` (binary, multiclass, multilabel) and
+``MLPRegressor`` (squared error or Poisson loss), alone or at the end of a
+``Pipeline`` whose other steps are ``StandardScaler``, ``MinMaxScaler`` or
+``MaxAbsScaler``. The scalers become preprocessing steps holding the exact
+operations of their ``transform``, so float64 results stay bit-identical, and
+:func:`to_sklearn` rebuilds fitted estimators whose ``predict`` and
+``predict_proba`` match the original's bit for bit.
+
+scikit-learn is imported inside the functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidModelError, UnsupportedModelError
+from ..ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep, Task
+
+__all__ = ["from_sklearn", "to_sklearn", "SUPPORTED"]
+
+SUPPORTED = (
+    "MLPClassifier, MLPRegressor, or a Pipeline of StandardScaler / MinMaxScaler / MaxAbsScaler steps "
+    "ending in one of them"
+)
+
+# scikit-learn's names for the activations its MLPs can use between layers
+_HIDDEN_ACTIVATIONS = {
+    "identity": Activation.IDENTITY,
+    "logistic": Activation.LOGISTIC,
+    "tanh": Activation.TANH,
+    "relu": Activation.RELU,
+}
+_OUTPUT_ACTIVATIONS = {
+    "identity": Activation.IDENTITY,
+    "logistic": Activation.LOGISTIC,
+    "softmax": Activation.SOFTMAX,
+    "exp": Activation.EXP,
+}
+_Y_TYPE_TASKS = {"binary": Task.BINARY, "multiclass": Task.MULTICLASS, "multilabel-indicator": Task.MULTILABEL}
+
+_SCALER_KINDS = {
+    "StandardScaler": "standard_scaler",
+    "MinMaxScaler": "minmax_scaler",
+    "MaxAbsScaler": "maxabs_scaler",
+}
+_KIND_CLASSES = {kind: cls for cls, kind in _SCALER_KINDS.items()}
+
+# Metadata properties through which a round trip keeps what the graph has no field for.
+_PARAMS_KEY = "sklearn.params"
+_ESTIMATOR_KEY = "sklearn.estimator"
+_FINAL_STEP_KEY = "sklearn.final_step"
+_CLASSES_DTYPE_KEY = "sklearn.classes_dtype"
+
+# Constructor parameters decided by the graph itself, never taken from the metadata.
+_STRUCTURAL_PARAMS = ("hidden_layer_sizes", "activation", "loss")
+# Pipeline's own constructor arguments: a step may not be named like one.
+_RESERVED_STEP_NAMES = ("steps", "memory", "verbose", "transform_input")
+
+
+# -- scikit-learn -> IR -----------------------------------------------------
+
+
+def from_sklearn(estimator: Any) -> Model:
+    """The IR of a fitted scikit-learn MLP (or a Pipeline of scalers ending in one).
+
+    Args:
+        estimator: a fitted ``MLPClassifier``/``MLPRegressor``, or a fitted
+            ``Pipeline`` of StandardScaler/MinMaxScaler/MaxAbsScaler steps ending in one.
+
+    Returns:
+        The model graph; its arrays are copies, so later training of ``estimator`` does not change it.
+
+    Raises:
+        UnsupportedModelError: the estimator (or one of its pipeline steps) is not supported; the
+            message lists every offending step and what is supported.
+        InvalidModelError: the estimator or one of its steps is not fitted (an unfitted estimator holds
+            no model to convert, whatever nnconvert supports), or its fitted state is inconsistent.
+    """
+    named_steps = _flatten(estimator)
+    scalers, mlp, mlp_name = _split_steps(estimator, named_steps)
+    for name, step in [*scalers, (mlp_name, mlp)]:
+        _check_fitted(step, name)
+    layers = _dense_layers(mlp)
+    dtype = layers[0].weights.dtype
+    steps = [step for name, scaler in scalers if (step := _scaler_step(name, scaler, dtype)) is not None]
+    first = scalers[0][1] if scalers else mlp
+    return Model(
+        layers=tuple(layers),
+        head=_head(mlp),
+        input=_input_spec(first, mlp),
+        steps=tuple(steps),
+        metadata=_metadata(estimator, mlp, mlp_name),
+    )
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _flatten(estimator: Any, name: str = "") -> list[tuple[str, Any]]:
+    """(name, estimator) pairs with nested pipelines expanded and passthrough steps dropped."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return [(name, estimator)]
+    flat = []
+    for step_name, step in estimator.steps:
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            continue
+        flat.extend(_flatten(step, str(step_name)))
+    return flat
+
+
+def _split_steps(estimator: Any, named_steps: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], Any, str]:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+
+    is_pipeline = isinstance(estimator, Pipeline)
+    if not is_pipeline and not isinstance(estimator, (MLPClassifier, MLPRegressor)):
+        raise UnsupportedModelError(f"cannot convert a {_class_path(estimator)}; nnconvert supports {SUPPORTED}")
+    problems = []
+    if not named_steps:
+        problems.append("the pipeline has no steps")
+    scaler_types = (StandardScaler, MinMaxScaler, MaxAbsScaler)
+    for index, (name, step) in enumerate(named_steps[:-1]):
+        if not isinstance(step, scaler_types):
+            problems.append(
+                f"step {index} ({name!r}): {_class_path(step)} is not supported before the MLP; "
+                "supported steps are StandardScaler, MinMaxScaler, MaxAbsScaler"
+            )
+    if named_steps and not isinstance(named_steps[-1][1], (MLPClassifier, MLPRegressor)):
+        name, step = named_steps[-1]
+        problems.append(
+            f"step {len(named_steps) - 1} ({name!r}): the pipeline must end in an MLPClassifier or "
+            f"MLPRegressor, not a {_class_path(step)}"
+        )
+    if problems:
+        raise UnsupportedModelError(f"cannot convert this Pipeline; nnconvert supports {SUPPORTED}:", problems)
+    mlp_name, mlp = named_steps[-1]
+    return named_steps[:-1], mlp, mlp_name
+
+
+def _check_fitted(estimator: Any, name: str) -> None:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError as exc:
+        where = f"pipeline step {name!r}: " if name else ""
+        raise InvalidModelError(f"{where}{exc} Only fitted estimators hold a model to convert.") from exc
+
+
+def _dense_layers(mlp: Any) -> list[DenseLayer]:
+    name = type(mlp).__name__
+    hidden = _HIDDEN_ACTIVATIONS.get(mlp.activation)
+    output = _OUTPUT_ACTIVATIONS.get(getattr(mlp, "out_activation_", None))
+    if hidden is None or output is None:
+        raise UnsupportedModelError(
+            f"cannot convert this {name}: activation {mlp.activation!r} / out_activation_ "
+            f"{getattr(mlp, 'out_activation_', None)!r}; supported are {sorted(_HIDDEN_ACTIVATIONS)} "
+            f"between layers and {sorted(_OUTPUT_ACTIVATIONS)} at the output"
+        )
+    coefs, intercepts = list(mlp.coefs_), list(mlp.intercepts_)
+    if len(coefs) != len(intercepts) or not coefs:
+        raise InvalidModelError(
+            f"this {name} has {len(coefs)} weight matrices (coefs_) but {len(intercepts)} bias vectors (intercepts_)"
+        )
+    last = len(coefs) - 1
+    # copies: the graph must not change when the estimator trains further (sklearn updates in place)
+    return [
+        DenseLayer(
+            weights=np.array(weights, copy=True),
+            bias=np.array(bias, copy=True),
+            activation=output if index == last else hidden,
+            name=f"dense_{index}",
+        )
+        for index, (weights, bias) in enumerate(zip(coefs, intercepts, strict=True))
+    ]
+
+
+def _head(mlp: Any) -> Head:
+    from sklearn.neural_network import MLPClassifier
+
+    if not isinstance(mlp, MLPClassifier):
+        return Head(Task.REGRESSION)
+    y_type = mlp._label_binarizer.y_type_
+    task = _Y_TYPE_TASKS.get(y_type)
+    if task is None:
+        raise UnsupportedModelError(
+            f"cannot convert this MLPClassifier: its targets are {y_type!r}; supported are {sorted(_Y_TYPE_TASKS)}"
+        )
+    classes = np.asarray(mlp.classes_)
+    if task == Task.MULTICLASS and len(classes) == 2:
+        task = Task.BINARY  # two softmax outputs, as to_sklearn builds for a two-output binary head
+    return Head(task, classes=classes.copy())
+
+
+def _input_spec(first: Any, mlp: Any) -> InputSpec:
+    names = getattr(first, "feature_names_in_", None)
+    n_features = getattr(first, "n_features_in_", None)
+    if n_features is None:
+        n_features = np.shape(mlp.coefs_[0])[0]
+    return InputSpec(n_features=int(n_features), feature_names=None if names is None else tuple(names))
+
+
+def _plain_params(estimator: Any) -> dict[str, Any]:
+    """Constructor parameters that survive JSON unchanged (random_state=RandomState(...) does not)."""
+    plain = {}
+    for key, value in estimator.get_params(deep=False).items():
+        if isinstance(value, tuple | list) and all(isinstance(v, int | float) for v in value):
+            value = list(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if value is None or isinstance(value, str | int | float | bool | list):
+            plain[key] = value
+    return plain
+
+
+def _metadata(estimator: Any, mlp: Any, mlp_name: str) -> Metadata:
+    import sklearn
+
+    from .. import __version__
+
+    properties = {_ESTIMATOR_KEY: type(mlp).__name__, _PARAMS_KEY: json.dumps(_plain_params(mlp), sort_keys=True)}
+    if mlp_name:
+        properties[_FINAL_STEP_KEY] = mlp_name
+    classes = getattr(mlp, "classes_", None)
+    if classes is not None and np.asarray(classes).dtype == object:
+        properties[_CLASSES_DTYPE_KEY] = "object"  # the IR keeps them as str; restore the object array
+    return Metadata(
+        producer=f"nnconvert {__version__}",
+        source_framework="scikit-learn",
+        source_class=type(estimator).__name__,
+        source_version=sklearn.__version__,
+        properties=properties,
+    )
+
+
+def _scaler_step(name: str, scaler: Any, dtype: np.dtype) -> PreprocessStep | None:
+    kind = _SCALER_KINDS[_scaler_class_name(scaler)]
+    if kind == "standard_scaler":
+        ops, params = _standard_ops(scaler, dtype)
+    elif kind == "minmax_scaler":
+        ops, params = _minmax_ops(scaler)
+    else:
+        ops, params = _maxabs_ops(scaler)
+    if not ops:
+        return None  # StandardScaler(with_mean=False, with_std=False) is the identity
+    return PreprocessStep(kind=kind, ops=tuple(ops), name=name, params=params)
+
+
+def _scaler_class_name(scaler: Any) -> str:
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+
+    for cls in (StandardScaler, MinMaxScaler, MaxAbsScaler):
+        if isinstance(scaler, cls):
+            return cls.__name__
+    raise UnsupportedModelError(f"unsupported scaler {_class_path(scaler)}")  # pragma: no cover - checked before
+
+
+def _standard_ops(scaler: Any, dtype: np.dtype) -> tuple[list[ElementwiseOp], dict[str, Any]]:
+    # StandardScaler.transform casts mean_ and scale_ to the input's dtype before operating;
+    # the IR computes in the model's dtype, so the operands are cast the same way.
+    ops = []
+    if scaler.with_mean:
+        ops.append(ElementwiseOp("sub", np.asarray(scaler.mean_).astype(dtype)))
+    if scaler.with_std:
+        ops.append(ElementwiseOp("div", np.asarray(scaler.scale_).astype(dtype)))
+    return ops, {"with_mean": bool(scaler.with_mean), "with_std": bool(scaler.with_std)}
+
+
+def _minmax_ops(scaler: Any) -> tuple[list[ElementwiseOp], dict[str, Any]]:
+    # operands keep the fitted dtype: transform multiplies by scale_ as stored
+    scale = np.array(scaler.scale_, copy=True)
+    ops = [ElementwiseOp("mul", scale), ElementwiseOp("add", np.array(scaler.min_, copy=True))]
+    feature_range = [_python_number(v) for v in scaler.feature_range]
+    clip = bool(getattr(scaler, "clip", False))
+    if clip:
+        ops.append(ElementwiseOp("clip", np.asarray(feature_range, dtype=scale.dtype)))
+    return ops, {"feature_range": feature_range, "clip": clip}
+
+
+def _maxabs_ops(scaler: Any) -> tuple[list[ElementwiseOp], dict[str, Any]]:
+    scale = np.array(scaler.scale_, copy=True)
+    ops = [ElementwiseOp("div", scale)]
+    clip = bool(getattr(scaler, "clip", False))  # MaxAbsScaler has clip since scikit-learn 1.8
+    if clip:
+        ops.append(ElementwiseOp("clip", np.asarray([-1.0, 1.0], dtype=scale.dtype)))
+    return ops, {"clip": clip}
+
+
+def _python_number(value: Any) -> int | float:
+    value = value.item() if isinstance(value, np.generic) else value
+    return value if isinstance(value, int) and not isinstance(value, bool) else float(value)
+
+
+# -- IR -> scikit-learn -----------------------------------------------------
+
+
+def to_sklearn(model: Model) -> Any:
+    """A fitted scikit-learn estimator computing exactly what ``model`` computes.
+
+    Args:
+        model: the model graph.
+
+    Returns:
+        A fitted ``MLPClassifier`` or ``MLPRegressor``, or a ``Pipeline`` of the rebuilt scalers ending
+        in one when the model has preprocessing steps. Its weights are copies in the model's dtype.
+
+    Raises:
+        UnsupportedModelError: scikit-learn cannot express the model (mixed or unsupported hidden
+            activations, an output activation that does not fit the task, preprocessing other than
+            the three scalers, a raw head); every problem is listed with its layer or step.
+    """
+    problems = _expressibility_problems(model)
+    if problems:
+        raise UnsupportedModelError(
+            "scikit-learn cannot express this model (its MLPs use one hidden activation among identity, "
+            "logistic, tanh, relu; softmax/logistic outputs for classifiers, identity/exp for regressors; "
+            "and Pipelines of StandardScaler, MinMaxScaler, MaxAbsScaler):",
+            problems,
+        )
+    mlp = _build_mlp(model)
+    if not model.steps:
+        _set_input_attributes(mlp, model)
+        return mlp
+    return _build_pipeline(model, mlp)
+
+
+def _where(model: Model, index: int) -> str:
+    layer = model.layers[index]
+    return f"layer {index} ({layer.name or f'dense_{index}'!r})"
+
+
+def _expressibility_problems(model: Model) -> list[str]:
+    problems = _hidden_problems(model) + _output_problems(model)
+    for index, step in enumerate(model.steps):
+        problems.extend(_step_problems(step, index))
+    if model.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        problems.append(
+            f"the weights are {model.dtype}; scikit-learn's MLPs compute in float32 or float64 "
+            "(cast the model with model.astype('float32') first)"
+        )
+    return problems
+
+
+def _hidden_problems(model: Model) -> list[str]:
+    problems = []
+    reference: tuple[int, Activation] | None = None
+    for index, layer in enumerate(model.layers[:-1]):
+        if layer.activation.value not in _HIDDEN_ACTIVATIONS:
+            problems.append(
+                f"{_where(model, index)}: activation {layer.activation.value} is not available in scikit-learn, "
+                f"whose hidden layers use one of {', '.join(_HIDDEN_ACTIVATIONS)}"
+            )
+        elif reference is None:
+            reference = (index, layer.activation)
+        elif layer.activation != reference[1]:
+            problems.append(
+                f"{_where(model, index)}: activation {layer.activation.value} differs from "
+                f"{_where(model, reference[0])}'s {reference[1].value}; scikit-learn uses one activation "
+                "for every hidden layer"
+            )
+    return problems
+
+
+def _expected_outputs(model: Model) -> tuple[Activation, ...]:
+    task = model.task
+    if task == Task.BINARY:
+        return (Activation.LOGISTIC,) if model.n_outputs == 1 else (Activation.SOFTMAX,)
+    if task == Task.MULTICLASS:
+        return (Activation.SOFTMAX,)
+    if task == Task.MULTILABEL:
+        return (Activation.LOGISTIC,)
+    return (Activation.IDENTITY, Activation.EXP) if _sklearn_has_exp_output() else (Activation.IDENTITY,)
+
+
+def _sklearn_has_exp_output() -> bool:
+    from sklearn.neural_network._base import ACTIVATIONS  # loss="poisson" (exp output) came in scikit-learn 1.7
+
+    return "exp" in ACTIVATIONS
+
+
+def _output_problems(model: Model) -> list[str]:
+    last = len(model.layers) - 1
+    if model.task == Task.RAW:
+        return [
+            "head: the task is raw (outputs without a meaning); scikit-learn needs a classification task with "
+            "class labels (MLPClassifier) or a regression task (MLPRegressor); set the head's task"
+        ]
+    expected = _expected_outputs(model)
+    activation = model.output_activation
+    if activation in expected:
+        return []
+    names = " or ".join(a.value for a in expected)
+    return [
+        f"{_where(model, last)}, the output: activation {activation.value} does not fit a {model.task.value} head "
+        f"with {model.n_outputs} output(s); scikit-learn computes {names} there"
+    ]
+
+
+def _step_where(step: PreprocessStep, index: int) -> str:
+    return f"preprocessing step {index} ({step.name or step.kind!r})"
+
+
+def _step_problems(step: PreprocessStep, index: int) -> list[str]:
+    where = _step_where(step, index)
+    if step.kind not in _KIND_CLASSES:
+        source = (
+            "an affine step from another source (not a scikit-learn scaler)"
+            if step.kind == "affine"
+            else (f"kind {step.kind!r}")
+        )
+        return [
+            f"{where}: {source} has no scikit-learn equivalent here; supported preprocessing is "
+            "StandardScaler, MinMaxScaler, MaxAbsScaler"
+        ]
+    try:
+        _scaler_settings(step)
+    except ValueError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def _op_names(step: PreprocessStep) -> list[str]:
+    return [op.op for op in step.ops]
+
+
+def _scaler_settings(step: PreprocessStep) -> dict[str, Any]:
+    """The scaler's constructor settings, checked against its operations (ValueError when they disagree)."""
+    ops = _op_names(step)
+    if step.kind == "standard_scaler":
+        settings = {
+            "with_mean": bool(step.params.get("with_mean", "sub" in ops)),
+            "with_std": bool(step.params.get("with_std", "div" in ops)),
+        }
+        expected = ["sub"] * settings["with_mean"] + ["div"] * settings["with_std"]
+    elif step.kind == "minmax_scaler":
+        settings = _minmax_settings(step)
+        expected = ["mul", "add"] + ["clip"] * settings["clip"]
+    else:
+        settings = {"clip": bool(step.params.get("clip", "clip" in ops))}
+        expected = ["div"] + ["clip"] * settings["clip"]
+        _check_maxabs_clip(step, settings["clip"])
+    if ops != expected:
+        raise ValueError(f"a {_KIND_CLASSES[step.kind]} with {settings} computes {expected}, but the step has {ops}")
+    return settings
+
+
+def _minmax_settings(step: PreprocessStep) -> dict[str, Any]:
+    ops = _op_names(step)
+    clip = bool(step.params.get("clip", "clip" in ops))
+    feature_range = step.params.get("feature_range")
+    if feature_range is None:
+        feature_range = step.ops[-1].operand.tolist() if clip and ops[-1:] == ["clip"] else [0, 1]
+    if not isinstance(feature_range, Sequence) or len(feature_range) != 2:
+        raise ValueError(f"feature_range must be [low, high], got {feature_range!r}")
+    feature_range = [_python_number(v) for v in feature_range]
+    if clip and ops[-1:] == ["clip"] and step.ops[-1].operand.tolist() != [float(v) for v in feature_range]:
+        raise ValueError(
+            f"clips to {step.ops[-1].operand.tolist()} but its feature_range is {feature_range}; "
+            "MinMaxScaler clips to its feature_range"
+        )
+    return {"feature_range": tuple(feature_range), "clip": clip}
+
+
+def _check_maxabs_clip(step: PreprocessStep, clip: bool) -> None:
+    if not clip:
+        return
+    from sklearn.preprocessing import MaxAbsScaler
+
+    if "clip" not in MaxAbsScaler().get_params():
+        raise ValueError("MaxAbsScaler(clip=True) needs scikit-learn 1.8 or later")
+    if step.ops[-1].op == "clip" and step.ops[-1].operand.tolist() != [-1.0, 1.0]:
+        raise ValueError(f"clips to {step.ops[-1].operand.tolist()}, but MaxAbsScaler clips to [-1, 1]")
+
+
+# -- building the estimators --------------------------------------------------
+
+
+def _saved_params(model: Model, cls: type) -> dict[str, Any]:
+    """The original constructor parameters kept in the metadata, when they were this class's."""
+    properties = model.metadata.properties
+    if properties.get(_ESTIMATOR_KEY) != cls.__name__:
+        return {}
+    try:
+        saved = json.loads(properties.get(_PARAMS_KEY, "{}"))
+    except ValueError:
+        return {}  # they only restore hyperparameters; predictions never depend on them
+    if not isinstance(saved, Mapping):
+        return {}
+    valid = cls().get_params(deep=False)
+    return {key: value for key, value in saved.items() if key in valid and key not in _STRUCTURAL_PARAMS}
+
+
+def _build_mlp(model: Model) -> Any:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    cls = MLPClassifier if model.head.is_classifier else MLPRegressor
+    hidden = model.layers[0].activation.value if len(model.layers) > 1 else "relu"
+    structure: dict[str, Any] = {
+        "hidden_layer_sizes": tuple(layer.n_outputs for layer in model.layers[:-1]),
+        "activation": hidden,
+    }
+    # MLPRegressor takes loss= since scikit-learn 1.7 (before, squared error was its only loss)
+    if cls is MLPRegressor and "loss" in cls().get_params(deep=False):
+        structure["loss"] = "poisson" if model.output_activation == Activation.EXP else "squared_error"
+    mlp = cls(**{**_saved_params(model, cls), **structure})
+    # writeable copies in the model's dtype: partial_fit updates them in place
+    mlp.coefs_ = [np.array(layer.weights, copy=True) for layer in model.layers]
+    mlp.intercepts_ = [np.array(layer.bias, copy=True) for layer in model.layers]
+    mlp.n_layers_ = len(model.layers) + 1
+    mlp.n_outputs_ = model.n_outputs
+    mlp.out_activation_ = model.output_activation.value
+    mlp.n_features_in_ = model.n_features
+    _set_training_state(mlp)
+    if cls is MLPClassifier:
+        _set_labels(mlp, model)
+    return mlp
+
+
+def _set_training_state(mlp: Any) -> None:
+    # what fit leaves behind and partial_fit / warm_start reads; the loss history is not part of the IR
+    mlp.n_iter_ = 0
+    mlp.t_ = 0
+    mlp.loss_curve_ = []
+    mlp.best_loss_ = np.inf
+    mlp.validation_scores_ = None
+    mlp.best_validation_score_ = None
+    mlp._no_improvement_count = 0
+
+
+def _set_labels(mlp: Any, model: Model) -> None:
+    from sklearn.preprocessing import LabelBinarizer
+
+    classes = np.array(model.classes, copy=True)
+    if model.metadata.properties.get(_CLASSES_DTYPE_KEY) == "object":
+        classes = classes.astype(object)
+    if model.task == Task.MULTILABEL:
+        y_type = "multilabel-indicator"
+    elif model.task == Task.BINARY and model.n_outputs == 1:
+        y_type = "binary"
+    else:
+        y_type = "multiclass"  # argmax over the outputs, also for a binary head with two softmax outputs
+    binarizer = LabelBinarizer()
+    # set, not fitted: fitting on the labels would re-derive (and for float labels refuse) the target type
+    binarizer.y_type_ = y_type
+    binarizer.sparse_input_ = False
+    binarizer.classes_ = classes
+    mlp._label_binarizer = binarizer
+    mlp.classes_ = classes
+
+
+def _set_input_attributes(estimator: Any, model: Model) -> None:
+    estimator.n_features_in_ = model.n_features
+    if model.input.feature_names is not None:
+        estimator.feature_names_in_ = np.asarray(model.input.feature_names, dtype=object)
+
+
+def _build_pipeline(model: Model, mlp: Any) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    scalers = [_build_scaler(step, model.n_features) for step in model.steps]
+    names = [step.name for step in model.steps] + [model.metadata.properties.get(_FINAL_STEP_KEY, "")]
+    defaults = [type(est).__name__.lower() for est in [*scalers, mlp]]
+    _set_input_attributes(scalers[0], model)
+    return Pipeline(list(zip(_step_names(names, defaults), [*scalers, mlp], strict=True)))
+
+
+def _step_names(names: list[str], defaults: list[str]) -> list[str]:
+    """Valid, distinct Pipeline step names: the recorded ones when usable, else make_pipeline's."""
+    chosen = [
+        name if name and "__" not in name and name not in _RESERVED_STEP_NAMES else default
+        for name, default in zip(names, defaults, strict=True)
+    ]
+    counts = {name: chosen.count(name) for name in chosen}
+    seen: dict[str, int] = {}
+    unique = []
+    for name in chosen:
+        if counts[name] > 1:
+            seen[name] = seen.get(name, 0) + 1
+            name = f"{name}-{seen[name]}"
+        unique.append(name)
+    return unique
+
+
+def _per_feature(operand: np.ndarray, n_features: int, dtype: Any = None) -> np.ndarray:
+    """A writeable per-feature array (a scalar operand is broadcast, which computes the same)."""
+    values = np.array(operand, dtype=dtype, copy=True)
+    return np.full(n_features, values.reshape(-1)[0], dtype=values.dtype) if values.size == 1 else values.reshape(-1)
+
+
+def _build_scaler(step: PreprocessStep, n_features: int) -> Any:
+    settings = _scaler_settings(step)
+    operands = {op.op: op.operand for op in step.ops}
+    if step.kind == "standard_scaler":
+        scaler = _standard_scaler(settings, operands, n_features)
+    elif step.kind == "minmax_scaler":
+        scaler = _minmax_scaler(settings, operands, n_features)
+    else:
+        scaler = _maxabs_scaler(settings, operands, n_features)
+    scaler.n_features_in_ = n_features
+    # the number of samples the scaler was fitted on is not part of the graph
+    scaler.n_samples_seen_ = 0
+    return scaler
+
+
+def _standard_scaler(settings: dict[str, Any], operands: dict[str, np.ndarray], n_features: int) -> Any:
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler(**settings)
+    # float64 like a fitted scaler's; transform casts them to the input's dtype, which gives back
+    # the operands exactly. mean_ is unknown (None) when the step does not center.
+    scaler.mean_ = _per_feature(operands["sub"], n_features, np.float64) if settings["with_mean"] else None
+    if settings["with_std"]:
+        scaler.scale_ = _per_feature(operands["div"], n_features, np.float64)
+        scaler.var_ = scaler.scale_**2
+    else:
+        scaler.scale_ = None
+        scaler.var_ = None
+    return scaler
+
+
+def _minmax_scaler(settings: dict[str, Any], operands: dict[str, np.ndarray], n_features: int) -> Any:
+    from sklearn.preprocessing import MinMaxScaler
+
+    scaler = MinMaxScaler(**settings)
+    scaler.scale_ = _per_feature(operands["mul"], n_features)
+    scaler.min_ = _per_feature(operands["add"], n_features)
+    low, high = settings["feature_range"]
+    # inverting scale_ = (high - low) / data_range_ and min_ = low - data_min_ * scale_
+    scaler.data_range_ = (high - low) / scaler.scale_
+    scaler.data_min_ = (low - scaler.min_) / scaler.scale_
+    scaler.data_max_ = scaler.data_min_ + scaler.data_range_
+    return scaler
+
+
+def _maxabs_scaler(settings: dict[str, Any], operands: dict[str, np.ndarray], n_features: int) -> Any:
+    from sklearn.preprocessing import MaxAbsScaler
+
+    scaler = MaxAbsScaler(**settings) if settings["clip"] else MaxAbsScaler()
+    scaler.scale_ = _per_feature(operands["div"], n_features)
+    scaler.max_abs_ = scaler.scale_.copy()
+    return scaler

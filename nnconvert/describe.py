@@ -1,0 +1,82 @@
+"""A model's summary for ``nnconvert inspect``: as a dict (``--json``) and as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ir import Model, layer_names
+
+__all__ = ["describe", "format_description"]
+
+
+def describe(model: Model) -> dict[str, Any]:
+    """Layers, shapes, activations, parameter count, task, classes, dtype and provenance."""
+    names = layer_names(model.layers)
+    return {
+        "task": model.task.value,
+        "classes": None if model.classes is None else model.classes.tolist(),
+        "classes_dtype": None if model.classes is None else ("str" if model.classes.dtype.kind == "U" else model.classes.dtype.name),
+        "dtype": model.dtype.name,
+        "n_features": model.n_features,
+        "n_outputs": model.n_outputs,
+        "n_parameters": model.n_parameters,
+        "input": {"name": model.input.name, "feature_names": model.input.feature_names},
+        "steps": [
+            {"kind": step.kind, "name": step.name, "ops": [op.op for op in step.ops], "params": dict(step.params)}
+            for step in model.steps
+        ],
+        "layers": [
+            {
+                "index": index,
+                "name": name,
+                "shape": [layer.n_inputs, layer.n_outputs],
+                "activation": layer.activation.value,
+                "activation_params": dict(layer.activation_params),
+                "n_parameters": int(layer.weights.size + layer.bias.size),
+            }
+            for index, (name, layer) in enumerate(zip(names, model.layers))
+        ],
+        "metadata": {
+            "producer": model.metadata.producer,
+            "source_framework": model.metadata.source_framework,
+            "source_class": model.metadata.source_class,
+            "source_version": model.metadata.source_version,
+            "properties": dict(model.metadata.properties),
+        },
+    }
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """Readable text of :func:`describe`'s dict (plus ``file``/``format``/``file_size`` when present)."""
+    lines = []
+    if "file" in info:
+        lines.append(f"file:        {info['file']} ({info['format']}, {_size(info['file_size'])})")
+    meta = info["metadata"]
+    source = " ".join(str(part) for part in (meta["source_framework"], meta["source_class"], meta["source_version"]) if part)
+    lines.append(f"producer:    {meta['producer']}" + (f" (from {source})" if source else ""))
+    lines.append(f"task:        {info['task']}")
+    if info["classes"] is not None:
+        lines.append(f"classes:     {info['classes']} ({info['classes_dtype']})")
+    lines.append(f"dtype:       {info['dtype']}")
+    lines.append(f"input:       {info['input']['name']} [N, {info['n_features']}]")
+    lines.append(f"parameters:  {info['n_parameters']:,}")
+    for step in info["steps"]:
+        lines.append(f"  step   {step['kind']:<16} {step['name'] or ''} ({', '.join(step['ops'])})")
+    width = max(len(layer["name"]) for layer in info["layers"])
+    for layer in info["layers"]:
+        params = "".join(f" {k}={v}" for k, v in layer["activation_params"].items())
+        shape = f"{layer['shape'][0]} -> {layer['shape'][1]}"
+        lines.append(
+            f"  layer {layer['index']:>2} {layer['name']:<{width}}  {shape:<16} {layer['activation']}{params}"
+            f"  ({layer['n_parameters']:,} parameters)"
+        )
+    return "\n".join(lines)
+
+
+def _size(n_bytes: int) -> str:
+    size = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n_bytes} B"  # pragma: no cover

@@ -1,0 +1,295 @@
+"""scikit-learn estimators on disk: pickle / joblib files and skops files.
+
+Unpickling runs whatever code the file names, so the ``sklearn-pickle``
+format is registered with ``needs_trust``: :func:`nnconvert.load` refuses it
+unless called with ``trust=True``, before this module ever opens the file.
+Sniffing only looks at the first bytes and never unpickles.
+
+skops files are safe to inspect: the reader lists the types a file would
+create (``skops.io.get_untrusted_types``) and refuses any that is outside a
+fixed list of what an MLP, its scalers and their numpy state need.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ..converters.sklearn import from_sklearn, to_sklearn
+from ..errors import InvalidModelError, ReadError, UnsupportedModelError, UntrustedInputError, UsageError
+from ..ir import Model
+from ..registry import FormatSpec, register
+
+__all__ = [
+    "read_pickle",
+    "write_pickle",
+    "sniff_pickle",
+    "read_skops",
+    "write_skops",
+    "sniff_skops",
+    "TRUSTED_SKOPS_TYPES",
+]
+
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+# Pickle protocols 2-5 open with PROTO (0x80) and the protocol number.
+_PICKLE_PROTOCOLS = (2, 3, 4, 5)
+# joblib's compressed files: zlib (its default and its legacy "ZF" container), gzip, bz2, xz, lzma, lz4.
+# These headers say "compressed", not "pickle", so they count only with a pickle suffix.
+_JOBLIB_COMPRESSED_MAGICS = (
+    b"ZF",
+    b"\x78\x01",
+    b"\x78\x5e",
+    b"\x78\x9c",
+    b"\x78\xda",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"\x5d\x00\x00",
+    b"\x04\x22\x4d\x18",
+)
+
+# The types a fitted MLP (alone or in a Pipeline of the three scalers) is made of, beyond
+# skops' own defaults. Listed explicitly so that what we load does not depend on those defaults.
+TRUSTED_SKOPS_TYPES = (
+    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+    "sklearn.neural_network._multilayer_perceptron.MLPRegressor",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._data.MinMaxScaler",
+    "sklearn.preprocessing._data.MaxAbsScaler",
+    "sklearn.preprocessing._label.LabelBinarizer",
+    "numpy.ndarray",
+    "numpy.dtype",
+    "numpy.float16",
+    "numpy.float32",
+    "numpy.float64",
+    "numpy.int32",
+    "numpy.int64",
+    "numpy.bool_",
+    "numpy.bool",
+    "numpy.str_",
+    "numpy.random.mtrand.RandomState",
+    "numpy.random._mt19937.MT19937",
+)
+
+_SKOPS_SCHEMA_MEMBER = "schema.json"
+
+
+# -- shared -----------------------------------------------------------------
+
+
+def _converted(estimator: Any, path: Path) -> Model:
+    """from_sklearn, with the file named in its errors."""
+    try:
+        return from_sklearn(estimator)
+    except UnsupportedModelError as exc:
+        raise UnsupportedModelError(f"{path}: {exc.args[0].split(chr(10))[0]}", exc.problems) from exc
+    except InvalidModelError as exc:
+        raise InvalidModelError(f"{path}: {exc}") from exc
+
+
+# -- pickle / joblib ----------------------------------------------------------
+
+
+def read_pickle(path: str | Path, **options: Any) -> Model:
+    """Unpickle a scikit-learn estimator (plain pickle or joblib file) and convert it.
+
+    Only reached through ``nnconvert.load(..., trust=True)``: unpickling runs code from the file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The model graph.
+
+    Raises:
+        ReadError: the file cannot be unpickled.
+        UnsupportedModelError: it holds something other than a supported MLP or Pipeline.
+        InvalidModelError: it holds an unfitted estimator.
+    """
+    import joblib
+
+    path = Path(path)
+    try:
+        estimator = joblib.load(path)  # joblib.load also reads plain pickles
+    except Exception as exc:  # noqa: BLE001 - a broken pickle can raise anything; it is still a bad input
+        raise ReadError(
+            f"cannot unpickle the file: {type(exc).__name__}: {exc}", path=path, format="sklearn-pickle"
+        ) from exc
+    return _converted(estimator, path)
+
+
+def _check_pickle_options(compress: Any, protocol: Any) -> None:
+    if not (isinstance(compress, bool | int) and 0 <= compress <= 9):
+        raise UsageError(f"sklearn-pickle option compress must be True/False or a level 0-9, got {compress!r}")
+    if protocol is not None and (isinstance(protocol, bool) or protocol not in _PICKLE_PROTOCOLS):
+        raise UsageError(f"sklearn-pickle option protocol must be one of {_PICKLE_PROTOCOLS}, got {protocol!r}")
+
+
+def write_pickle(
+    model: Model, path: str | Path, *, final_path: str | Path | None = None, compress: Any = 0, protocol: Any = None
+) -> None:
+    """Write the scikit-learn estimator of ``model`` with joblib.
+
+    Args:
+        model: the model graph.
+        path: the file to write (a temporary file when called by ``nnconvert.save``).
+        final_path: the eventual file name (unused: joblib's format does not depend on it).
+        compress: joblib's compression level 0-9 (or True for 3).
+        protocol: the pickle protocol (2-5); joblib's default when None.
+
+    Raises:
+        UnsupportedModelError: scikit-learn cannot express the model.
+        UsageError: a bad option value.
+    """
+    import joblib
+
+    _check_pickle_options(compress, protocol)
+    estimator = to_sklearn(model)
+    joblib.dump(estimator, str(path), compress=compress, protocol=protocol)
+
+
+def sniff_pickle(head: bytes, path: Path) -> bool:
+    """True for a pickle (protocol 2-5) header, or a joblib compressed header with a pickle suffix."""
+    if len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS:
+        return True
+    return Path(path).suffix.lower() in PICKLE_SUFFIXES and head.startswith(_JOBLIB_COMPRESSED_MAGICS)
+
+
+# -- skops --------------------------------------------------------------------
+
+
+def _untrusted_types(path: Path) -> list[str]:
+    import skops.io
+
+    try:
+        return list(skops.io.get_untrusted_types(file=path))
+    except zipfile.BadZipFile as exc:
+        raise ReadError(f"not a skops file (not a zip archive): {exc}", path=path, format="skops") from exc
+    except KeyError as exc:
+        raise ReadError(f"not a skops file: the archive has no {exc}", path=path, format="skops") from exc
+    except Exception as exc:  # noqa: BLE001 - skops reports a malformed schema with assorted exceptions
+        raise ReadError(
+            f"cannot read the skops schema: {type(exc).__name__}: {exc}", path=path, format="skops"
+        ) from exc
+
+
+def read_skops(path: str | Path, **options: Any) -> Model:
+    """Load a skops file, creating only the types a supported MLP needs, and convert it.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The model graph.
+
+    Raises:
+        UntrustedInputError: the file contains a type outside :data:`TRUSTED_SKOPS_TYPES` (named).
+        ReadError: the file is not a readable skops file.
+        UnsupportedModelError: it holds something other than a supported MLP or Pipeline.
+        InvalidModelError: it holds an unfitted estimator.
+    """
+    import skops.io
+
+    path = Path(path)
+    refused = sorted(set(_untrusted_types(path)) - set(TRUSTED_SKOPS_TYPES))
+    if refused:
+        raise UntrustedInputError(
+            f"{path}: the skops file contains type(s) nnconvert does not load: {', '.join(refused)}. "
+            "nnconvert only creates the types of an MLPClassifier/MLPRegressor and its scalers. If you trust "
+            "the file, load it yourself with skops.io.load(path, trusted=[...]) after reviewing "
+            "skops.io.get_untrusted_types, and convert the estimator with nnconvert.from_sklearn"
+        )
+    try:
+        estimator = skops.io.load(path, trusted=list(TRUSTED_SKOPS_TYPES))
+    except Exception as exc:  # noqa: BLE001 - skops raises assorted exceptions on a corrupt archive
+        if type(exc).__name__ == "UntrustedTypesFoundException":
+            raise UntrustedInputError(f"{path}: skops refused the file: {exc}") from exc
+        raise ReadError(f"cannot load the skops file: {type(exc).__name__}: {exc}", path=path, format="skops") from exc
+    return _converted(estimator, path)
+
+
+_ZIP_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflated",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
+
+
+def write_skops(
+    model: Model,
+    path: str | Path,
+    *,
+    final_path: str | Path | None = None,
+    compression: Any = zipfile.ZIP_STORED,
+    compresslevel: Any = None,
+) -> None:
+    """Write the scikit-learn estimator of ``model`` as a skops file.
+
+    Args:
+        model: the model graph.
+        path: the file to write (a temporary file when called by ``nnconvert.save``).
+        final_path: the eventual file name (unused).
+        compression: a zipfile method constant (``zipfile.ZIP_DEFLATED``...), or its name.
+        compresslevel: the zip compression level, as zipfile takes it.
+
+    Raises:
+        UnsupportedModelError: scikit-learn cannot express the model.
+        UsageError: a bad option value.
+    """
+    import skops.io
+
+    by_name = {name: method for method, name in _ZIP_METHODS.items()}
+    method = by_name.get(compression, compression) if isinstance(compression, str) else compression
+    if isinstance(method, bool) or method not in _ZIP_METHODS:
+        raise UsageError(
+            f"skops option compression must be one of {sorted(by_name)} (or zipfile's constants), got {compression!r}"
+        )
+    if compresslevel is not None and (isinstance(compresslevel, bool) or not isinstance(compresslevel, int)):
+        raise UsageError(f"skops option compresslevel must be an integer, got {compresslevel!r}")
+    estimator = to_sklearn(model)
+    with open(path, "wb") as handle:
+        skops.io.dump(estimator, handle, compression=method, compresslevel=compresslevel)
+
+
+def sniff_skops(head: bytes, path: Path) -> bool:
+    """True for a zip archive with skops' ``schema.json`` member."""
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    try:  # the member list sits at the end of the archive, beyond the head
+        with zipfile.ZipFile(path) as archive:
+            return _SKOPS_SCHEMA_MEMBER in archive.namelist()
+    except Exception:  # noqa: BLE001 - a probe never raises
+        return False
+
+
+register(
+    FormatSpec(
+        name="sklearn-pickle",
+        suffixes=PICKLE_SUFFIXES,
+        description="scikit-learn estimator pickled by pickle or joblib (loading runs code: needs trust)",
+        read=read_pickle,
+        write=write_pickle,
+        sniff=sniff_pickle,
+        requires={"joblib": "joblib", "sklearn": "scikit-learn"},
+        write_options=("compress", "protocol"),
+        needs_trust=True,
+    )
+)
+register(
+    FormatSpec(
+        name="skops",
+        suffixes=(".skops",),
+        description="scikit-learn estimator in a skops file (loads a fixed list of trusted types only)",
+        read=read_skops,
+        write=write_skops,
+        sniff=sniff_skops,
+        requires={"skops": "skops", "sklearn": "scikit-learn"},
+        write_options=("compression", "compresslevel"),
+    )
+)
