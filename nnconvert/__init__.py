@@ -34,7 +34,6 @@ _LAZY = {
     "Metadata": "nnconvert.ir",
     "Activation": "nnconvert.ir",
     "Task": "nnconvert.ir",
-    "formats": "nnconvert.registry",
     "errors": "nnconvert.errors",
 }
 _ERRORS = (
