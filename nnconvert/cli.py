@@ -227,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NnconvertError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exit_code_for(exc)
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output was written", file=sys.stderr)
         return 130
