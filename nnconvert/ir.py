@@ -236,6 +236,9 @@ class Head:
         if len(np.unique(classes)) != len(classes):
             raise InvalidModelError(f"class labels must be distinct, got {classes.tolist()}")
         object.__setattr__(self, "classes", _frozen_array(classes, "class labels"))
+        if self.task == Task.MULTICLASS and len(classes) == 2:
+            # two-class softmax (Keras Dense(2, softmax), torch) is a binary classifier: one spelling
+            object.__setattr__(self, "task", Task.BINARY)
 
     @property
     def is_classifier(self) -> bool:

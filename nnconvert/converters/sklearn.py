@@ -14,6 +14,7 @@ scikit-learn is imported inside the functions: importing this module is cheap.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,15 +67,24 @@ _RESERVED_STEP_NAMES = ("steps", "memory", "verbose", "transform_input")
 # -- scikit-learn -> IR -----------------------------------------------------
 
 
-def from_sklearn(estimator: Any) -> Model:
+def from_sklearn(estimator: Any, *, copy: bool = False) -> Model:
     """The IR of a fitted scikit-learn MLP (or a Pipeline of scalers ending in one).
+
+    By default the model's weights are read-only views of the estimator's
+    ``coefs_`` and ``intercepts_``: converting a large model costs no copy of
+    its weights, and the model can never write into the estimator. The views
+    follow the estimator, though: training it further (``partial_fit``, a
+    ``warm_start`` fit) updates those arrays in place and so changes the model
+    too. Convert again after training, or pass ``copy=True`` to keep a
+    snapshot that later training does not touch.
 
     Args:
         estimator: a fitted ``MLPClassifier``/``MLPRegressor``, or a fitted
             ``Pipeline`` of StandardScaler/MinMaxScaler/MaxAbsScaler steps ending in one.
+        copy: copy the weights instead of viewing them (doubles the memory the weights take).
 
     Returns:
-        The model graph; its arrays are copies, so later training of ``estimator`` does not change it.
+        The model graph (its weights views or, with ``copy``, copies of the estimator's).
 
     Raises:
         UnsupportedModelError: the estimator (or one of its pipeline steps) is not supported; the
@@ -86,7 +96,7 @@ def from_sklearn(estimator: Any) -> Model:
     scalers, mlp, mlp_name = _split_steps(estimator, named_steps)
     for name, step in [*scalers, (mlp_name, mlp)]:
         _check_fitted(step, name)
-    layers = _dense_layers(mlp)
+    layers = _dense_layers(mlp, copy)
     dtype = layers[0].weights.dtype
     steps = [step for name, scaler in scalers if (step := _scaler_step(name, scaler, dtype)) is not None]
     first = scalers[0][1] if scalers else mlp
@@ -158,7 +168,7 @@ def _check_fitted(estimator: Any, name: str) -> None:
         raise InvalidModelError(f"{where}{exc} Only fitted estimators hold a model to convert.") from exc
 
 
-def _dense_layers(mlp: Any) -> list[DenseLayer]:
+def _dense_layers(mlp: Any, copy: bool) -> list[DenseLayer]:
     name = type(mlp).__name__
     hidden = _HIDDEN_ACTIVATIONS.get(mlp.activation)
     output = _OUTPUT_ACTIVATIONS.get(getattr(mlp, "out_activation_", None))
@@ -174,11 +184,11 @@ def _dense_layers(mlp: Any) -> list[DenseLayer]:
             f"this {name} has {len(coefs)} weight matrices (coefs_) but {len(intercepts)} bias vectors (intercepts_)"
         )
     last = len(coefs) - 1
-    # copies: the graph must not change when the estimator trains further (sklearn updates in place)
+    # the IR makes read-only views of ndarrays: without ``copy`` no weight is duplicated
     return [
         DenseLayer(
-            weights=np.array(weights, copy=True),
-            bias=np.array(bias, copy=True),
+            weights=np.array(weights, copy=True) if copy else np.asarray(weights),
+            bias=np.array(bias, copy=True) if copy else np.asarray(bias),
             activation=output if index == last else hidden,
             name=f"dense_{index}",
         )
@@ -320,6 +330,7 @@ def to_sklearn(model: Model) -> Any:
             activations, an output activation that does not fit the task, preprocessing other than
             the three scalers, a raw head); every problem is listed with its layer or step.
     """
+    model = replace(model, steps=tuple(_as_scaler_step(step) for step in model.steps))
     problems = _expressibility_problems(model)
     if problems:
         raise UnsupportedModelError(
@@ -333,6 +344,27 @@ def to_sklearn(model: Model) -> Any:
         _set_input_attributes(mlp, model)
         return mlp
     return _build_pipeline(model, mlp)
+
+
+# Steps from other sources (Keras Normalization/Rescaling, foreign ONNX constants) that compute
+# exactly what a scikit-learn scaler's transform computes, by their sequence of operations.
+_SCALER_OP_PATTERNS = {
+    ("sub", "div"): "standard_scaler",
+    ("sub",): "standard_scaler",
+    ("div",): "standard_scaler",
+    ("mul", "add"): "minmax_scaler",
+    ("mul", "add", "clip"): "minmax_scaler",
+}
+
+
+def _as_scaler_step(step: PreprocessStep) -> PreprocessStep:
+    """``step`` relabelled as the scikit-learn scaler doing the same operations, when one does."""
+    if step.kind in _KIND_CLASSES:
+        return step
+    kind = _SCALER_OP_PATTERNS.get(tuple(op.op for op in step.ops))
+    if kind is None or any(op.operand.ndim > 1 for op in step.ops):
+        return step
+    return replace(step, kind=kind, params={})
 
 
 def _where(model: Model, index: int) -> str:

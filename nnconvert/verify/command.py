@@ -1,0 +1,249 @@
+"""``nnconvert verify`` and ``nnconvert convert --verify/--emit-test-data`` (wired up by cli.py).
+
+Library errors propagate: ``cli.main`` maps them to exit codes 2/3/4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+__all__ = ["configure_parser", "run", "add_convert_options", "verify_after_convert", "parse_tolerances"]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``verify`` arguments to ``parser``."""
+    parser.add_argument("reference", metavar="REFERENCE", help="the original model (any format), or the ONNX file to check against its test data")
+    parser.add_argument("candidate", metavar="CANDIDATE", nargs="?", help="the converted model (omit: REFERENCE is an ONNX file with test_data_set_0 next to it)")
+    parser.add_argument("--data", metavar="FILE", help="input rows: .npy, .npz (key X) or .csv (header optional)")
+    parser.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="range of random inputs (default: from the preprocessing)")
+    parser.add_argument("--n-samples", type=int, default=1000, help="random rows when no --data (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random rows (default 0)")
+    _add_tolerance_options(parser)
+    parser.add_argument("--report-json", metavar="FILE", help="write the JSON report")
+    parser.add_argument("--report-md", metavar="FILE", help="write a markdown report (for a CI comment)")
+    parser.add_argument("--save-inputs", metavar="FILE", help="save inputs and outputs to an .npz to reproduce the run")
+    parser.add_argument("--plot", metavar="FILE.png", help="plot the errors (needs matplotlib)")
+    parser.add_argument("--warn-only", action="store_true", help="exit 0 even when the models disagree")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickles (runs code from the file)")
+    parser.add_argument("--no-ort-optimizations", action="store_true", help="run onnxruntime with graph optimisations off")
+    parser.add_argument("--reference-evaluator", action="store_true", help="also run ONNX files in onnx's reference evaluator")
+
+
+def _add_tolerance_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    for name in ("atol", "rtol"):
+        parser.add_argument(
+            f"--{prefix}{name}",
+            action="append",
+            metavar="[OUTPUT=]VALUE",
+            help=f"{name} for every output, or OUTPUT=VALUE for one (repeatable; default: by dtype and magnitude)",
+        )
+
+
+def parse_tolerances(values: list[str] | None, option: str) -> dict[str, float] | None:
+    """``["1e-5", "probabilities=1e-4"]`` -> ``{"*": 1e-5, "probabilities": 1e-4}``.
+
+    Raises:
+        UsageError: a value that is not a number.
+    """
+    if not values:
+        return None
+    parsed: dict[str, float] = {}
+    for text in values:
+        key, _, number = text.rpartition("=")
+        try:
+            parsed[key.strip() or "*"] = float(number)
+        except ValueError:
+            raise UsageError(f"--{option} {text!r}: expected a number or OUTPUT=NUMBER") from None
+    return parsed
+
+
+class _Progress:
+    """A one-line stage indicator on stderr: only on a terminal, only after ~2 s."""
+
+    def __init__(self, stream: Any = None, delay: float = 2.0):
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def __call__(self, stage: str) -> None:
+        if self.enabled and time.monotonic() - self.start >= self.delay:
+            self.stream.write(f"\r\033[Kverify: {stage} ({time.monotonic() - self.start:.0f} s)")
+            self.stream.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nnconvert verify``; print the summary.
+
+    Returns:
+        0 when parity holds (or ``--warn-only``), 1 on a mismatch.
+    """
+    from .core import verify
+    from .inputs import load_data
+
+    progress = _Progress()
+    try:
+        report = verify(
+            args.reference,
+            args.candidate,
+            None if args.data is None else load_data(args.data),
+            n_samples=args.n_samples,
+            seed=args.seed,
+            value_range=None if args.range is None else tuple(args.range),
+            atol=parse_tolerances(args.atol, "atol"),
+            rtol=parse_tolerances(args.rtol, "rtol"),
+            trust=args.trust_pickle,
+            ort_optimizations=not args.no_ort_optimizations,
+            reference_evaluator=args.reference_evaluator,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    print(report.summary())
+    _write_outputs(report, args)
+    return 0 if report.passed or args.warn_only else 1
+
+
+def _write_outputs(report: Any, args: argparse.Namespace) -> None:
+    if getattr(args, "report_json", None):
+        report.to_json(args.report_json)
+    if getattr(args, "report_md", None):
+        Path(args.report_md).write_text(report.to_markdown(), encoding="utf-8")
+    if getattr(args, "save_inputs", None):
+        report.save_inputs(args.save_inputs)
+    if getattr(args, "plot", None):
+        report.plot(args.plot)
+
+
+# -- convert --verify -------------------------------------------------------------
+
+
+def add_convert_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--verify``, ``--emit-test-data`` and their settings to the ``convert`` parser."""
+    group = parser.add_argument_group("verification")
+    group.add_argument("--verify", action="store_true", help="verify the written file against the source model")
+    group.add_argument(
+        "--emit-test-data",
+        action="store_true",
+        help="write test_data_set_0 (inputs, the source's outputs) next to the ONNX output; implies --verify",
+    )
+    group.add_argument("--verify-data", metavar="FILE", help="input rows for --verify (.npy/.npz/.csv)")
+    group.add_argument("--verify-n-samples", type=int, default=1000, help="random rows for --verify (default 1000)")
+    group.add_argument("--verify-seed", type=int, default=0, help="seed of the random rows (default 0)")
+    group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
+
+
+def verify_after_convert(source: str | Path, written_path: str | Path, args: argparse.Namespace) -> int:
+    """Verify ``written_path`` against ``source``; with ``--emit-test-data`` write the evidence.
+
+    Returns:
+        0 when parity holds (or ``--warn-only``), 1 on a mismatch.
+
+    Raises:
+        UsageError: ``--emit-test-data`` for an output that is not ONNX.
+    """
+    from .core import verify
+    from .inputs import load_data
+
+    written_path = Path(written_path)
+    emit = getattr(args, "emit_test_data", False)
+    if emit and written_path.suffix.lower() != ".onnx":
+        raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {written_path} is not an .onnx file")
+    data = getattr(args, "verify_data", None)
+    report = verify(
+        _source_model(Path(source), args),
+        written_path,
+        None if data is None else load_data(data),
+        n_samples=getattr(args, "verify_n_samples", 1000),
+        seed=getattr(args, "verify_seed", 0),
+        trust=getattr(args, "trust_pickle", False),
+    )
+    print(report.summary())
+    if getattr(args, "verify_report_json", None):
+        report.to_json(args.verify_report_json)
+    if emit:
+        for folder in emit_test_data(written_path, report):
+            print(f"wrote {folder}")
+    return 0 if report.passed or getattr(args, "warn_only", False) else 1
+
+
+def _source_model(source: Path, args: argparse.Namespace) -> Any:
+    """The source as verify should run it: pickles as the estimator itself, the rest as read for the conversion."""
+    from ..api import load
+    from .runners import PICKLE_SUFFIXES
+
+    if source.suffix.lower() in PICKLE_SUFFIXES or not getattr(args, "from_format", None) and not _read_options(args):
+        return source
+    return load(source, format=getattr(args, "from_format", None), trust=getattr(args, "trust_pickle", False), **_read_options(args))
+
+
+def _read_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if getattr(args, "task", None):
+        options["task"] = args.task
+    if getattr(args, "classes", None):
+        labels = [label.strip() for label in args.classes.split(",")]
+        try:
+            options["classes"] = [int(label) for label in labels]
+        except ValueError:
+            options["classes"] = labels
+    return options
+
+
+def emit_test_data(onnx_path: Path, report: Any) -> list[Path]:
+    """Write each input set with the SOURCE model's outputs as ``test_data_set_<n>``."""
+    from .evidence import write_test_data
+
+    graph = _onnx_graph(onnx_path)
+    folders = []
+    for index, entry in enumerate(report.input_sets):
+        outputs = {spec.name: _expected(spec, entry["reference"], graph) for spec in graph.output}
+        folders.append(write_test_data(onnx_path, entry["X"], outputs, index=index))
+    return folders
+
+
+def _onnx_graph(path: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(path)).graph
+
+
+def _expected(spec: Any, reference: dict[str, Any], graph: Any) -> Any:
+    import numpy as np
+
+    """The reference's value for one graph output, in that output's form."""
+    from .onnx_runners import output_names_map
+
+    key = output_names_map([o.name for o in graph.output])[spec.name]
+    if key not in reference:
+        raise UsageError(f"the source model has no {key!r} output to store as {spec.name!r}")
+    value = reference[key]
+    if spec.type.HasField("sequence_type"):
+        classes = _zipmap_classes(graph, spec.name)
+        return [dict(zip(classes, row.tolist(), strict=True)) for row in np.asarray(value)]
+    if key == "values" and len(spec.type.tensor_type.shape.dim) == 1:
+        return np.asarray(value).reshape(-1)
+    return value
+
+
+def _zipmap_classes(graph: Any, output: str) -> list[Any]:
+    node = next(n for n in graph.node if n.op_type == "ZipMap" and output in n.output)
+    for attribute in node.attribute:
+        if attribute.name == "classlabels_int64s":
+            return list(attribute.ints)
+        if attribute.name == "classlabels_strings":
+            return [s.decode() for s in attribute.strings]
+    raise UsageError(f"the ZipMap producing {output!r} has no class labels")

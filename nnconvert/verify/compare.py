@@ -1,0 +1,232 @@
+"""Metrics of one output (values or labels) and of hidden layers, vectorised.
+
+Every metric is a few whole-array numpy passes over the ``[N, C]`` outputs,
+never a Python loop over rows: on 100,000 rows they cost milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .tolerances import Tolerance, default_tolerance
+
+__all__ = ["compare_values", "compare_labels", "compare_layers", "max_ulp", "top_two_margin"]
+
+WORST_ROWS = 5
+FLIPS_LISTED = 20
+
+ToleranceFor = Callable[[float], Tolerance]
+
+
+def _where(index: int, shape: tuple[int, ...], value: float) -> dict[str, Any]:
+    row, column = np.unravel_index(index, shape) if len(shape) == 2 else (index, 0)
+    return {"value": float(value), "row": int(row), "column": int(column)}
+
+
+def _abs_error(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    diff = np.subtract(candidate, reference, dtype=np.float64)
+    np.abs(diff, out=diff)
+    bad = ~np.isfinite(diff)
+    if bad.any():
+        # inf == inf (an overflow both sides share, or one the candidate dtype cannot hold) is agreement
+        ref_cast = reference[bad].astype(candidate.dtype) if candidate.dtype.kind == "f" else reference[bad]
+        same = (ref_cast == candidate[bad]) | (np.isnan(reference[bad]) & np.isnan(candidate[bad]))
+        diff[bad] = np.where(same, 0.0, np.inf)
+    return diff
+
+
+def _magnitude(reference: np.ndarray) -> float:
+    finite = np.abs(reference[np.isfinite(reference)]) if not np.isfinite(reference).all() else np.abs(reference)
+    return float(finite.max()) if finite.size else 0.0
+
+
+def compare_values(
+    reference: np.ndarray, candidate: np.ndarray, tolerance_for: ToleranceFor, dtype: np.dtype
+) -> dict[str, Any]:
+    """Error metrics of a float output and whether it is within tolerance.
+
+    Args:
+        reference, candidate: arrays of the same shape ``[N, C]``.
+        tolerance_for: the tolerance for an output magnitude (max |reference|).
+        dtype: the dtype ulps are counted in (the comparison dtype).
+    """
+    if reference.shape != candidate.shape:
+        return {"passed": False, "error": f"shape {candidate.shape} differs from the reference's {reference.shape}"}
+    magnitude = _magnitude(reference)
+    tolerance = tolerance_for(magnitude)
+    diff = _abs_error(reference, candidate)
+    abs_ref = np.abs(reference, dtype=np.float64)
+    slack = diff - tolerance.rtol * abs_ref  # > atol exactly where the element fails
+    mismatches = int(np.count_nonzero(slack > tolerance.atol))
+    rel = np.divide(diff, abs_ref, out=np.zeros_like(diff), where=abs_ref > tolerance.atol)
+    worst = int(np.argmax(diff))
+    return {
+        "passed": mismatches == 0,
+        "n_rows": int(reference.shape[0]),
+        "magnitude": magnitude,
+        "tolerance": tolerance.to_dict(),
+        "max_abs_error": _where(worst, diff.shape, diff.flat[worst]),
+        "max_rel_error": _where(int(np.argmax(rel)), rel.shape, rel.max()),
+        "mean_abs_error": float(diff.mean()),
+        "p99_abs_error": float(np.percentile(diff, 99)) if diff.size else 0.0,
+        "max_ulp": max_ulp(reference, candidate, dtype),
+        "mismatches": mismatches,
+        "mismatch_fraction": mismatches / max(1, diff.size),
+        "min_passing_atol": max(0.0, float(slack.max())),
+        "worst_samples": _worst_samples(diff, reference, candidate),
+    }
+
+
+def _worst_samples(diff: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> list[dict[str, Any]]:
+    per_row = diff.max(axis=1) if diff.ndim == 2 else diff
+    count = min(WORST_ROWS, per_row.size)
+    rows = np.argpartition(per_row, -count)[-count:] if count else []
+    samples = []
+    for row in sorted(rows, key=lambda r: -per_row[r]):
+        column = int(np.argmax(diff[row])) if diff.ndim == 2 else 0
+        ref = reference[row, column] if reference.ndim == 2 else reference[row]
+        cand = candidate[row, column] if candidate.ndim == 2 else candidate[row]
+        samples.append(
+            {"row": int(row), "column": column, "reference": float(ref), "candidate": float(cand), "abs_error": float(per_row[row])}
+        )
+    return samples
+
+
+def max_ulp(reference: np.ndarray, candidate: np.ndarray, dtype: np.dtype) -> float:
+    """The largest distance in units in the last place of ``dtype`` between finite elements."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or reference.size == 0:
+        return 0.0
+    a = np.ascontiguousarray(reference, dtype=dtype)
+    b = np.ascontiguousarray(candidate, dtype=dtype)
+    both = np.isfinite(a) & np.isfinite(b)
+    ordered_a, ordered_b = _ordered(a[both] if not both.all() else a), _ordered(b[both] if not both.all() else b)
+    if ordered_a.size == 0:
+        return 0.0
+    distance = np.where(ordered_a >= ordered_b, ordered_a - ordered_b, ordered_b - ordered_a)
+    return float(distance.max())
+
+
+_UINT_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _ordered(values: np.ndarray) -> np.ndarray:
+    """Floats mapped to unsigned integers in the same order, one step per ulp (across zero too)."""
+    unsigned = _UINT_OF[values.dtype.itemsize]
+    bits = values.view(unsigned)
+    sign = unsigned(1) << unsigned(8 * values.dtype.itemsize - 1)
+    ordered = np.where(bits & sign, ~bits, bits | sign)
+    return ordered.astype(np.uint64)
+
+
+# -- labels -----------------------------------------------------------------------
+
+
+def _comparable_labels(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.asarray(reference)
+    cand = np.asarray(candidate)
+    ref = ref.astype(np.int64) if ref.dtype == bool else ref
+    cand = cand.astype(np.int64) if cand.dtype == bool else cand
+    if ref.dtype.kind in "OUS" or cand.dtype.kind in "OUS":
+        return ref.astype(str), cand.astype(str)
+    return ref, cand
+
+
+def top_two_margin(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the gap between the two largest probabilities, and the largest."""
+    if probabilities.shape[1] < 2:
+        p = probabilities[:, 0]
+        return np.abs(2 * p - 1), np.maximum(p, 1 - p)
+    top = np.partition(probabilities, -2, axis=1)[:, -2:]
+    return top[:, 1] - top[:, 0], top[:, 1]
+
+
+def compare_labels(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    reference_probabilities: np.ndarray | None,
+    probability_tolerance: Tolerance | None,
+) -> dict[str, Any]:
+    """Label agreement; each flip judged by the reference's margin between its top two classes.
+
+    A flip whose margin is within twice the probability tolerance (each class may
+    move by the tolerance) is a near-tie: expected rounding behaviour, reported but
+    passing. A flip with a wider margin fails.
+    """
+    ref, cand = _comparable_labels(reference, candidate)
+    if ref.shape != cand.shape:
+        return {"passed": False, "error": f"shape {cand.shape} differs from the reference's {ref.shape}"}
+    flipped = ref != cand
+    rows_flipped = flipped.any(axis=1) if flipped.ndim == 2 else flipped
+    cells = np.argwhere(flipped) if flipped.ndim == 2 else np.flatnonzero(flipped)[:, None]
+    margins, limits = _flip_margins(cells, flipped.ndim, reference_probabilities, probability_tolerance)
+    near_tie = margins <= limits
+    unexpected = int(np.count_nonzero(~near_tie))
+    order = np.lexsort((-np.nan_to_num(margins, nan=np.inf), near_tie))[:FLIPS_LISTED]
+    return {
+        "passed": unexpected == 0,
+        "n_rows": int(ref.shape[0]),
+        "agreement": 1.0 - float(rows_flipped.mean()) if ref.size else 1.0,
+        "flipped": int(len(cells)),
+        "near_tie_flips": int(len(cells) - unexpected),
+        "unexpected_flips": unexpected,
+        "flips": [_flip(cells[i], ref, cand, margins[i], bool(near_tie[i])) for i in order],
+    }
+
+
+def _flip_margins(
+    cells: np.ndarray, ndim: int, probabilities: np.ndarray | None, tolerance: Tolerance | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if probabilities is None or tolerance is None or len(cells) == 0:
+        return np.full(len(cells), np.nan), np.full(len(cells), -np.inf)
+    rows = cells[:, 0]
+    if ndim == 2:  # multilabel: each cell is its own binary decision at 0.5
+        p = probabilities[rows, cells[:, 1]]
+        margin, top = np.abs(2 * p - 1), np.maximum(p, 1 - p)
+    else:
+        margin, top = top_two_margin(probabilities[rows])
+    return margin, 2 * (tolerance.atol + tolerance.rtol * top)
+
+
+def _flip(cell: np.ndarray, ref: np.ndarray, cand: np.ndarray, margin: float, near_tie: bool) -> dict[str, Any]:
+    index = tuple(int(i) for i in cell)
+    return {
+        "row": index[0],
+        "column": index[1] if len(index) > 1 else None,
+        "reference": _plain(ref[index]),
+        "candidate": _plain(cand[index]),
+        "margin": None if np.isnan(margin) else float(margin),
+        "near_tie": near_tie,
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# -- layers -----------------------------------------------------------------------
+
+
+def compare_layers(
+    reference: list[tuple[str, np.ndarray]], candidate: list[tuple[str, np.ndarray]], dtype: np.dtype
+) -> list[dict[str, Any]]:
+    """Per-layer errors (entry 0 is the preprocessed input) with default tolerances."""
+    layers = []
+    for index, ((ref_name, ref), (cand_name, cand)) in enumerate(zip(reference, candidate, strict=True)):
+        entry: dict[str, Any] = {
+            "index": index - 1,
+            "name": ref_name,
+            "reference_tensor": ref_name,
+            "candidate_tensor": cand_name,
+        }
+        ref, cand = np.asarray(ref), np.asarray(cand)
+        if ref.shape != cand.shape:
+            entry.update(passed=False, error=f"shape {cand.shape} differs from the reference's {ref.shape}")
+        else:
+            metrics = compare_values(ref, cand, lambda m: default_tolerance(dtype, m), dtype)
+            entry.update({key: metrics[key] for key in ("passed", "magnitude", "tolerance", "max_abs_error", "max_rel_error", "mismatches")})
+        layers.append(entry)
+    return layers

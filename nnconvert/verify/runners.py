@@ -1,0 +1,314 @@
+"""Runners: each side of a comparison, run by its own framework, with named outputs.
+
+Every runner returns a dict of named outputs with fixed shapes:
+``probabilities`` ``[N, C]``, ``labels`` ``[N]`` (``[N, L]`` indicator rows for
+multilabel) and ``values`` ``[N, k]`` for regression. Runners that can expose
+intermediates return ``[(name, array)]``: the preprocessed input, then each
+layer's activated output, the layout of ``Model.forward(return_intermediates=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import NnconvertError, UntrustedInputError, UsageError
+from ..ir import Model, Task, layer_names
+
+__all__ = ["Runner", "IRRunner", "SklearnRunner", "KerasRunner", "TorchRunner", "make_runner", "as_2d"]
+
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+DEFAULT_RANGE = (-3.0, 3.0)
+
+
+def as_2d(values: np.ndarray) -> np.ndarray:
+    """``[N]`` -> ``[N, 1]``; anything 2-D unchanged (no copy)."""
+    values = np.asarray(values)
+    return values.reshape(-1, 1) if values.ndim == 1 else values
+
+
+class Runner:
+    """One side of a comparison. Subclasses set the attributes and implement :meth:`run`."""
+
+    kind = "runner"
+    description = ""
+    dtype: np.dtype | None = None  # the dtype it computes in (None: unknown)
+    n_features: int | None = None
+    is_classifier: bool | None = None
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def intermediates(self, X: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
+        """The preprocessed input then each layer's activated output, or None when hidden."""
+        return None
+
+    def input_range(self) -> tuple[np.ndarray, np.ndarray, str] | None:
+        """Per-feature (low, high, how it was derived) of typical inputs, or None when unknown."""
+        return None
+
+    def info(self) -> dict[str, Any]:
+        return {"kind": self.kind, "description": self.description, "dtype": None if self.dtype is None else self.dtype.name}
+
+
+# -- the IR ------------------------------------------------------------------
+
+
+def outputs_from_forward(model: Model, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Named outputs from the last layer's activations, by the rules of ``Model.predict``."""
+    task = model.task
+    if task == Task.BINARY and y.shape[1] == 1:
+        p = y[:, 0]
+        return {"probabilities": np.stack([1 - p, p], axis=1), "labels": model.classes[(p > 0.5).astype(np.intp)]}
+    if task in (Task.BINARY, Task.MULTICLASS):
+        return {"probabilities": y, "labels": model.classes[np.argmax(y, axis=1)]}
+    if task == Task.MULTILABEL:
+        return {"probabilities": y, "labels": (y > 0.5).astype(np.int64)}
+    return {"values": y}
+
+
+def ir_input_range(model: Model) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Invert the preprocessing's affine map at the range its output is meant to cover."""
+    if not model.steps:
+        return None
+    scale = np.ones(model.n_features)
+    shift = np.zeros(model.n_features)
+    for step in model.steps:
+        for op in step.ops:
+            operand = op.operand.astype(np.float64)
+            if op.op == "sub":
+                shift = shift - operand
+            elif op.op == "add":
+                shift = shift + operand
+            elif op.op == "mul":
+                scale, shift = scale * operand, shift * operand
+            elif op.op == "div":
+                scale, shift = scale / operand, shift / operand
+    scale = np.where(scale == 0, 1.0, scale)
+    last = model.steps[-1]
+    low, high, why = _canonical_range(last.kind, last.params)
+    ends = ((low - shift) / scale, (high - shift) / scale)
+    return np.minimum(*ends), np.maximum(*ends), f"{last.kind} preprocessing ({why})"
+
+
+def _canonical_range(kind: str, params: Any) -> tuple[float, float, str]:
+    if kind == "minmax_scaler":
+        low, high = params.get("feature_range", (0.0, 1.0))
+        return float(low), float(high), "its feature_range"
+    if kind == "maxabs_scaler":
+        return -1.0, 1.0, "scaled values in [-1, 1]"
+    return -3.0, 3.0, "standardised values in [-3, 3]"
+
+
+class IRRunner(Runner):
+    """An nnconvert :class:`Model`, run by its numpy forward pass."""
+
+    kind = "ir"
+
+    def __init__(self, model: Model, description: str = "nnconvert Model"):
+        self.model = model
+        self.description = description
+        self.dtype = model.dtype
+        self.n_features = model.n_features
+        self.is_classifier = model.head.is_classifier
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        return outputs_from_forward(self.model, self.model.forward(X))
+
+    def intermediates(self, X: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        arrays = self.model.forward(X, return_intermediates=True)
+        return list(zip(["input (preprocessed)", *layer_names(self.model.layers)], arrays, strict=True))
+
+    def input_range(self) -> tuple[np.ndarray, np.ndarray, str] | None:
+        return ir_input_range(self.model)
+
+
+# -- scikit-learn ---------------------------------------------------------------
+
+
+class SklearnRunner(Runner):
+    """A fitted scikit-learn estimator (or Pipeline), run by its own predict/predict_proba."""
+
+    kind = "sklearn"
+
+    def __init__(self, estimator: Any, description: str | None = None):
+        self.estimator = estimator
+        self.final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+        self.description = description or _sklearn_name(estimator)
+        coefs = getattr(self.final, "coefs_", None)
+        self.dtype = np.dtype(coefs[0].dtype) if coefs else np.dtype(np.float64)
+        n_features = getattr(estimator, "n_features_in_", None)
+        self.n_features = None if n_features is None else int(n_features)
+        self.is_classifier = hasattr(estimator, "predict_proba") and hasattr(self.final, "classes_")
+        self._ir: Model | None | bool = False  # False: not tried yet
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.is_classifier:
+            return {"values": as_2d(self.estimator.predict(X))}
+        proba = self.estimator.predict_proba(X)
+        return {"probabilities": proba, "labels": self._labels(X, proba)}
+
+    def _labels(self, X: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        # MLPClassifier.predict thresholds/argmaxes the same forward pass predict_proba returns,
+        # so deriving the labels here saves a second full inference (see docs/verify.md)
+        activation = getattr(self.final, "out_activation_", None)
+        classes = self.final.classes_
+        if activation == "softmax":
+            return classes[np.argmax(proba, axis=1)]
+        if activation == "logistic" and getattr(self.final, "n_outputs_", 0) == 1:
+            return classes[(proba[:, 1] > 0.5).astype(np.intp)]
+        if activation == "logistic":
+            return (proba > 0.5).astype(np.int64)
+        return self.estimator.predict(X)
+
+    def intermediates(self, X: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
+        model = self._as_ir()
+        return None if model is None else IRRunner(model).intermediates(X)
+
+    def _as_ir(self) -> Model | None:
+        if self._ir is False:
+            try:
+                from ..converters.sklearn import from_sklearn
+
+                self._ir = from_sklearn(self.estimator)
+            except (ImportError, NnconvertError):
+                self._ir = None
+        return self._ir  # type: ignore[return-value]
+
+    def input_range(self) -> tuple[np.ndarray, np.ndarray, str] | None:
+        if not hasattr(self.estimator, "steps") or len(self.estimator.steps) < 2:
+            return None
+        return _scaler_range(self.estimator.steps[0][1])
+
+
+def _sklearn_name(estimator: Any) -> str:
+    if hasattr(estimator, "steps"):
+        return "Pipeline(" + ", ".join(type(step).__name__ for _, step in estimator.steps) + ")"
+    return type(estimator).__name__
+
+
+def _scaler_range(scaler: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
+    name = type(scaler).__name__
+    if name == "StandardScaler" and getattr(scaler, "scale_", None) is not None:
+        mean = scaler.mean_ if getattr(scaler, "mean_", None) is not None else 0.0
+        mean = np.broadcast_to(mean, scaler.scale_.shape) if scaler.with_mean else np.zeros_like(scaler.scale_)
+        return mean - 3 * scaler.scale_, mean + 3 * scaler.scale_, "StandardScaler mean ± 3 scale"
+    if name == "MinMaxScaler":
+        return scaler.data_min_, scaler.data_max_, "MinMaxScaler training data range"
+    if name == "MaxAbsScaler":
+        return -scaler.max_abs_, scaler.max_abs_, "MaxAbsScaler ± max_abs"
+    return None
+
+
+# -- Keras and torch -------------------------------------------------------------
+
+
+class KerasRunner(Runner):
+    """An in-memory Keras model, run by ``model.predict``; its one output is compared as ``values``."""
+
+    kind = "keras"
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.description = f"Keras {type(model).__name__} {getattr(model, 'name', '')}".strip()
+        weights = model.get_weights()
+        self.dtype = np.dtype(weights[0].dtype) if weights else np.dtype(np.float32)
+        shape = getattr(model, "input_shape", None)
+        self.n_features = shape[-1] if isinstance(shape, tuple) and isinstance(shape[-1], int) else None
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.model.predict(np.asarray(X, dtype=self.dtype), verbose=0, batch_size=max(1, min(len(X), 8192)))
+        return {"values": as_2d(np.asarray(values))}
+
+
+class TorchRunner(Runner):
+    """An in-memory torch module, run under ``torch.no_grad``; its output is compared as ``values``."""
+
+    kind = "torch"
+
+    def __init__(self, module: Any):
+        import torch
+
+        self.module = module
+        self.description = f"torch {type(module).__name__}"
+        params = list(module.parameters())
+        self.dtype = np.dtype(str(params[0].dtype).replace("torch.", "")) if params else np.dtype(np.float32)
+        linear = next((m for m in module.modules() if isinstance(m, torch.nn.Linear)), None)
+        self.n_features = None if linear is None else int(linear.in_features)
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(np.ascontiguousarray(X, dtype=self.dtype)))
+        return {"values": as_2d(out.numpy())}
+
+
+# -- the factory -------------------------------------------------------------------
+
+
+def make_runner(source: Any, *, trust: bool = False, ort_optimizations: bool = True, role: str = "model") -> Runner:
+    """A runner for a path, a :class:`Model`, an estimator, a Keras model or a torch module.
+
+    Raises:
+        UsageError: ``source`` is none of those.
+        UntrustedInputError: a pickle without ``trust``.
+        ReadError / UnsupportedModelError: the file cannot be run.
+    """
+    if isinstance(source, Runner):
+        return source
+    if isinstance(source, Model):
+        return IRRunner(source)
+    if isinstance(source, (str, os.PathLike)):
+        return _runner_for_path(Path(source), trust=trust, ort_optimizations=ort_optimizations)
+    module = type(source).__module__.split(".")[0]
+    if module == "sklearn":
+        return SklearnRunner(source)
+    if module == "keras" or (module == "tf_keras"):
+        return KerasRunner(source)
+    if module == "torch" or _is_torch_module(source):
+        return TorchRunner(source)
+    raise UsageError(
+        f"the {role} is a {type(source).__module__}.{type(source).__qualname__}; expected a file path, an nnconvert "
+        "Model, a scikit-learn estimator, a Keras model or a torch module"
+    )
+
+
+def _is_torch_module(source: Any) -> bool:
+    return any(cls.__module__.startswith("torch.nn") for cls in type(source).__mro__)
+
+
+def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Runner:
+    from ..api import load
+    from ..errors import ReadError
+
+    if not path.is_file():
+        raise ReadError("no such file" if not path.exists() else "not a regular file", path=path)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from .onnx_runners import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, optimizations=ort_optimizations)
+    if suffix in PICKLE_SUFFIXES:
+        return SklearnRunner(_load_pickle(path, trust), description=f"{path.name}")
+    return IRRunner(load(path, trust=trust), description=str(path))
+
+
+def _load_pickle(path: Path, trust: bool) -> Any:
+    from ..errors import ReadError
+
+    if not trust:
+        raise UntrustedInputError(
+            f"{path}: loading a pickle runs arbitrary code stored in it; verify it only if you trust its source, "
+            "with trust=True (--trust-pickle on the command line)"
+        )
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - a broken pickle is a bad input, never a traceback
+        raise ReadError(f"cannot unpickle: {type(exc).__name__}: {exc}", path=path, format="sklearn-pickle") from exc

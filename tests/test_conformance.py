@@ -1,0 +1,218 @@
+"""One conformance suite, parametrized over the format registry.
+
+Every registered format gets, for free: IR -> file -> IR round trips
+(bit-identical where the format is lossless), conversion from every readable
+format to every writable one, detection without a format name, and a check
+that writing never modifies the input model. A new format only has to say,
+in ``PROFILES``, which writer options make it lossless and what it keeps.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn_variants import get_variant
+
+import nnconvert
+from nnconvert import registry
+from nnconvert.errors import UnsupportedModelError
+from nnconvert.ir import DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a format keeps: ``exact`` formats give Model.equals; others keep what is listed."""
+
+    exact: bool
+    options: dict[str, Any] = field(default_factory=dict)  # writer options for the round trip
+    keeps_dtype: bool = True
+    trust: bool = False
+
+
+def _dtype_option(model: Model) -> dict[str, Any]:
+    return {"dtype": model.dtype.name}
+
+
+PROFILES: dict[str, Profile] = {
+    "onnx": Profile(exact=True),  # with dtype = the model's own dtype
+    "json": Profile(exact=True),
+    "hdf5": Profile(exact=True),
+    # scikit-learn objects have no place for layer names or foreign provenance: exact for
+    # models that came from scikit-learn, weights and predictions for the others
+    "sklearn-pickle": Profile(exact=False, trust=True),
+    "skops": Profile(exact=False),
+    "keras-h5": Profile(exact=False),  # Keras has no place for provenance; weights kept bit for bit
+}
+READ_ONLY_SAMPLES = {"keras": FIXTURES / "keras" / "multiclass.keras"}
+DTYPE_OPTION_FORMATS = {"onnx", "keras-h5"}
+
+
+def writable_formats() -> list[str]:
+    return sorted(name for name, spec in registry.formats().items() if spec.write is not None)
+
+
+def readable_formats() -> list[str]:
+    return sorted(name for name, spec in registry.formats().items() if spec.read is not None)
+
+
+def _suffix(format_name: str) -> str:
+    return registry.get(format_name).suffixes[0]
+
+
+def _save(model: Model, path: Path, format_name: str) -> None:
+    options = _dtype_option(model) if format_name in DTYPE_OPTION_FORMATS else {}
+    nnconvert.save(model, path, format=format_name, **options)
+
+
+def _hand_built_model() -> Model:
+    rng = np.random.default_rng(7)
+    return Model(
+        layers=(
+            DenseLayer(rng.normal(size=(3, 5)), rng.normal(size=5), "relu", "hidden"),
+            DenseLayer(rng.normal(size=(5, 2)), rng.normal(size=2), "softmax", "out"),
+        ),
+        head=Head("multiclass", np.array(["cat", "dog"])),
+        input=InputSpec(3, name="features", feature_names=("a", "b", "c")),
+        steps=(
+            PreprocessStep(
+                "standard_scaler",
+                (ElementwiseOp("sub", rng.normal(size=3)), ElementwiseOp("div", rng.uniform(1, 2, size=3))),
+                name="scaler",
+                params={"with_mean": True, "with_std": True},
+            ),
+        ),
+        metadata=Metadata(producer="nnconvert 0.1.0", source_framework="scikit-learn", properties={"k": "v"}),
+    )
+
+
+MODELS = {
+    "iris-10": lambda: nnconvert.from_sklearn(get_variant("iris-10").estimator),
+    "binary-bool": lambda: nnconvert.from_sklearn(get_variant("binary-bool").estimator),
+    "iris-float32": lambda: nnconvert.from_sklearn(get_variant("iris-float32").estimator),
+    "regression-3": lambda: nnconvert.from_sklearn(get_variant("regression-3").estimator),
+    "pipeline-standard": lambda: nnconvert.from_sklearn(get_variant("pipeline-standard").estimator),
+    "hand-built": _hand_built_model,
+}
+
+
+def _model_bytes(model: Model) -> list[bytes]:
+    arrays = [a for layer in model.layers for a in (layer.weights, layer.bias)]
+    arrays += [op.operand for step in model.steps for op in step.ops]
+    return [np.ascontiguousarray(a).tobytes() for a in arrays]
+
+
+def _inputs(model: Model) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(25, model.n_features)) * 2
+
+
+@pytest.mark.parametrize("model_id", sorted(MODELS))
+@pytest.mark.parametrize("format_name", writable_formats())
+def test_round_trip(format_name: str, model_id: str, tmp_path: Path) -> None:
+    model = MODELS[model_id]()
+    before = _model_bytes(model)
+    profile = PROFILES[format_name]
+    path = tmp_path / f"model{_suffix(format_name)}"
+    try:
+        _save(model, path, format_name)
+    except UnsupportedModelError as exc:
+        # a format may refuse what it cannot express, but must name what and never leave a file
+        assert str(exc) and not path.exists()
+        assert format_name in {"sklearn-pickle", "skops", "keras-h5"}, exc
+        return
+    assert _model_bytes(model) == before, "writing modified the input model"
+    restored = nnconvert.load(path, format=format_name, trust=profile.trust)
+    X = _inputs(model)
+    from_sklearn = "sklearn.params" in model.metadata.properties
+    if profile.exact or (format_name in {"sklearn-pickle", "skops"} and from_sklearn):
+        assert restored.equals(model), f"{format_name} round trip is not lossless"
+        np.testing.assert_array_equal(restored.forward(X), model.forward(X))
+        return
+    for mine, theirs in zip(model.layers, restored.layers):
+        np.testing.assert_array_equal(mine.weights, theirs.weights)
+        np.testing.assert_array_equal(mine.bias, theirs.bias)
+        assert mine.activation == theirs.activation
+    assert restored.task == model.task
+    if model.classes is not None:
+        np.testing.assert_array_equal(restored.classes, model.classes)
+        assert restored.classes.dtype == model.classes.dtype
+    np.testing.assert_allclose(restored.forward(X), model.forward(X), rtol=1e-6, atol=1e-7)
+
+
+def _source_files(tmp_path: Path) -> dict[str, Path]:
+    model = MODELS["iris-10"]()
+    sources = {}
+    for format_name in readable_formats():
+        if format_name in READ_ONLY_SAMPLES:
+            sources[format_name] = READ_ONLY_SAMPLES[format_name]
+            continue
+        path = tmp_path / f"source{_suffix(format_name)}"
+        if format_name == "keras-h5":
+            path = tmp_path / "source_keras.h5"
+        _save(model, path, format_name)
+        sources[format_name] = path
+    return sources
+
+
+@pytest.fixture(scope="module")
+def source_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _source_files(tmp_path_factory.mktemp("sources"))
+
+
+@pytest.mark.parametrize(
+    ("source_format", "target_format"), list(itertools.product(readable_formats(), writable_formats()))
+)
+def test_every_readable_to_every_writable(
+    source_format: str, target_format: str, source_files: dict[str, Path], tmp_path: Path
+) -> None:
+    source = source_files[source_format]
+    trust = PROFILES.get(source_format, Profile(exact=False)).trust
+    original = nnconvert.load(source, format=source_format, trust=trust)
+    target = tmp_path / f"target{_suffix(target_format)}"
+    nnconvert.convert(source, target, from_format=source_format, to_format=target_format, trust=trust)
+    converted = nnconvert.load(target, format=target_format, trust=PROFILES[target_format].trust)
+    X = _inputs(original)
+    np.testing.assert_allclose(converted.forward(X), original.forward(X), rtol=1e-5, atol=1e-6)
+    if original.head.is_classifier:
+        np.testing.assert_array_equal(converted.predict(X), original.predict(X))
+
+
+@pytest.mark.parametrize("format_name", readable_formats())
+def test_detection_without_format_name(format_name: str, source_files: dict[str, Path]) -> None:
+    source = source_files[format_name]
+    assert registry.detect(source).name == format_name
+    trust = PROFILES.get(format_name, Profile(exact=False)).trust
+    detected = nnconvert.load(source, trust=trust)
+    named = nnconvert.load(source, format=format_name, trust=trust)
+    assert detected.equals(named)
+
+
+@pytest.mark.parametrize("format_name", readable_formats())
+def test_detection_ignores_a_misleading_suffix(format_name: str, source_files: dict[str, Path], tmp_path: Path) -> None:
+    misnamed = tmp_path / "model.json"
+    if format_name == "json":
+        misnamed = tmp_path / "model.onnx"
+    misnamed.write_bytes(source_files[format_name].read_bytes())
+    assert registry.detect(misnamed).name == format_name
+
+
+@pytest.mark.parametrize("format_name", writable_formats())
+def test_save_leaves_the_input_object_unmodified(format_name: str, tmp_path: Path) -> None:
+    estimator = get_variant("pipeline-standard").estimator
+    snapshot = copy.deepcopy(estimator)
+    model = nnconvert.from_sklearn(estimator)
+    try:
+        _save(model, tmp_path / f"m{_suffix(format_name)}", format_name)
+    except UnsupportedModelError:
+        assert format_name == "keras-h5"
+    X = get_variant("pipeline-standard").X_test
+    np.testing.assert_array_equal(estimator.predict_proba(X), snapshot.predict_proba(X))
+    for mine, theirs in zip(estimator[-1].coefs_, snapshot[-1].coefs_):
+        np.testing.assert_array_equal(mine, theirs)

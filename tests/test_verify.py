@@ -1,0 +1,329 @@
+"""verify: parity of real conversions, detection of corrupted models, reports, evidence, command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnconvert
+from nnconvert.errors import MissingDependencyError, UsageError
+from nnconvert.ir import Activation, DenseLayer, Head, InputSpec, Model, Task
+from nnconvert.verify import command, compare, write_test_data
+from nnconvert.verify.runners import Runner
+from nnconvert.verify.tolerances import Tolerance
+from tests.sklearn_variants import get_variant, variant_ids
+
+SCHEMA = Path(nnconvert.__file__).parent / "schemas" / "verify_report.schema.json"
+
+
+def _onnx(tmp_path: Path, model_or_estimator, dtype: str = "float32", name: str = "model.onnx", **options) -> Path:
+    model = model_or_estimator if isinstance(model_or_estimator, Model) else nnconvert.from_sklearn(model_or_estimator)
+    path = tmp_path / name
+    nnconvert.save(model, path, dtype=dtype, **options)
+    return path
+
+
+def _validate(document: dict) -> None:
+    import jsonschema
+
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
+
+
+# -- real conversions pass -------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant_id", variant_ids())
+def test_every_variant_converted_to_onnx_passes(tmp_path, variant_id, dtype):
+    variant = get_variant(variant_id)
+    path = _onnx(tmp_path, variant.estimator, dtype)
+    report = nnconvert.verify(variant.estimator, path, variant.X_test)
+    assert report.passed, report.summary()
+    expected = "float64" if dtype == "float64" and variant.X_test.dtype == np.float64 else "float32"
+    assert report.to_dict()["comparison_dtype"] == expected
+    assert report.to_dict()["layers"]["compared"]
+
+
+def test_random_inputs_come_from_the_preprocessing_and_warn(tmp_path):
+    variant = get_variant("pipeline-standard")
+    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, variant.estimator), n_samples=200)
+    document = report.to_dict()
+    assert report.passed, report.summary()
+    assert document["inputs"]["source"] == "random"
+    assert "StandardScaler" in document["inputs"]["range"]["source"]
+    scaler = variant.estimator.steps[0][1]
+    np.testing.assert_allclose(document["inputs"]["range"]["low"], scaler.mean_ - 3 * scaler.scale_)
+    assert any("only random inputs" in w for w in document["warnings"])
+    assert document["inputs"]["edge_kinds"]["decision-boundary"] >= 2
+
+
+def test_skl2onnx_zipmap_output_is_compared_as_probabilities(tmp_path):
+    from skl2onnx import to_onnx
+
+    variant = get_variant("iris-labels-str")
+    path = tmp_path / "zipmap.onnx"
+    path.write_bytes(to_onnx(variant.estimator, variant.X_test[:1].astype(np.float32)).SerializeToString())
+    report = nnconvert.verify(variant.estimator, path, variant.X_test)
+    assert report.passed, report.summary()
+    assert {o["name"] for o in report.to_dict()["outputs"]} == {"probabilities", "labels"}
+
+
+def test_float64_tolerances_catch_a_float32_model(tmp_path):
+    variant = get_variant("iris-tanh-3layers")
+    as_float32 = nnconvert.from_sklearn(variant.estimator).astype(np.float32).astype(np.float64)
+    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, as_float32, "float64"), variant.X_test)
+    assert not report.passed
+    assert report.first_failing_layer["index"] == 0
+
+
+# -- corrupted models fail and the report points at the fault -----------------------
+
+
+def _layer_replaced(model: Model, index: int, **changes) -> Model:
+    layers = list(model.layers)
+    layers[index] = replace(layers[index], **changes)
+    return replace(model, layers=tuple(layers))
+
+
+def test_one_weight_changed_by_1e_3_fails_at_that_layer(tmp_path):
+    variant = get_variant("iris-tanh-3layers")
+    model = nnconvert.from_sklearn(variant.estimator)
+    hidden = model.forward(variant.X_test, return_intermediates=True)[1]  # input of layer 1
+    weights = model.layers[1].weights.copy()
+    weights[np.argmax(np.abs(hidden).mean(axis=0)), 0] += 1e-3
+    corrupted = _layer_replaced(model, 1, weights=weights)
+    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, corrupted), variant.X_test)
+    assert not report.passed
+    assert "probabilities" in report.failed_outputs
+    failing = report.first_failing_layer
+    assert failing["index"] == 1 and failing["name"] == model.layers[1].name or "dense_1"
+    assert "per layer: first out of tolerance: layer 1" in report.summary()
+
+
+def test_swapped_activation_fails_at_that_layer(tmp_path):
+    variant = get_variant("iris-relu-3layers")
+    model = nnconvert.from_sklearn(variant.estimator)
+    corrupted = _layer_replaced(model, 2, activation=Activation.TANH)
+    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, corrupted), variant.X_test)
+    assert not report.passed
+    assert report.first_failing_layer["index"] == 2
+
+
+def test_class_labels_in_the_wrong_order_fail_the_labels_output(tmp_path):
+    variant = get_variant("iris-labels-int")
+    model = nnconvert.from_sklearn(variant.estimator)
+    corrupted = replace(model, head=Head(model.task, model.classes[::-1].copy()))
+    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, corrupted), variant.X_test)
+    assert report.failed_outputs == ["labels"]
+    labels = report.output("labels")["checks"][0]
+    assert labels["unexpected_flips"] > 0 and labels["flips"][0]["margin"] > 0.01
+    assert "labels [data] row" in report.summary()
+
+
+# -- label flips ------------------------------------------------------------------
+
+
+def _tie_model(dtype) -> Model:
+    # class k's logit is x_k: a row with x_0 ~= x_1 sits on the decision boundary
+    layer = DenseLayer(np.eye(2, dtype=dtype), np.zeros(2, dtype=dtype), Activation.SOFTMAX, name="out")
+    return Model((layer,), Head(Task.MULTICLASS, np.array([10, 20])), InputSpec(2))
+
+
+def test_flip_at_a_near_tie_passes_and_is_reported(tmp_path):
+    X = np.array([[0.3, 0.3 + 1e-9], [0.1, 0.9], [0.7, 0.2]])  # row 0 ties once rounded to float32
+    report = nnconvert.verify(_tie_model(np.float64), _onnx(tmp_path, _tie_model(np.float64)), X, edge_cases=False)
+    labels = report.output("labels")["checks"][0]
+    assert report.passed, report.summary()
+    assert labels["flipped"] == 1 and labels["near_tie_flips"] == 1
+    assert labels["flips"][0]["row"] == 0 and labels["flips"][0]["near_tie"]
+
+
+def test_compare_labels_judges_flips_by_the_reference_margin():
+    probabilities = np.array([[0.5000001, 0.4999999], [0.9, 0.1], [0.2, 0.8]])
+    reference = np.array(["a", "a", "b"])
+    tolerance = Tolerance(atol=1e-5, rtol=1e-4, source="default")
+    near = compare.compare_labels(reference, np.array(["b", "a", "b"]), probabilities, tolerance)
+    wide = compare.compare_labels(reference, np.array(["a", "b", "b"]), probabilities, tolerance)
+    assert near["passed"] and near["near_tie_flips"] == 1
+    assert not wide["passed"] and wide["unexpected_flips"] == 1
+    assert wide["flips"][0]["margin"] == pytest.approx(0.8)
+
+
+def test_compare_values_locates_the_worst_element_and_the_passing_atol():
+    reference = np.array([[1.0, 2.0], [3.0, 4.0]])
+    candidate = reference + np.array([[0.0, 0.0], [0.5, 0.0]])
+    metrics = compare.compare_values(reference, candidate, lambda m: Tolerance(0.1, 0.0, "user"), np.dtype(np.float64))
+    assert not metrics["passed"] and metrics["mismatches"] == 1
+    assert metrics["max_abs_error"] == {"value": 0.5, "row": 1, "column": 0}
+    assert metrics["min_passing_atol"] == pytest.approx(0.5)
+    assert compare.max_ulp(np.array([1.0]), np.array([np.nextafter(1.0, 2.0)]), np.dtype(np.float64)) == 1
+
+
+class _BatchDependent(Runner):
+    kind = "test"
+    dtype = np.dtype(np.float64)
+    n_features = 2
+
+    def __init__(self, model: Model):
+        self.model = model
+
+    def run(self, X):
+        y = self.model.forward(X)
+        return {"values": y + (1e-3 if len(X) == 1 else 0.0)}
+
+
+def test_results_depending_on_the_batch_size_fail():
+    model = replace(_tie_model(np.float64), head=Head(Task.REGRESSION))
+    report = nnconvert.verify(model, _BatchDependent(model), np.random.default_rng(0).random((20, 2)))
+    checks = {c["inputs"]: c["passed"] for c in report.output("values")["checks"]}
+    assert checks == {"data": True, "edge": True, "batch-1": False}
+
+
+def test_user_tolerance_per_output_overrides_the_default(tmp_path):
+    variant = get_variant("iris-tanh-3layers")
+    model = nnconvert.from_sklearn(variant.estimator)
+    corrupted = _layer_replaced(model, 0, bias=model.layers[0].bias + 1e-3)
+    path = _onnx(tmp_path, corrupted)
+    assert not nnconvert.verify(variant.estimator, path, variant.X_test).passed
+    loose = nnconvert.verify(variant.estimator, path, variant.X_test, atol={"probabilities": 0.1})
+    assert loose.passed
+    assert loose.output("probabilities")["checks"][0]["tolerance"]["source"] == "user"
+    with pytest.raises(UsageError, match="outputs compared"):
+        nnconvert.verify(variant.estimator, path, variant.X_test, atol={"nope": 1.0})
+
+
+# -- reports ------------------------------------------------------------------
+
+
+def test_json_report_validates_and_markdown_has_a_table(tmp_path):
+    variant = get_variant("binary-str")
+    model = nnconvert.from_sklearn(variant.estimator)
+    good = nnconvert.verify(variant.estimator, _onnx(tmp_path, model), reference_evaluator=True)
+    bad_model = _layer_replaced(model, 0, activation=Activation.LOGISTIC)
+    bad = nnconvert.verify(variant.estimator, _onnx(tmp_path, bad_model, name="bad.onnx"), variant.X_test)
+    for report in (good, bad):
+        document = json.loads(report.to_json(tmp_path / "report.json"))
+        _validate(document)
+        assert document["versions"]["numpy"] == np.__version__
+        assert len(document["inputs"]["sha256"]) == 64
+        lines = report.to_markdown().splitlines()
+        header = next(i for i, line in enumerate(lines) if line.startswith("| output"))
+        assert set(lines[header + 1]) <= set("|-") and lines[header + 2].startswith("| probabilities")
+    assert good.to_dict()["cross_checks"][0]["diagnosis"].startswith("both ONNX implementations agree")
+    assert "FAILED" in bad.summary() and "PASSED" in good.summary()
+
+
+def test_save_inputs_reproduces_the_run(tmp_path):
+    variant = get_variant("regression-3")
+    path = _onnx(tmp_path, variant.estimator)
+    report = nnconvert.verify(variant.estimator, path, n_samples=50, seed=3)
+    saved = report.save_inputs(tmp_path / "inputs.npz")
+    again = nnconvert.verify(variant.estimator, path, nnconvert.verify.inputs.load_data(saved))
+    assert again.to_dict()["inputs"]["sha256"] == report.to_dict()["inputs"]["sha256"]
+    with np.load(saved) as archive:
+        np.testing.assert_array_equal(archive["reference_random_values"], variant.estimator.predict(archive["X"]))
+
+
+def test_plot_writes_a_png_or_names_the_missing_dependency(tmp_path, monkeypatch):
+    variant = get_variant("regression-1")
+    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, variant.estimator), variant.X_test)
+    assert report.plot(tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(MissingDependencyError, match="pip install matplotlib"):
+        report.plot(tmp_path / "again.png")
+
+
+# -- evidence ------------------------------------------------------------------
+
+
+def test_test_data_round_trip(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    variant = get_variant("iris-labels-str")
+    path = _onnx(tmp_path, variant.estimator)
+    outputs = {"output_label": variant.estimator.predict(variant.X_test), "output_probability": variant.estimator.predict_proba(variant.X_test)}
+    folder = write_test_data(path, variant.X_test, outputs)
+    # the layout onnx's backend tests read: input_0 named as the graph input, outputs in graph order
+    stored = onnx.TensorProto()
+    stored.ParseFromString((folder / "input_0.pb").read_bytes())
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {stored.name: numpy_helper.to_array(stored)})
+    for index, graph_output in enumerate(onnx.load(str(path)).graph.output):
+        expected = onnx.TensorProto()
+        expected.ParseFromString((folder / f"output_{index}.pb").read_bytes())
+        assert expected.name == graph_output.name
+        stored_output, produced = numpy_helper.to_array(expected), got[index]
+        if produced.dtype.kind == "f":
+            np.testing.assert_allclose(stored_output, produced, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(stored_output.astype(str), produced.astype(str))
+    report = nnconvert.verify(path)
+    assert report.passed, report.summary()
+    assert report.to_dict()["reference"]["kind"] == "test-data"
+    _validate(report.to_dict())
+
+
+def test_convert_emit_test_data_then_verify_against_the_evidence(tmp_path, capsys):
+    import joblib
+
+    variant = get_variant("pipeline-minmax-clip")
+    source = tmp_path / "model.joblib"
+    joblib.dump(variant.estimator, source)
+    good = _onnx(tmp_path, variant.estimator, zipmap=True)
+    args = argparse.Namespace(emit_test_data=True, verify=True, trust_pickle=True, verify_data=None, verify_n_samples=100, verify_seed=0)
+    assert command.verify_after_convert(source, good, args) == 0
+    assert (tmp_path / "test_data_set_0" / "output_1.pb").is_file() and (tmp_path / "test_data_set_1").is_dir()
+    assert nnconvert.verify(good).passed
+    model = nnconvert.from_sklearn(variant.estimator)
+    _onnx(tmp_path, replace(model, head=Head(model.task, model.classes[::-1].copy())), zipmap=True)  # overwrite
+    assert not nnconvert.verify(good).passed
+    with pytest.raises(UsageError, match="no reference"):
+        nnconvert.verify(_onnx(tmp_path / "..", variant.estimator, name=f"{tmp_path.name}-lonely.onnx"))
+
+
+# -- the command ------------------------------------------------------------------
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    command.configure_parser(parser)
+    return parser.parse_args(argv)
+
+
+def test_command_exit_codes_and_report_files(tmp_path, capsys):
+    import joblib
+
+    variant = get_variant("iris-10")
+    source = tmp_path / "model.pkl"
+    joblib.dump(variant.estimator, source)
+    good = _onnx(tmp_path, variant.estimator, name="good.onnx")
+    model = nnconvert.from_sklearn(variant.estimator)
+    bad = _onnx(tmp_path, _layer_replaced(model, 0, activation=Activation.TANH), name="bad.onnx")
+    data = tmp_path / "data.csv"
+    np.savetxt(data, variant.X_test, delimiter=",", header="a,b,c,d", comments="")
+    files = ["--report-json", str(tmp_path / "r.json"), "--report-md", str(tmp_path / "r.md")]
+    assert command.run(_parse(str(source), str(good), "--trust-pickle", "--data", str(data), *files)) == 0
+    assert "nnconvert verify: PASSED" in capsys.readouterr().out
+    _validate(json.loads((tmp_path / "r.json").read_text()))
+    assert "| output |" in (tmp_path / "r.md").read_text()
+    assert command.run(_parse(str(source), str(bad), "--trust-pickle", "--seed", "1", "--n-samples", "64")) == 1
+    assert command.run(_parse(str(source), str(bad), "--trust-pickle", "--warn-only")) == 0
+    assert command.run(_parse(str(source), str(bad), "--trust-pickle", "--atol", "1e-6", "--rtol", "probabilities=1e-3", "--range", "0", "8")) == 1
+    with pytest.raises(nnconvert.UntrustedInputError):
+        command.run(_parse(str(source), str(good)))
+
+
+def test_parse_tolerances():
+    assert command.parse_tolerances(["1e-5", "probabilities=2e-4"], "atol") == {"*": 1e-5, "probabilities": 2e-4}
+    with pytest.raises(UsageError, match="--rtol"):
+        command.parse_tolerances(["probabilities=x"], "rtol")
