@@ -140,7 +140,7 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write test_data_set_0 (inputs, the source's outputs) next to the ONNX output; implies --verify",
     )
-    group.add_argument("--verify-data", metavar="FILE", help="input rows for --verify (.npy/.npz/.csv)")
+    group.add_argument("--data", "--verify-data", dest="verify_data", metavar="FILE", help="input rows for --verify (.npy/.npz/.csv)")
     group.add_argument("--verify-n-samples", type=int, default=1000, help="random rows for --verify (default 1000)")
     group.add_argument("--verify-seed", type=int, default=0, help="seed of the random rows (default 0)")
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
