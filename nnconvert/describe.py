@@ -34,7 +34,7 @@ def describe(model: Model) -> dict[str, Any]:
                 "activation_params": dict(layer.activation_params),
                 "n_parameters": int(layer.weights.size + layer.bias.size),
             }
-            for index, (name, layer) in enumerate(zip(names, model.layers))
+            for index, (name, layer) in enumerate(zip(names, model.layers, strict=True))
         ],
         "metadata": {
             "producer": model.metadata.producer,

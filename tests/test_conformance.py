@@ -135,7 +135,7 @@ def test_round_trip(format_name: str, model_id: str, tmp_path: Path) -> None:
         assert restored.equals(model), f"{format_name} round trip is not lossless"
         np.testing.assert_array_equal(restored.forward(X), model.forward(X))
         return
-    for mine, theirs in zip(model.layers, restored.layers):
+    for mine, theirs in zip(model.layers, restored.layers, strict=True):
         np.testing.assert_array_equal(mine.weights, theirs.weights)
         np.testing.assert_array_equal(mine.bias, theirs.bias)
         assert mine.activation == theirs.activation
@@ -214,5 +214,5 @@ def test_save_leaves_the_input_object_unmodified(format_name: str, tmp_path: Pat
         assert format_name == "keras-h5"
     X = get_variant("pipeline-standard").X_test
     np.testing.assert_array_equal(estimator.predict_proba(X), snapshot.predict_proba(X))
-    for mine, theirs in zip(estimator[-1].coefs_, snapshot[-1].coefs_):
+    for mine, theirs in zip(estimator[-1].coefs_, snapshot[-1].coefs_, strict=True):
         np.testing.assert_array_equal(mine, theirs)

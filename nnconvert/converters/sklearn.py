@@ -14,8 +14,8 @@ scikit-learn is imported inside the functions: importing this module is cheap.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
