@@ -74,20 +74,40 @@ def test_round_trip_is_bit_identical(variant_id: str) -> None:
 
 
 @pytest.mark.parametrize("variant_id", variant_ids())
-def test_original_is_not_modified_and_shares_no_memory(variant_id: str) -> None:
+def test_original_is_not_modified_and_views_are_read_only(variant_id: str) -> None:
+    # the documented contract: the IR views the estimator's weights read-only (no copy of a
+    # large model), copy=True snapshots them, and to_sklearn always builds independent arrays
     estimator = get_variant(variant_id).estimator
     before = _snapshot(estimator)
     model = from_sklearn(estimator)
+    snapshot = from_sklearn(estimator, copy=True)
     rebuilt = to_sklearn(model)
     after = _snapshot(estimator)
     assert len(before) == len(after)
     for old, new in zip(before, after, strict=True):
         assert old.dtype == new.dtype and np.array_equal(old, new)
     original_mlp, rebuilt_mlp = _mlp(estimator), _mlp(rebuilt)
-    for layer, coef, rebuilt_coef in zip(model.layers, original_mlp.coefs_, rebuilt_mlp.coefs_, strict=True):
-        assert not np.shares_memory(layer.weights, coef)
+    assert snapshot.equals(model)
+    for index, (coef, rebuilt_coef) in enumerate(zip(original_mlp.coefs_, rebuilt_mlp.coefs_, strict=True)):
+        layer, copied = model.layers[index], snapshot.layers[index]
+        assert not layer.weights.flags.writeable and not layer.bias.flags.writeable
+        assert coef.flags.writeable  # the estimator itself can still train
+        assert not np.shares_memory(copied.weights, coef)
+        assert not np.shares_memory(copied.bias, original_mlp.intercepts_[index])
         assert not np.shares_memory(rebuilt_coef, coef)
+        assert not np.shares_memory(rebuilt_coef, layer.weights)
         assert rebuilt_coef.flags.writeable and rebuilt_coef.dtype == coef.dtype
+
+
+def test_views_follow_further_training_and_copies_do_not() -> None:
+    estimator = copy.deepcopy(get_variant("pipeline-standard").estimator)
+    mlp = _mlp(estimator)
+    view, snapshot = from_sklearn(estimator), from_sklearn(estimator, copy=True)
+    assert np.shares_memory(view.layers[0].weights, mlp.coefs_[0])
+    original = snapshot.layers[0].weights.copy()
+    mlp.coefs_[0] += 1.0  # what partial_fit's in-place updates do
+    assert np.array_equal(view.layers[0].weights, mlp.coefs_[0])
+    assert np.array_equal(snapshot.layers[0].weights, original)
 
 
 @pytest.mark.parametrize("variant_id", variant_ids())
