@@ -225,7 +225,7 @@ class GraphBuilder:
         self.elem_type = helper.np_dtype_to_tensor_dtype(dtype)
         self.opset = opset
         self.nodes: list[Any] = []
-        self.initializers: list[tuple[str, np.ndarray]] = []
+        self.initializers: list[tuple[str, np.ndarray, np.dtype]] = []
         self._names: set[str] = {"X"}
 
     def _unique(self, name: str) -> str:
@@ -237,14 +237,20 @@ class GraphBuilder:
         return candidate
 
     def initializer(self, name: str, values: Any, *, cast: bool = True) -> str:
-        """A constant; float arrays are cast once to the graph's dtype unless ``cast`` is False."""
+        """A constant; float arrays are stored in the graph's dtype unless ``cast`` is False.
+
+        The array itself is kept as given (a view of the model's weights): the
+        cast happens chunk by chunk while the file is written (:class:`_Payload`).
+        """
         array = np.asarray(values)
         if array.dtype.kind == "U":
             array = array.astype(object)
-        elif array.dtype.kind == "f" and cast:
-            array = np.ascontiguousarray(array, dtype=self.dtype)
+        dtype = array.dtype
+        if array.dtype.kind == "f" and cast:
+            dtype = self.dtype
+            array = array.reshape(1) if array.ndim == 0 else array  # scalars are stored as [1], as ever
         name = self._unique(name)
-        self.initializers.append((name, array))
+        self.initializers.append((name, array, dtype))
         return name
 
     def scalar(self, name: str, value: float) -> str:
@@ -468,12 +474,22 @@ def _classifier_head(b: GraphBuilder, y: str, model: Model, zipmap: bool) -> lis
     else:
         labels = label_tensor(model.classes)
         index = b.node("ArgMax", [probabilities], "head", axis=1, keepdims=0)
-        b.node("Gather", [b.initializer("head/classes", labels, cast=False), index], "head", axis=0)
+        if not _labels_are_indices(model.classes, labels):
+            b.node("Gather", [b.initializer("head/classes", labels, cast=False), index], "head", axis=0)
         b.rename_output(b.nodes[-1].output[0], "output_label")
         label_info = _value_info("output_label", helper.np_dtype_to_tensor_dtype(_label_dtype(labels)), ["N"])
     if not zipmap:
         return [label_info, _value_info("output_probability", b.elem_type, ["N", n_classes])]
     return [label_info, _zipmap(b, probabilities, model)]
+
+
+def _labels_are_indices(classes: np.ndarray, labels: np.ndarray) -> bool:
+    """Integer labels 0..n-1: ArgMax's int64 output already is the label, a Gather would only copy it.
+
+    Dropping that Gather saves a kernel per run (about 10% of a small
+    model's batch-1024 time in onnxruntime); the outputs are identical.
+    """
+    return classes.dtype.kind in "iu" and labels.dtype == np.int64 and np.array_equal(labels, np.arange(len(labels)))
 
 
 def _label_dtype(labels: np.ndarray) -> np.dtype:
@@ -550,13 +566,52 @@ def build_model_proto(model: Model, options: WriteOptions) -> Any:
         UnsupportedModelError: an activation or the labels cannot be expressed at these options.
     """
     proto, payloads = _build_skeleton(model, options)
-    for tensor, array in zip(proto.graph.initializer, payloads, strict=True):
-        if array is not None:
-            tensor.raw_data = array.tobytes()
+    for tensor, payload in zip(proto.graph.initializer, payloads, strict=True):
+        if payload is not None:
+            tensor.raw_data = payload.tobytes()
     return proto
 
 
-def _build_skeleton(model: Model, options: WriteOptions) -> tuple[Any, list[np.ndarray | None]]:
+# Bytes cast and written at a time: small enough to stay in cache, large enough
+# that the per-call cost vanishes.
+_CHUNK_BYTES = 1 << 22
+
+
+class _Payload:
+    """A numeric tensor's values, cast to the file's little-endian dtype only as they are written.
+
+    Writing chunk by chunk means a float64 model saved as float32 never holds a
+    second, full-size copy of its weights, and a model already in the file's
+    dtype is written straight from its own memory.
+    """
+
+    __slots__ = ("array", "dtype")
+
+    def __init__(self, array: np.ndarray, dtype: np.dtype):
+        self.dtype = dtype.newbyteorder("<")
+        # the rare non-C-ordered array is copied once, in the (usually smaller) target dtype
+        self.array = array if array.flags.c_contiguous else np.ascontiguousarray(array, dtype=self.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return self.array.size * self.dtype.itemsize
+
+    def chunks(self) -> Any:
+        """The raw little-endian bytes, as uint8 arrays of at most ``_CHUNK_BYTES``."""
+        flat = self.array.reshape(-1)
+        step = max(1, _CHUNK_BYTES // self.dtype.itemsize)
+        for start in range(0, flat.size, step):
+            yield flat[start : start + step].astype(self.dtype, copy=False).view(np.uint8)
+
+    def write_to(self, handle: Any) -> None:
+        for chunk in self.chunks():
+            handle.write(chunk)
+
+    def tobytes(self) -> bytes:
+        return np.ascontiguousarray(self.array, dtype=self.dtype).tobytes()
+
+
+def _build_skeleton(model: Model, options: WriteOptions) -> tuple[Any, list[_Payload | None]]:
     """The ModelProto with numeric initializers still empty, and their arrays in initializer order.
 
     Keeping the weights out of the protobuf message lets the file writer send
@@ -593,22 +648,22 @@ def _build_skeleton(model: Model, options: WriteOptions) -> tuple[Any, list[np.n
     return proto, _add_initializers(proto.graph, b.initializers)
 
 
-def _add_initializers(graph: Any, initializers: list[tuple[str, np.ndarray]]) -> list[np.ndarray | None]:
-    """Describe each tensor in place; return the numeric ones' little-endian arrays (None for strings)."""
+def _add_initializers(graph: Any, initializers: list[tuple[str, np.ndarray, np.dtype]]) -> list[_Payload | None]:
+    """Describe each tensor in place; return the numeric ones' payloads (None for strings)."""
     from onnx import helper, numpy_helper
 
-    payloads: list[np.ndarray | None] = []
-    for name, array in initializers:
+    payloads: list[_Payload | None] = []
+    for name, array, dtype in initializers:
         tensor = graph.initializer.add()
         if array.dtype == object:
             tensor.CopyFrom(numpy_helper.from_array(array, name))
             payloads.append(None)
             continue
         tensor.name = name
-        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(dtype)
         tensor.dims.extend(array.shape)
         # ONNX raw data is little-endian whatever the machine
-        payloads.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")))
+        payloads.append(_Payload(array, dtype))
     return payloads
 
 
@@ -661,7 +716,7 @@ def write_onnx(model: Model, path: str | os.PathLike[str], *, final_path: str | 
         _check(path)
 
 
-def _write_external(proto: Any, payloads: list[np.ndarray | None], path: Path, final: Path, check: bool) -> None:
+def _write_external(proto: Any, payloads: list[_Payload | None], path: Path, final: Path, check: bool) -> None:
     """Weights into ``<final name>.data`` beside the model, written atomically too.
 
     The sidecar is first written under a temporary name (which the model
@@ -695,20 +750,20 @@ def _write_external(proto: Any, payloads: list[np.ndarray | None], path: Path, f
         raise
 
 
-def _externalize(proto: Any, payloads: list[np.ndarray | None], handle: Any, location: str) -> list[Any]:
+def _externalize(proto: Any, payloads: list[_Payload | None], handle: Any, location: str) -> list[Any]:
     """Move every large payload into ``handle``; the tensors then point at it."""
     from onnx import TensorProto
 
     moved = []
-    for index, (tensor, array) in enumerate(zip(proto.graph.initializer, payloads, strict=True)):
-        if array is None or array.nbytes < EXTERNAL_MIN_TENSOR_BYTES:
+    for index, (tensor, payload) in enumerate(zip(proto.graph.initializer, payloads, strict=True)):
+        if payload is None or payload.nbytes < EXTERNAL_MIN_TENSOR_BYTES:
             continue
         offset = handle.tell()
         padding = -offset % EXTERNAL_ALIGNMENT
         handle.write(b"\0" * padding)
-        handle.write(_byte_view(array))
+        payload.write_to(handle)
         tensor.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", location), ("offset", str(offset + padding)), ("length", str(array.nbytes))):
+        for key, value in (("location", location), ("offset", str(offset + padding)), ("length", str(payload.nbytes))):
             entry = tensor.external_data.add()
             entry.key, entry.value = key, value
         payloads[index] = None
@@ -739,10 +794,6 @@ def _length_delimited_tag(number: int) -> bytes:
     return _varint(number << 3 | 2)
 
 
-def _byte_view(array: np.ndarray) -> np.ndarray:
-    return array.reshape(-1).view(np.uint8)
-
-
 def _split_fields(message: Any, number: int) -> tuple[bytes, bytes]:
     """``message`` serialized as its fields before ``number`` and its fields after it."""
     before, after = type(message)(), type(message)()
@@ -756,28 +807,35 @@ def _split_fields(message: Any, number: int) -> tuple[bytes, bytes]:
     return before.SerializeToString(), after.SerializeToString()
 
 
-def _tensor_pieces(tensor: Any, array: np.ndarray | None) -> list[Any]:
+def _piece_size(piece: bytes | _Payload) -> int:
+    return piece.nbytes if isinstance(piece, _Payload) else len(piece)
+
+
+def _tensor_pieces(tensor: Any, payload: _Payload | None) -> list[bytes | _Payload]:
     skeleton = tensor.SerializeToString()
-    if array is None:
+    if payload is None:
         return [skeleton]
     raw_tag = _length_delimited_tag(tensor.DESCRIPTOR.fields_by_name["raw_data"].number)
-    return [skeleton, raw_tag + _varint(array.nbytes), _byte_view(array)]
+    return [skeleton, raw_tag + _varint(payload.nbytes), payload]
 
 
-def _stream_model(proto: Any, payloads: list[np.ndarray | None], handle: Any) -> None:
+def _stream_model(proto: Any, payloads: list[_Payload | None], handle: Any) -> None:
     graph = proto.graph
     initializer_number = graph.DESCRIPTOR.fields_by_name["initializer"].number
     graph_number = proto.DESCRIPTOR.fields_by_name["graph"].number
     graph_before, graph_after = _split_fields(graph, initializer_number)
-    pieces: list[Any] = [graph_before]
-    for tensor, array in zip(graph.initializer, payloads, strict=True):
-        body = _tensor_pieces(tensor, array)
-        pieces.append(_length_delimited_tag(initializer_number) + _varint(sum(len(p) for p in body)))
+    pieces: list[bytes | _Payload] = [graph_before]
+    for tensor, payload in zip(graph.initializer, payloads, strict=True):
+        body = _tensor_pieces(tensor, payload)
+        pieces.append(_length_delimited_tag(initializer_number) + _varint(sum(_piece_size(p) for p in body)))
         pieces.extend(body)
     pieces.append(graph_after)
     model_before, model_after = _split_fields(proto, graph_number)
     handle.write(model_before)
-    handle.write(_length_delimited_tag(graph_number) + _varint(sum(len(p) for p in pieces)))
+    handle.write(_length_delimited_tag(graph_number) + _varint(sum(_piece_size(p) for p in pieces)))
     for piece in pieces:
-        handle.write(piece)
+        if isinstance(piece, _Payload):
+            piece.write_to(handle)
+        else:
+            handle.write(piece)
     handle.write(model_after)
