@@ -226,7 +226,60 @@ def _load_proto(path: Path) -> Any:
             path=path,
             format=FORMAT,
         )
+    _check_versions(proto, path)
+    _check_text(proto, path)
+    if len(proto.graph.output) == 0:
+        raise ReadError("the graph declares no outputs; a model's graph must name its outputs", path=path, format=FORMAT)
     return proto
+
+
+def _check_text(proto: Any, path: Path) -> None:
+    """Refuse names that are not UTF-8: protobuf hands them over as bytes instead of failing."""
+    graph = proto.graph
+
+    def fail(where: str, value: bytes) -> ReadError:
+        return ReadError(f"{where} is not valid UTF-8 text: {value[:40]!r}", path=path, format=FORMAT)
+
+    for index, node in enumerate(graph.node):
+        for label, values in (("name", [node.name]), ("op_type", [node.op_type]), ("domain", [node.domain]),
+                              ("input", node.input), ("output", node.output), ("attribute", [a.name for a in node.attribute])):
+            for value in values:
+                if isinstance(value, bytes):
+                    raise fail(f"node {index} ({node.op_type!s:.40}) {label}", value)
+    for label, items in (("input", graph.input), ("output", graph.output), ("initializer", graph.initializer)):
+        for index, item in enumerate(items):
+            if isinstance(item.name, bytes):
+                raise fail(f"graph {label} {index} name", item.name)
+    for prop in proto.metadata_props:
+        for value in (prop.key, prop.value):
+            if isinstance(value, bytes):
+                raise fail(f"metadata_props entry {prop.key!s:.40}", value)
+    for value in (proto.producer_name, proto.producer_version, proto.domain, graph.name):
+        if isinstance(value, bytes):
+            raise fail("the model's producer/domain/graph name", value)
+
+
+def _check_versions(proto: Any, path: Path) -> None:
+    """Refuse an IR version or ai.onnx opset newer than the installed onnx knows (as onnxruntime does)."""
+    import onnx
+    import onnx.defs
+
+    if proto.ir_version > onnx.IR_VERSION:
+        raise ReadError(
+            f"ir_version {proto.ir_version} is newer than this onnx ({onnx.__version__}) knows (up to {onnx.IR_VERSION}); "
+            "upgrade onnx or re-export the model with an older IR version",
+            path=path,
+            format=FORMAT,
+        )
+    newest = onnx.defs.onnx_opset_version()
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx") and entry.version > newest:
+            raise ReadError(
+                f"opset_import: ai.onnx opset {entry.version} is newer than this onnx knows (up to {newest}); "
+                "upgrade onnx or export the model with an older opset",
+                path=path,
+                format=FORMAT,
+            )
 
 
 def _tensors_with_data(proto: Any) -> list[tuple[Any, str]]:
@@ -1238,6 +1291,8 @@ def _overlay_description(model: Model, proto: Any, path: Path) -> Model:
         return _ignored(model, path, f"its format version is {version!r}, this reader knows {FORMAT_VERSION!r}")
     try:
         document = json.loads(text)
+    except RecursionError:
+        return _ignored(model, path, "it is nested too deeply to be a model description")
     except ValueError as exc:
         return _ignored(model, path, f"it is not valid JSON ({exc})")
     try:

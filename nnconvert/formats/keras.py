@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, ReadError, UnsupportedModelError, UsageError
+from ..errors import InvalidModelError, NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import (
     ACTIVATION_DEFAULTS,
     Activation,
@@ -408,6 +408,8 @@ def _dense_arrays(weights: list[tuple[str, np.ndarray]], config: Mapping[str, An
     if kernel.ndim != 2:
         raise source.error(f"{where}: the kernel has shape {kernel.shape}, expected (n_inputs, units)")
     units = config.get("units")
+    if units is not None and (isinstance(units, bool) or not isinstance(units, int)):
+        raise source.error(f"{where}: 'units' must be an integer, got {units!r:.40}")
     if isinstance(units, int) and kernel.shape[1] != units:
         raise source.error(f"{where}: the kernel has shape {kernel.shape} but the layer has {units} units")
     if bias is None:
@@ -586,6 +588,8 @@ def _json_attribute(attrs: Any, name: str, path: Path, format_name: str) -> Any:
         return None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ReadError(f"the root attribute {name!r} is nested too deeply to be a Keras config", path=path, format=format_name) from None
     except ValueError as exc:
         raise ReadError(f"the root attribute {name!r} is not valid JSON: {exc}", path=path, format=format_name) from None
 
@@ -620,11 +624,50 @@ def _weight_role(weight_name: str) -> str:
     return weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
+# deflate, the strongest filter HDF5 files commonly use, cannot shrink data more than ~1032:1
+_MAX_FILTER_RATIO = 1100
+
+
 def _float_array(dataset: Any, layer_name: str, path: Path, format_name: str) -> np.ndarray:
-    array = np.asarray(dataset[()])
-    if array.dtype.kind not in "fiu":
-        raise ReadError(f"layer {layer_name!r}: weight {dataset.name} has dtype {array.dtype}", path=path, format=format_name)
-    return array
+    def fail(message: str) -> ReadError:
+        return ReadError(f"layer {layer_name!r}: weight {dataset.name} {message}", path=path, format=format_name)
+
+    import h5py
+
+    if not isinstance(dataset, h5py.Dataset):
+        raise fail(f"is a {type(dataset).__name__}, not a dataset")
+    if dataset.dtype.kind not in "fiu":
+        raise fail(f"has dtype {dataset.dtype}, expected numbers")
+    # checked before reading: a sparse dataset can declare terabytes in a file of a few kilobytes
+    declared = (dataset.size or 0) * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    filtered = dataset.id.get_create_plist().get_nfilters() > 0
+    if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
+        raise fail(f"declares shape {dataset.shape} ({declared} bytes) but the file stores only {stored} bytes of it")
+    try:
+        return np.asarray(dataset[()])
+    except Exception as exc:  # noqa: BLE001 - h5py reports corrupt chunks and missing filters as OSError and others
+        raise fail(f"cannot be read: {exc}") from None
+
+
+def _refuse_outside_data(handle: Any, path: Path, format_name: str) -> None:
+    """Refuse external links, external storage and virtual datasets anywhere in the file, before reading weights."""
+    import h5py
+
+    def check(name: str, link: Any) -> str | None:
+        if isinstance(link, h5py.ExternalLink):
+            return f"{name!r} is an external link to {link.filename}:{link.path}"
+        if isinstance(link, h5py.HardLink):
+            node = handle.get(name)
+            if isinstance(node, h5py.Dataset) and node.is_virtual:
+                return f"{name!r} is a virtual dataset"
+            if isinstance(node, h5py.Dataset) and node.external:
+                return f"{name!r} is stored in external file(s) {', '.join(str(entry[0]) for entry in node.external)}"
+        return None
+
+    problem = handle.visititems_links(check)
+    if problem is not None:
+        raise ReadError(f"{problem}; nnconvert reads only data stored inside the file", path=path, format=format_name)
 
 
 def read_h5(path: str | Path, *, task: Any = None, classes: Any = None) -> Model:
@@ -650,8 +693,19 @@ def read_h5(path: str | Path, *, task: Any = None, classes: Any = None) -> Model
         handle = h5py.File(path, "r")
     except OSError as exc:
         raise ReadError(f"not a readable HDF5 file: {exc}", path=path, format="keras-h5") from None
-    with handle:
+    with _corrupt_hdf5_is_a_read_error(path, "keras-h5"), handle:
         return _read_h5_file(handle, path, task, classes)
+
+
+@contextlib.contextmanager
+def _corrupt_hdf5_is_a_read_error(path: Path, format_name: str):
+    """h5py reports a damaged file structure as OSError, RuntimeError, KeyError...: make it a ReadError."""
+    try:
+        yield
+    except NnconvertError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as exc:
+        raise ReadError(f"the HDF5 weights are corrupt: {exc}", path=path, format=format_name) from None
 
 
 def _read_h5_file(handle: Any, path: Path, task: Any, classes: Any) -> Model:
@@ -667,6 +721,7 @@ def _read_h5_file(handle: Any, path: Path, task: Any, classes: Any) -> Model:
             path=path,
             format="keras-h5",
         )
+    _refuse_outside_data(handle, path, "keras-h5")
     weights_root = handle.get("model_weights")
     if not isinstance(weights_root, h5py.Group):
         raise ReadError("no 'model_weights' group: the file holds no weights", path=path, format="keras-h5")
@@ -772,7 +827,8 @@ def read_keras(path: str | Path, *, task: Any = None, classes: Any = None) -> Mo
             weights_info = members.get("model.weights.h5")
             weights_cap = weights_info.file_size if weights_info is not None else 0
             weights_bytes = _member_bytes(archive, members, "model.weights.h5", path, weights_cap)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError, OSError) as exc:
+        # a damaged central directory can send zipfile seeking to a negative offset (OSError EINVAL)
         raise ReadError(f"not a readable zip archive: {exc}", path=path, format="keras") from None
     config = _json_member(config_bytes, "config.json", path)
     metadata = _json_member(metadata_bytes, "metadata.json", path)
@@ -782,6 +838,8 @@ def read_keras(path: str | Path, *, task: Any = None, classes: Any = None) -> Mo
 def _json_member(data: bytes, name: str, path: Path) -> Any:
     try:
         return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ReadError(f"{name} is nested too deeply to be a Keras config", path=path, format="keras") from None
     except ValueError as exc:
         raise ReadError(f"{name} is not valid JSON: {exc}", path=path, format="keras") from None
 
@@ -792,9 +850,10 @@ def _read_keras_parts(config: Any, metadata: Mapping[str, Any], weights: bytes, 
     model_class, model_name, layers = _parse_config(config, path, "keras")
     try:
         handle = h5py.File(io.BytesIO(weights), "r")
-    except OSError as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         raise ReadError(f"model.weights.h5 is not a readable HDF5 file: {exc}", path=path, format="keras") from None
-    with handle:
+    with _corrupt_hdf5_is_a_read_error(path, "keras"), handle:
+        _refuse_outside_data(handle, path, "keras")
         source = _Source(
             path=path,
             format="keras",

@@ -12,12 +12,21 @@ fixed list of what an MLP, its scalers and their numpy state need.
 
 from __future__ import annotations
 
+import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from ..converters.sklearn import from_sklearn, to_sklearn
-from ..errors import InvalidModelError, ReadError, UnsupportedModelError, UntrustedInputError, UsageError
+from ..errors import (
+    InvalidModelError,
+    NnconvertError,
+    ReadError,
+    UnsupportedModelError,
+    UntrustedInputError,
+    UsageError,
+)
 from ..ir import Model
 from ..registry import FormatSpec, register
 
@@ -77,6 +86,19 @@ TRUSTED_SKOPS_TYPES = (
 )
 
 _SKOPS_SCHEMA_MEMBER = "schema.json"
+# the plain containers and scalars skops writes around those types
+_SKOPS_CONTAINER_TYPES = (
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.str",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
+    "builtins.NoneType",
+    "builtins.bytes",
+)
+_MAX_SCHEMA_BYTES = 64 * 2**20
 
 
 # -- shared -----------------------------------------------------------------
@@ -90,6 +112,16 @@ def _converted(estimator: Any, path: Path) -> Model:
         raise UnsupportedModelError(f"{path}: {exc.args[0].split(chr(10))[0]}", exc.problems) from exc
     except InvalidModelError as exc:
         raise InvalidModelError(f"{path}: {exc}") from exc
+    except NnconvertError:
+        raise
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        # a damaged or forged file can hold an estimator missing fitted attributes or holding odd values
+        raise ReadError(
+            f"the file holds a {type(estimator).__name__} that is incomplete or inconsistent "
+            f"({type(exc).__name__} while converting it: {exc})",
+            path=path,
+            format=None,
+        ) from exc
 
 
 # -- pickle / joblib ----------------------------------------------------------
@@ -178,6 +210,43 @@ def _untrusted_types(path: Path) -> list[str]:
         ) from exc
 
 
+def _schema_types(path: Path) -> set[str]:
+    """Every type the skops schema names (objects, functions, type references), without loading anything."""
+
+    def fail(message: str) -> ReadError:
+        return ReadError(message, path=path, format="skops")
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(_SKOPS_SCHEMA_MEMBER)
+            if info.file_size > _MAX_SCHEMA_BYTES:
+                raise fail(f"{_SKOPS_SCHEMA_MEMBER} declares {info.file_size} bytes, over the limit of {_MAX_SCHEMA_BYTES}")
+            text = archive.read(info)
+    except zipfile.BadZipFile as exc:
+        raise fail(f"not a skops file (not a zip archive): {exc}") from None
+    except KeyError:
+        raise fail(f"not a skops file: the archive has no {_SKOPS_SCHEMA_MEMBER}") from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.LargeZipFile) as exc:
+        raise fail(f"{_SKOPS_SCHEMA_MEMBER} cannot be read from the archive: {exc}") from None
+    try:
+        schema = json.loads(text)
+    except RecursionError:
+        raise fail(f"{_SKOPS_SCHEMA_MEMBER} is nested too deeply to be a skops schema") from None
+    except ValueError as exc:
+        raise fail(f"{_SKOPS_SCHEMA_MEMBER} is not valid JSON: {exc}") from None
+    types, pending = set(), [schema]
+    while pending:  # iterative: a schema nested thousands deep must not exhaust the stack
+        node = pending.pop()
+        if isinstance(node, dict):
+            module, name = node.get("__module__"), node.get("__class__")
+            if module is not None or name is not None:
+                types.add(f"{module}.{name}")
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return types
+
+
 def read_skops(path: str | Path, **options: Any) -> Model:
     """Load a skops file, creating only the types a supported MLP needs, and convert it.
 
@@ -196,7 +265,9 @@ def read_skops(path: str | Path, **options: Any) -> Model:
     import skops.io
 
     path = Path(path)
-    refused = sorted(set(_untrusted_types(path)) - set(TRUSTED_SKOPS_TYPES))
+    allowed = set(TRUSTED_SKOPS_TYPES) | set(_SKOPS_CONTAINER_TYPES)
+    # the schema is checked against our own list: skops' default trust covers far more than an MLP needs
+    refused = sorted((_schema_types(path) | set(_untrusted_types(path))) - allowed)
     if refused:
         raise UntrustedInputError(
             f"{path}: the skops file contains type(s) nnconvert does not load: {', '.join(refused)}. "
@@ -253,8 +324,51 @@ def write_skops(
     if compresslevel is not None and (isinstance(compresslevel, bool) or not isinstance(compresslevel, int)):
         raise UsageError(f"skops option compresslevel must be an integer, got {compresslevel!r}")
     estimator = to_sklearn(model)
+    buffer = io.BytesIO()
+    skops.io.dump(estimator, buffer, compression=method, compresslevel=compresslevel)
     with open(path, "wb") as handle:
-        skops.io.dump(estimator, handle, compression=method, compresslevel=compresslevel)
+        handle.write(_without_timestamps(buffer.getvalue(), compresslevel))
+
+
+def _without_timestamps(archive_bytes: bytes, compresslevel: Any) -> bytes:
+    """The archive made deterministic, so that the same model gives the same bytes.
+
+    skops names array members and ``__id__`` fields after ``id()`` of the
+    objects (memory addresses) and dates members with the clock; both are
+    renumbered in order of appearance (shared references keep sharing an id)
+    and every member is dated 1980-01-01.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive_bytes)) as source:
+        infos = source.infolist()
+        members = {info.filename: source.read(info) for info in infos}
+    names = {name: f"{index}.npy" for index, name in enumerate(n for n in members if n != _SKOPS_SCHEMA_MEMBER)}
+    ids: dict[Any, int] = {}
+    schema = _renumbered(json.loads(members[_SKOPS_SCHEMA_MEMBER]), names, ids)
+    members[_SKOPS_SCHEMA_MEMBER] = json.dumps(schema, indent=2).encode("utf-8")
+    with zipfile.ZipFile(out, "w") as target:
+        for info in infos:
+            fixed = zipfile.ZipInfo(names.get(info.filename, info.filename), date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            target.writestr(fixed, members[info.filename], compresslevel=compresslevel)
+    return out.getvalue()
+
+
+def _renumbered(node: Any, names: dict[str, str], ids: dict[Any, int]) -> Any:
+    if isinstance(node, dict):
+        renamed = {}
+        for key, value in node.items():
+            if key == "__id__":
+                renamed[key] = ids.setdefault(value, len(ids))
+            elif isinstance(value, str) and value in names:
+                renamed[key] = names[value]
+            else:
+                renamed[key] = _renumbered(value, names, ids)
+        return renamed
+    if isinstance(node, list):
+        return [_renumbered(value, names, ids) for value in node]
+    return node
 
 
 def sniff_skops(head: bytes, path: Path) -> bool:
