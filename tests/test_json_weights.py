@@ -393,6 +393,133 @@ def test_large_lists_are_written_in_chunks(monkeypatch: pytest.MonkeyPatch) -> N
     assert json_weights.loads(whole).equals(model)
 
 
+def test_base64_is_encoded_in_pieces_that_join_into_the_same_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    model = _handmade("float64", n_in=50, hidden=40)
+    whole = json_weights.dumps(model, arrays="base64")
+    monkeypatch.setattr(json_weights, "_ENCODE_CHUNK", 3)
+    assert json_weights.dumps(model, arrays="base64") == whole
+    expected = base64.b64encode(model.layers[0].weights.astype("<f8").tobytes()).decode()
+    assert json.loads(whole)["layers"][0]["weights"]["data"] == expected
+
+
+# -- reading long base64 strings straight from the bytes ---------------------------
+#
+# bytes are read by cutting the "data" strings out of the text and decoding them from it;
+# a str goes through json.loads whole, the reference the cut path must agree with.
+
+
+@pytest.fixture
+def cut_everything(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Cut out every "data" string, however short, decode in pieces of 8 characters; record each one cut."""
+    monkeypatch.setattr(json_weights, "_SPAN_MIN", 0)
+    monkeypatch.setattr(json_weights, "_DECODE_CHUNK", 8)
+    decoded: list[int] = []
+    decode_span = json_weights._decode_span
+
+    def recording(text, size: int) -> np.ndarray:
+        decoded.append(len(text))
+        return decode_span(text, size)
+
+    monkeypatch.setattr(json_weights, "_decode_span", recording)
+    return decoded
+
+
+def _n_arrays(model: Model) -> int:
+    return 2 * len(model.layers) + sum(len(step.ops) for step in model.steps)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant_id", variant_ids())
+def test_cut_path_reads_every_variant(variant_id: str, dtype: str, cut_everything: list[int]) -> None:
+    model = from_sklearn(get_variant(variant_id).estimator).astype(dtype)
+    loaded = json_weights._loads_cut(json_weights.dumps(model, arrays="base64"), None)
+    assert loaded is not None and loaded.equals(model)
+    assert len(cut_everything) == _n_arrays(model)
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "cut"),
+    [
+        (lambda text: text.replace('"data": "', '"data":"'), True),
+        (lambda text: text.replace('"data": "', '"data" \r\n\t:\n  "'), True),
+        (lambda text: text.replace('"data": "', '"d\\u0061ta": "', 1), True),  # that one is left to json
+        (lambda text: text.replace('"data": "', '"data": "QUJD", "data": "', 1), False),  # json keeps the last
+        (lambda text: re.sub(r'"data": "(.)', lambda m: f'"data": "\\u{ord(m.group(1)):04x}', text, count=1), False),
+    ],
+    ids=["compact", "whitespace", "escaped-key", "duplicate-key", "escaped-character"],
+)
+def test_cut_path_agrees_with_json_on_any_valid_layout(rewrite, cut: bool, cut_everything: list[int]) -> None:
+    model = _handmade("float32", n_in=30, hidden=20)
+    text = rewrite(json_weights.dumps(model, arrays="base64").decode())
+    assert json_weights.loads(text).equals(model)  # the reference: json.loads over the whole text
+    assert json_weights.loads(text.encode()).equals(model)
+    assert (json_weights._loads_cut(text.encode(), None) is not None) == cut
+
+
+@pytest.mark.parametrize("key", ["data", 'x"data'])
+def test_a_data_string_that_is_not_array_data_falls_back_to_whole_json(key: str, cut_everything: list[int]) -> None:
+    import base64
+
+    model = _handmade()
+    properties = {**model.metadata.properties, key: base64.b64encode(b"not weights" * 10).decode()}
+    model = Model(model.layers, model.head, model.input, model.steps, Metadata(properties=properties))
+    content = json_weights.dumps(model, arrays="base64")
+    assert json_weights._loads_cut(content, None) is None
+    loaded = json_weights.loads(content)
+    assert loaded.equals(model) and loaded.metadata.properties == properties
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda data: "!" + data[1:],
+        lambda data: data[:6] + "==" + data[8:],  # padding at the end of a piece decoded alone
+        lambda data: data[:4] + "====" + data[8:],
+        lambda data: data[:-4] + "A===",
+        lambda data: data[:9] + "\u00e9" + data[10:],
+        lambda data: data[:9] + "\\\\" + data[11:],
+        lambda data: data[:-1] + "\\u0000",
+        lambda data: data[:-8],
+    ],
+    ids=["character", "padding-mid", "padding-only", "bad-padding", "non-ascii", "backslash", "control", "short"],
+)
+def test_cut_path_errors_are_those_of_whole_json(corrupt, cut_everything: list[int]) -> None:
+    document = _document(_handmade(n_in=30, hidden=20), "base64")
+    document["layers"][0]["weights"]["data"] = corrupt(document["layers"][0]["weights"]["data"])
+    text = json.dumps(document, ensure_ascii=False)
+    reference = _raises_naming("layers[0].weights.data", text)
+    assert str(_raises_naming("layers[0].weights.data", text.encode())) == str(reference)
+
+
+def test_cut_path_error_outside_the_strings_is_that_of_whole_json(cut_everything: list[int]) -> None:
+    text = json_weights.dumps(_handmade(), arrays="base64").decode()
+    for bad in (text.replace('"format_version"', '"format_version" 1', 1), text.replace(", 2]", ", NaN]", 1)):
+        assert str(_raises_naming("model.json", bad.encode())) == str(_raises_naming("model.json", bad))
+
+
+def test_cutting_stops_after_many_short_strings(cut_everything: list[int], monkeypatch) -> None:
+    monkeypatch.setattr(json_weights, "_SPAN_MIN", 200)
+    model = _handmade("float32", n_in=30, hidden=20)
+    content = json_weights.dumps(model, arrays="base64")
+    assert json_weights.loads(content).equals(model) and len(cut_everything) == 2  # the two weight matrices
+    cut_everything.clear()
+    monkeypatch.setattr(json_weights, "_MAX_SHORT_STRINGS", 0)  # the first string is a short operand
+    assert json_weights.loads(content).equals(model) and not cut_everything
+
+
+@pytest.mark.parametrize("prefix", [b"", b"\xef\xbb\xbf \n"])
+def test_large_files_are_read_into_mapped_memory(prefix: bytes, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(json_weights, "_MAP_MIN", 1)
+    monkeypatch.setattr(json_weights, "_SPAN_MIN", 100)
+    model = _handmade("float64", n_in=40, hidden=30)
+    for mode in MODES:
+        path = tmp_path / f"{mode}.json"
+        path.write_bytes(prefix + json_weights.dumps(model, arrays=mode))
+        assert json_weights.read(path).equals(model), mode
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_any_finite_array_round_trips_bit_for_bit(data) -> None:

@@ -327,3 +327,186 @@ def test_parse_tolerances():
     assert command.parse_tolerances(["1e-5", "probabilities=2e-4"], "atol") == {"*": 1e-5, "probabilities": 2e-4}
     with pytest.raises(UsageError, match="--rtol"):
         command.parse_tolerances(["probabilities=x"], "rtol")
+
+
+# -- cost: no second full-size pass, bounded subsets, the inputs' hash -------------------
+
+
+class _CountingRunner(Runner):
+    """Wraps a runner and records the number of rows of every call."""
+
+    def __init__(self, inner: Runner):
+        self.inner = inner
+        self.kind, self.dtype, self.n_features = inner.kind, inner.dtype, inner.n_features
+        self.is_classifier = inner.is_classifier
+        self.run_rows: list[int] = []
+        self.layer_rows: list[int] = []
+
+    def run(self, X):
+        self.run_rows.append(len(X))
+        return self.inner.run(X)
+
+    def intermediates(self, X):
+        self.layer_rows.append(len(X))
+        return self.inner.intermediates(X)
+
+
+def test_each_model_sees_the_full_rows_once_and_only_small_batches_besides(tmp_path, monkeypatch):
+    from nnconvert.verify import core
+    from nnconvert.verify.runners import make_runner
+
+    monkeypatch.setattr(core, "LAYER_SAMPLE_ROWS", 16)
+    variant = get_variant("iris-relu-3layers")
+    X = np.random.default_rng(0).uniform(0, 8, (3000, 4))
+    reference = _CountingRunner(make_runner(variant.estimator))
+    candidate = _CountingRunner(make_runner(_onnx(tmp_path, variant.estimator)))
+    report = nnconvert.verify(reference, candidate, X)
+    assert report.passed, report.summary()
+    for side in (reference, candidate):
+        assert side.run_rows.count(3000) == 1 and max(side.run_rows[1:]) <= 64, side.run_rows
+    layers = report.to_dict()["layers"]
+    assert reference.layer_rows == candidate.layer_rows == [layers["rows"]]
+    worst = {s["row"] for o in report.to_dict()["outputs"] for s in o["checks"][0].get("worst_samples", [])}
+    assert 16 <= layers["rows"] <= 16 + len(worst) and "of 3000 rows" in layers["note"]
+    assert layers["note"] in report.summary()
+
+
+def test_edge_cases_reuse_the_reference_labels_without_changing_the_rows():
+    from nnconvert.verify import inputs
+    from nnconvert.verify.runners import make_runner
+
+    variant = get_variant("iris-labels-str")
+    runner = make_runner(variant.estimator)
+    data = inputs.Inputs(variant.X_test, "data", variant.X_test.min(axis=0), variant.X_test.max(axis=0))
+    computed, kinds = inputs.edge_cases(data, runner, 0, False)
+    reused, same_kinds = inputs.edge_cases(data, runner, 0, False, runner.run(variant.X_test)["labels"])
+    np.testing.assert_array_equal(computed, reused)
+    assert kinds == same_kinds and kinds.count("decision-boundary") >= 2
+    boundary = computed[[k == "decision-boundary" for k in kinds]]
+    half = len(boundary) // 2
+    assert (runner.run(boundary[:half])["labels"] != runner.run(boundary[half:])["labels"]).all()
+
+
+def _documented_sha256(*arrays: np.ndarray) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "big-endian", "float32", "strided"])
+def test_inputs_sha256_is_the_documented_digest_of_the_rows_as_given(layout, monkeypatch):
+    from nnconvert.verify import inputs
+
+    monkeypatch.setattr(inputs, "HASH_BLOCK_BYTES", 1000)  # several blocks, and rows split across them
+    X = np.random.default_rng(1).normal(size=(300, 7))
+    X = {"C": X, "F": np.asfortranarray(X), "big-endian": X.astype(">f8"), "float32": X.astype(np.float32), "strided": X[::2]}[layout]
+    assert inputs.InputHasher([X]).start().result() == _documented_sha256(X)
+    assert inputs.InputHasher([X, X[:3]]).result() == _documented_sha256(X, X[:3])
+
+
+def test_the_report_carries_the_digest_and_a_cancelled_hash_says_so(tmp_path):
+    from nnconvert.verify import inputs
+
+    variant = get_variant("iris-10")
+    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, variant.estimator), variant.X_test)
+    document = report.to_dict()
+    assert document["inputs"]["sha256"] == _documented_sha256(variant.X_test)
+    edge = report.input_sets[1]["X"]
+    assert document["inputs"]["edge_sha256"] == _documented_sha256(edge)
+    assert {"reference_s", "candidate_s", "compare_s", "sha256_s", "sha256_wait_s", "total_s"} <= set(document["timings"])
+    hasher = inputs.InputHasher([np.zeros((4096, 4096))])
+    hasher.cancel()
+    with pytest.raises(RuntimeError, match="cancelled"):
+        hasher.start().result()
+
+
+def test_small_batches_run_blas_on_one_thread_and_restore_it(tmp_path):
+    from threadpoolctl import threadpool_info
+
+    from nnconvert.verify import core
+
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()]
+    with core._few_threads():
+        with core._few_threads():  # nested and concurrent verify calls restore once, at the last exit
+            pass
+        inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert set(inside) == {1}
+    variant = get_variant("iris-10")
+    with pytest.raises(UsageError):
+        nnconvert.verify(variant.estimator, _onnx(tmp_path, variant.estimator), variant.X_test, atol={"nope": 1.0})
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()] == before
+
+
+@pytest.mark.parametrize("variant_id", ["iris-labels-str", "multilabel", "regression-3"])
+def test_onnxruntime_in_blocks_gives_the_whole_batch_results(tmp_path, monkeypatch, variant_id):
+    import onnxruntime as ort
+
+    from nnconvert.verify import onnx_runners
+
+    monkeypatch.setattr(onnx_runners, "RUN_BLOCK_ROWS", 7)
+    variant = get_variant(variant_id)
+    path = _onnx(tmp_path, variant.estimator, zipmap=variant_id == "iris-labels-str")
+    runner = onnx_runners.OnnxRuntimeRunner(path)
+    blocks = runner.run(variant.X_test)  # float64 rows: cast 7 rows at a time
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    whole = session.run(runner.output_order, {runner.input_name: variant.X_test.astype(np.float32)})
+    expected = onnx_runners.normalise_outputs(runner.output_order, whole, runner.output_map)
+    assert blocks.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(blocks[name], expected[name])
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (1000,), (100_000,), (70_000, 10)])
+def test_percentile_is_numpys(shape):
+    rng = np.random.default_rng(sum(shape))
+    samples = [rng.exponential(size=shape), rng.integers(0, 3, shape).astype(float), np.sort(rng.random(shape).ravel()).reshape(shape)]
+    with_inf = rng.exponential(size=shape)
+    with_inf.flat[rng.integers(0, with_inf.size, 3)] = np.inf
+    samples.append(with_inf)
+    for values in samples:
+        for q in (0, 50, 90, 99, 99.9, 100):
+            with np.errstate(invalid="ignore"):  # inf - inf, in numpy's interpolation as in ours
+                expected, got = np.percentile(values, q), compare.percentile(values, q)
+            assert got == expected or (np.isnan(got) and np.isnan(expected)), (q, got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_max_ulp_counts_representable_steps_across_zero(dtype):
+    dtype = np.dtype(dtype)
+    tiny = np.finfo(dtype).smallest_subnormal
+    x = np.array([1.0, -2.5, 0.0, -0.0, tiny, 3.0], dtype=dtype)
+    y = x.copy()
+    assert compare.max_ulp(x, y, dtype) == 0
+    y[0] = np.nextafter(np.nextafter(x[0], dtype.type(2)), dtype.type(2))  # two steps up
+    assert compare.max_ulp(x, y, dtype) == 2
+    assert compare.max_ulp(np.array([-0.0], dtype), np.array([0.0], dtype), dtype) == 1
+    assert compare.max_ulp(np.array([-tiny], dtype), np.array([tiny], dtype), dtype) == 3  # -tiny, -0, +0, +tiny
+    big = np.finfo(dtype).max
+    steps_to_big = np.array(big, dtype).view(np.dtype(f"u{dtype.itemsize}")).item()
+    assert compare.max_ulp(np.array([-big], dtype), np.array([big], dtype), dtype) == float(2 * steps_to_big + 1)
+    assert compare.max_ulp(np.array([np.inf, 1.0], dtype), np.array([np.inf, np.nextafter(dtype.type(1), dtype.type(2))], dtype), dtype) == 1
+
+
+def test_input_hash_can_be_skipped_for_speed(tmp_path) -> None:
+    import json
+
+    import jsonschema
+    from sklearn_variants import get_variant
+
+    import nnconvert
+
+    variant = get_variant("iris-10")
+    path = tmp_path / "m.onnx"
+    nnconvert.save(nnconvert.from_sklearn(variant.estimator), path)
+    hashed = nnconvert.verify(variant.estimator, path, variant.X_test)
+    skipped = nnconvert.verify(variant.estimator, path, variant.X_test, hash_inputs=False)
+    assert hashed.passed and skipped.passed
+    assert len(hashed.to_dict()["inputs"]["sha256"]) == 64
+    assert skipped.to_dict()["inputs"]["sha256"] is None
+    assert "sha256 not computed" in skipped.summary()
+    schema = json.loads((Path(nnconvert.__file__).parent / "schemas" / "verify_report.schema.json").read_text())
+    jsonschema.validate(skipped.to_dict(), schema)

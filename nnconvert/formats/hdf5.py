@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError, UnsupportedModelError, UsageError
+from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
 from ..registry import FormatSpec, register
 from ..serde import DocumentReader, model_from_document, model_to_document
@@ -44,6 +44,7 @@ DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)$")
 _MAX_SOFT_LINK_HOPS = 16
+_MAX_FILTER_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 
 
 # -- writing -------------------------------------------------------------------
@@ -131,6 +132,7 @@ class _Reader:
         self.r = DocumentReader(path, "hdf5")
         self.n_features: int | None = None
         self.width: int | None = None  # outputs of the previous layer
+        self.where = "the root group"  # what was being read, for errors about a corrupt file
 
     def fail(self, message: str) -> ReadError:
         return ReadError(message, path=self.r.path, format="hdf5")
@@ -138,6 +140,7 @@ class _Reader:
     # -- root attributes and document --
 
     def attribute(self, name: str) -> Any:
+        self.where = f"root attribute {name!r}"
         try:
             value = self.handle.attrs.get(name)
         except Exception as exc:  # noqa: BLE001 - h5py raises OSError/TypeError for unreadable attributes
@@ -195,6 +198,7 @@ class _Reader:
 
         if not isinstance(name, str) or not name.startswith("/"):
             raise self.r.fail(f"{field}.dataset", f"expected an absolute dataset path, got {name!r}")
+        self.where = f"dataset {name!r} ({field})"
         node, parts, hops = self.handle, [p for p in name.split("/") if p], 0
         while parts:
             part = parts.pop(0)
@@ -251,6 +255,21 @@ class _Reader:
                 f"{field}.shape", f"expected [{self.width}] (one per output of the layer), got {list(shape)}"
             )
 
+    def check_stored(self, dataset: Any, name: str, field: str) -> None:
+        """Refuse a dataset declaring more data than the file stores, before allocating it.
+
+        A chunked dataset whose chunks were never written is a few bytes on disk
+        whatever shape it declares; filters (gzip) cannot expand data more than ~1032:1.
+        """
+        declared = dataset.size * dataset.dtype.itemsize
+        stored = dataset.id.get_storage_size()
+        filtered = dataset.id.get_create_plist().get_nfilters() > 0
+        if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
+            raise self.fail(
+                f"dataset {name!r} ({field}) declares shape {list(dataset.shape)} ({declared} bytes) "
+                f"but the file stores only {stored} bytes of it"
+            )
+
     def decode(self, encoded: Any, key: str) -> np.ndarray:
         field = _field_for_key(key)
         r = self.r
@@ -272,6 +291,7 @@ class _Reader:
                 f"dataset {name!r} ({field}) is {dataset.dtype} of shape {list(dataset.shape or ())}, "
                 f"but the document declares {dtype_name} of shape {shape}"
             )
+        self.check_stored(dataset, name, field)
         try:
             array = dataset[()]
         except Exception as exc:  # noqa: BLE001 - corrupt data, a missing filter...
@@ -319,8 +339,15 @@ def read(path: str | PathLike[str]) -> Model:
         handle = h5py.File(path, "r")
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError for anything unreadable
         raise ReadError(f"not a readable HDF5 file: {exc}", path=path, format="hdf5") from None
-    with handle:
-        return _Reader(handle, path).model()
+    reader = _Reader(handle, path)
+    try:
+        with handle:
+            return reader.model()
+    except NnconvertError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as exc:
+        # h5py reports a damaged file structure with any of these, from whatever object it was opening
+        raise ReadError(f"the HDF5 file is corrupt (while reading {reader.where}): {exc}", path=path, format="hdf5") from None
 
 
 # -- sniffing ------------------------------------------------------------------

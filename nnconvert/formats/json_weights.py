@@ -10,10 +10,15 @@ docs/formats.md; the JSON Schema in nnconvert/schemas/json_weights.schema.json.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import json
 import math
+import mmap
+import os
 import re
+import secrets
 import sys
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -58,6 +63,14 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _INDENT = "  "
 _FREE_FORM_KEYS = ("params", "activation_params", "properties")
 _LIST_CHUNK = 1 << 20
+_ENCODE_CHUNK = 3 << 18  # 768 KiB of array bytes -> 1 MiB of text, fits in L2/L3
+# Reading: a "data" string this long is decoded from the file's bytes without going through json
+# (which copies it twice: the whole text to a str, then each string value); shorter ones gain nothing.
+_SPAN_MIN = 1 << 16
+_DECODE_CHUNK = 1 << 18  # base64 characters per binascii call: a multiple of 4, in cache while copied
+_MAP_MIN = 1 << 20  # files from this size are read into huge-page-backed memory
+_DATA_STRING = re.compile(rb'"data"[ \t\n\r]*:[ \t\n\r]*"')  # JSON whitespace only
+_MAX_SHORT_STRINGS = 1000  # then the rest goes to json: a file of many tiny strings costs no Python loop
 
 
 # -- writing: arrays -----------------------------------------------------------
@@ -110,12 +123,31 @@ class _ArrayText:
         if base64:
             little_endian = np.ascontiguousarray(array, dtype=DTYPES[array.dtype.name])
             self.head += b'"encoding": "base64", "byteorder": "little", "data": "'
-            self.body = [binascii.b2a_base64(little_endian, newline=False)]  # reads the buffer, no copy
+            self.body = _Base64Pieces(little_endian)
             self.tail = b'"}'
         else:
             self.head += b'"data": '
             self.body = _list_pieces(array)
             self.tail = b"}"
+
+
+class _Base64Pieces:
+    """The base64 text of an array, encoded piece by piece while it is written.
+
+    Pieces of ``_ENCODE_CHUNK`` bytes (a multiple of 3, so that they join into
+    the same text as one call) are encoded into buffers that malloc reuses and
+    that are still in cache when written, and the kernel writes the first
+    pieces back while the rest is encoded. One call per array allocated 4/3 of
+    the weights in fresh pages and wrote them from memory: ~1.5x the CPU time
+    (36.8M float64 weights: 418 ms -> 270 ms).
+    """
+
+    def __init__(self, array: np.ndarray):
+        self.raw = array.reshape(-1).view(np.uint8)  # a view: nothing is encoded before it is written
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, self.raw.size, _ENCODE_CHUNK):
+            yield binascii.b2a_base64(self.raw[start : start + _ENCODE_CHUNK], newline=False)
 
 
 def _list_pieces(array: np.ndarray) -> list[bytes]:
@@ -166,10 +198,10 @@ def _is_compound(value: Any) -> bool:
     )
 
 
-def _emit(value: Any, level: int, out: list[bytes]) -> None:
+def _emit(value: Any, level: int, out: list[bytes | Iterable[bytes]]) -> None:
     """Pretty JSON: objects and lists of objects indented, arrays and scalar lists on one line."""
     if isinstance(value, _ArrayText):
-        out.extend((value.head, *value.body, value.tail))
+        out.extend((value.head, value.body, value.tail))
         return
     if not _is_compound(value):
         out.append(_scalar_text(value))
@@ -202,18 +234,26 @@ def _sorted_free_form(document: Any) -> Any:
     return document
 
 
-def _pieces(model: Model, arrays: str) -> list[bytes]:
+def _pieces(model: Model, arrays: str) -> list[bytes | Iterable[bytes]]:
     if arrays not in ARRAY_MODES:
         raise UsageError(f"the json writer's option arrays must be one of {', '.join(ARRAY_MODES)}, got {arrays!r}")
     document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
     document.update(_sorted_free_form(model_to_document(model, _array_encoder(arrays))))
-    out: list[bytes] = []
+    out: list[bytes | Iterable[bytes]] = []
     try:
         _emit(document, 0, out)
     except (TypeError, ValueError) as exc:
         raise UnsupportedModelError(f"the json format cannot store a value of this model: {exc}") from None
     out.append(b"\n")
     return out
+
+
+def _flat(pieces: list[bytes | Iterable[bytes]]) -> Iterator[bytes]:
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            yield piece
+        else:
+            yield from piece
 
 
 def dumps(model: Model, *, arrays: str = "auto") -> bytes:
@@ -231,7 +271,7 @@ def dumps(model: Model, *, arrays: str = "auto") -> bytes:
         UsageError: ``arrays`` is not one of the modes.
         UnsupportedModelError: the model holds a value JSON cannot store.
     """
-    return b"".join(_pieces(model, arrays))
+    return b"".join(_flat(_pieces(model, arrays)))
 
 
 def write(
@@ -251,7 +291,8 @@ def write(
     """
     pieces = _pieces(model, arrays)
     with open(path, "wb") as handle:
-        handle.writelines(pieces)
+        for piece in _flat(pieces):
+            handle.write(piece)
 
 
 # -- reading -------------------------------------------------------------------
@@ -303,18 +344,29 @@ def _decode_list(
 
 
 def _decode_base64(
-    r: DocumentReader, encoded: Any, field: str, dtype: np.dtype, shape: tuple[int, ...], count: int
+    r: DocumentReader,
+    encoded: Any,
+    field: str,
+    dtype: np.dtype,
+    shape: tuple[int, ...],
+    count: int,
+    cut: _Cut | None = None,
 ) -> np.ndarray:
     byteorder = r.get(encoded, "byteorder", f"{field}.byteorder", str)
     if byteorder != "little":
         raise r.fail(f"{field}.byteorder", f"expected 'little', got {byteorder!r}")
     text = r.get(encoded, "data", f"{field}.data", str)
+    span = cut.take(text) if cut is not None else None
+    length = len(text) if span is None else len(span)
     expected = 4 * -(-count * dtype.itemsize // 3)  # integers: exact for any declared size
-    if len(text) != expected:  # checked before decoding: a huge declared shape allocates nothing
+    if length != expected:  # checked before decoding: a huge declared shape allocates nothing
         raise r.fail(
             f"{field}.data",
-            f"has {len(text)} base64 characters but shape {list(shape)} ({count} {dtype.name} values) needs {expected}",
+            f"has {length} base64 characters but shape {list(shape)} ({count} {dtype.name} values) needs {expected}",
         )
+    if span is not None:  # any problem in it raises, and the caller parses the whole text instead
+        array = _decode_span(span, count * dtype.itemsize).view(dtype)
+        return (array if dtype.isnative else array.astype(dtype.newbyteorder("="))).reshape(shape)
     try:
         if sys.version_info >= (3, 11):
             raw = binascii.a2b_base64(text, strict_mode=True)
@@ -332,7 +384,7 @@ def _decode_base64(
     return array.reshape(shape)
 
 
-def _array_decoder(r: DocumentReader):
+def _array_decoder(r: DocumentReader, cut: _Cut | None = None):
     def decode(encoded: Any, key: str) -> np.ndarray:
         field = _field_for_key(key)
         if not isinstance(encoded, dict):
@@ -342,7 +394,7 @@ def _array_decoder(r: DocumentReader):
         if encoding is None:
             return _decode_list(r, encoded, field, dtype, shape, count)
         if encoding == "base64":
-            return _decode_base64(r, encoded, field, dtype, shape, count)
+            return _decode_base64(r, encoded, field, dtype, shape, count, cut)
         raise r.fail(f"{field}.encoding", f"expected 'base64' or no encoding (a list), got {encoding!r}")
 
     return decode
@@ -394,6 +446,130 @@ def _check_header(document: Any, r: DocumentReader) -> None:
         )
 
 
+# -- reading: long base64 strings straight from the bytes ----------------------
+
+
+class _Cut:
+    """A JSON text whose long ``"data"`` strings are cut out, each replaced by a placeholder string.
+
+    A placeholder holds a random nonce, so no string of a file can pose as
+    one. Base64 has no quote and no backslash, so a string found after a
+    ``"data":`` key ends at the next quote byte; a key found inside another
+    string, or a string that is not base64, is caught later: its placeholder
+    is not taken whole as an array's data, or decoding it fails.
+    """
+
+    def __init__(self, content: bytes | mmap.mmap):
+        self.content = content
+        self.spans: dict[str, tuple[int, int]] = {}
+        nonce = secrets.token_hex(16)
+        pieces, kept, position, short = [], 0, 0, 0
+        while short <= _MAX_SHORT_STRINGS and (match := _DATA_STRING.search(content, position)) is not None:
+            start = match.end()
+            end = content.find(b'"', start)
+            if end < 0:
+                break
+            if end - start >= _SPAN_MIN:
+                placeholder = f"nnconvert-base64-{nonce}-{len(self.spans)}"
+                self.spans[placeholder] = (start, end)
+                pieces += [content[kept:start], placeholder.encode("ascii")]
+                kept = end
+            else:
+                short += 1
+            position = end + 1
+        pieces.append(content[kept:])
+        self.remainder = b"".join(pieces)
+
+    def take(self, text: str) -> memoryview | None:
+        """The original bytes of a placeholder (once), or None for any other string."""
+        span = self.spans.pop(text, None)
+        return None if span is None else memoryview(self.content)[span[0] : span[1]]
+
+
+def _decode_span(text: memoryview, size: int) -> np.ndarray:
+    """Strict base64 ``text`` decoded into a new array of ``size`` bytes, a piece at a time.
+
+    The pieces (multiples of 4 characters) are decoded while in cache and
+    copied into their place: one call over the whole text would allocate its
+    result in fresh pages, whose faults cost more than the copies. Padding
+    before the end, which decoding each piece alone would accept, is refused.
+
+    Raises:
+        ValueError: invalid base64, or not ``size`` bytes.
+    """
+    array = np.empty(size, np.uint8)
+    target = memoryview(array)
+    filled = 0
+    for start in range(0, len(text), _DECODE_CHUNK):
+        raw = binascii.a2b_base64(text[start : start + _DECODE_CHUNK], strict_mode=True)
+        if filled + len(raw) > size or (start + _DECODE_CHUNK < len(text) and len(raw) * 4 != _DECODE_CHUNK * 3):
+            raise ValueError("padding before the end of the base64 text")
+        target[filled : filled + len(raw)] = raw
+        filled += len(raw)
+    if filled != size:
+        raise ValueError(f"decodes to {filled} bytes, expected {size}")
+    return array
+
+
+def _loads_cut(content: bytes | mmap.mmap, path: str | PathLike[str] | None) -> Model | None:
+    """The model, json-parsing only the text around its long base64 strings; None when unsure.
+
+    Any problem (invalid JSON or base64, an invalid model, a placeholder not
+    taken as an array's data) returns None: parsing the whole text then
+    gives the same model, or reports the problem with its usual message.
+    """
+    if sys.version_info < (3, 11) or len(content) < _SPAN_MIN:  # no strict_mode before 3.11; nothing to cut
+        return None
+    try:
+        cut = _Cut(content)
+        if not cut.spans:
+            return None
+        r = DocumentReader(path, "json")
+        document = _parse(cut.remainder, r)
+        _check_header(document, r)
+        model = model_from_document(document, _array_decoder(r, cut), path=path, format="json")
+    except Exception:  # noqa: BLE001 - whatever went wrong, the whole-text path decides and reports
+        return None
+    return model if not cut.spans else None
+
+
+def _loads(content: bytes | str | mmap.mmap, path: str | PathLike[str] | None) -> Model:
+    if isinstance(content, (bytes, mmap.mmap)):
+        model = _loads_cut(content, path)
+        if model is not None:
+            return model
+        if isinstance(content, mmap.mmap):
+            content = content[:]
+    r = DocumentReader(path, "json")
+    document = _parse(content, r)
+    _check_header(document, r)
+    return model_from_document(document, _array_decoder(r), path=path, format="json")
+
+
+def _read_content(path: str | PathLike[str]) -> bytes | mmap.mmap:
+    """The file's bytes; a large file's in private anonymous memory, backed by huge pages where offered.
+
+    A bytes object of a few hundred MB is filled ~3x slower: its 4 KiB pages
+    fault one by one. numpy's large arrays get huge pages the same way.
+    """
+    with open(path, "rb", buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < _MAP_MIN or not hasattr(mmap, "MAP_ANONYMOUS"):  # Windows, small files, pipes
+            return handle.readall()
+        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            with contextlib.suppress(OSError):
+                buffer.madvise(mmap.MADV_HUGEPAGE)
+        filled = 0
+        with memoryview(buffer) as view:
+            while filled < size and (count := handle.readinto(view[filled:])):
+                filled += count
+        rest = handle.readall()
+    if filled < size or rest:  # the file changed while read: what was read, as read_bytes() would
+        return buffer[:filled] + rest
+    return buffer
+
+
 def loads(content: bytes | str, *, path: str | PathLike[str] | None = None) -> Model:
     """The model in a JSON-weights text.
 
@@ -408,10 +584,7 @@ def loads(content: bytes | str, *, path: str | PathLike[str] | None = None) -> M
         ReadError: invalid JSON, an unknown major version, or a field missing,
             of the wrong type or inconsistent (the message names the field).
     """
-    r = DocumentReader(path, "json")
-    document = _parse(content, r)
-    _check_header(document, r)
-    return model_from_document(document, _array_decoder(r), path=path, format="json")
+    return _loads(content, path)
 
 
 def read(path: str | PathLike[str]) -> Model:
@@ -427,10 +600,10 @@ def read(path: str | PathLike[str]) -> Model:
         ReadError: the file is unreadable or not a valid JSON-weights file.
     """
     try:
-        content = Path(path).read_bytes()
+        content = _read_content(path)
     except OSError as exc:
         raise ReadError(f"cannot read the file: {exc.strerror or exc}", path=path, format="json") from None
-    return loads(content, path=path)
+    return _loads(content, path)
 
 
 def sniff(head: bytes, path: Path) -> bool:

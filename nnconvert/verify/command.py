@@ -32,6 +32,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warn-only", action="store_true", help="exit 0 even when the models disagree")
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickles (runs code from the file)")
     parser.add_argument("--no-ort-optimizations", action="store_true", help="run onnxruntime with graph optimisations off")
+    parser.add_argument("--no-input-hash", action="store_true", help="skip the inputs' sha256 in the report (saves one pass over large inputs)")
     parser.add_argument("--reference-evaluator", action="store_true", help="also run ONNX files in onnx's reference evaluator")
 
 
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             trust=args.trust_pickle,
             ort_optimizations=not args.no_ort_optimizations,
             reference_evaluator=args.reference_evaluator,
+            hash_inputs=not args.no_input_hash,
             progress=progress,
         )
     finally:

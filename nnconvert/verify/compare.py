@@ -13,7 +13,7 @@ import numpy as np
 
 from .tolerances import Tolerance, default_tolerance
 
-__all__ = ["compare_values", "compare_labels", "compare_layers", "max_ulp", "top_two_margin"]
+__all__ = ["compare_values", "compare_labels", "compare_layers", "max_ulp", "top_two_margin", "percentile"]
 
 WORST_ROWS = 5
 FLIPS_LISTED = 20
@@ -29,8 +29,8 @@ def _where(index: int, shape: tuple[int, ...], value: float) -> dict[str, Any]:
 def _abs_error(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     diff = np.subtract(candidate, reference, dtype=np.float64)
     np.abs(diff, out=diff)
-    bad = ~np.isfinite(diff)
-    if bad.any():
+    if diff.size and not np.isfinite(diff.max()):  # max propagates nan and inf: one pass, no mask
+        bad = ~np.isfinite(diff)
         # inf == inf (an overflow both sides share, or one the candidate dtype cannot hold) is agreement
         ref_cast = reference[bad].astype(candidate.dtype) if candidate.dtype.kind == "f" else reference[bad]
         same = (ref_cast == candidate[bad]) | (np.isnan(reference[bad]) & np.isnan(candidate[bad]))
@@ -39,7 +39,12 @@ def _abs_error(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
 
 
 def _magnitude(reference: np.ndarray) -> float:
-    finite = np.abs(reference[np.isfinite(reference)]) if not np.isfinite(reference).all() else np.abs(reference)
+    if reference.size == 0:
+        return 0.0
+    high, low = float(reference.max()), float(reference.min())
+    if np.isfinite(high) and np.isfinite(low):  # the common case: no mask, no temporary
+        return max(high, -low)
+    finite = np.abs(reference[np.isfinite(reference)])
     return float(finite.max()) if finite.size else 0.0
 
 
@@ -57,11 +62,15 @@ def compare_values(
         return {"passed": False, "error": f"shape {candidate.shape} differs from the reference's {reference.shape}"}
     magnitude = _magnitude(reference)
     tolerance = tolerance_for(magnitude)
+    # few full-size temporaries: on 100,000 x 10 outputs each fresh one costs about as much as the arithmetic
     diff = _abs_error(reference, candidate)
     abs_ref = np.abs(reference, dtype=np.float64)
-    slack = diff - tolerance.rtol * abs_ref  # > atol exactly where the element fails
-    mismatches = int(np.count_nonzero(slack > tolerance.atol))
-    rel = np.divide(diff, abs_ref, out=np.zeros_like(diff), where=abs_ref > tolerance.atol)
+    work = np.multiply(abs_ref, -tolerance.rtol)
+    work += diff  # |c - r| - rtol·|r|: > atol exactly where the element fails
+    mismatches = int(np.count_nonzero(work > tolerance.atol))
+    min_passing_atol = max(0.0, float(work.max())) if work.size else 0.0
+    work.fill(0.0)
+    rel = np.divide(diff, abs_ref, out=work, where=abs_ref > tolerance.atol)  # only where |r| means something
     worst = int(np.argmax(diff))
     return {
         "passed": mismatches == 0,
@@ -71,17 +80,65 @@ def compare_values(
         "max_abs_error": _where(worst, diff.shape, diff.flat[worst]),
         "max_rel_error": _where(int(np.argmax(rel)), rel.shape, rel.max()),
         "mean_abs_error": float(diff.mean()),
-        "p99_abs_error": float(np.percentile(diff, 99)) if diff.size else 0.0,
+        "p99_abs_error": percentile(diff, 99) if diff.size else 0.0,
         "max_ulp": max_ulp(reference, candidate, dtype),
         "mismatches": mismatches,
         "mismatch_fraction": mismatches / max(1, diff.size),
-        "min_passing_atol": max(0.0, float(slack.max())),
+        "min_passing_atol": min_passing_atol,
         "worst_samples": _worst_samples(diff, reference, candidate),
     }
 
 
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (its default linear method), exactly, at a fraction of its cost.
+
+    A high percentile of a million errors only depends on the largest few percent:
+    a threshold taken from a strided sample keeps those (checked by counting, else
+    every value is kept), and only they are partitioned. numpy's call costs ~7 ms
+    on 1,000,000 values, this ~2 ms. The interpolation is numpy's own formula.
+    """
+    flat = values.reshape(-1)
+    position = (flat.size - 1) * (q / 100)
+    below = int(np.floor(position))
+    above = min(below + 1, flat.size - 1)
+    kept, skipped = _upper_part(flat, below)
+    ordered = np.partition(kept, [below - skipped, above - skipped])
+    low, high = ordered[below - skipped], ordered[above - skipped]
+    fraction = position - below
+    with np.errstate(invalid="ignore"):  # inf - inf: nan, as numpy gives
+        step = high - low
+        return float(high - step * (1 - fraction) if fraction >= 0.5 else low + step * fraction)
+
+
+def _upper_part(flat: np.ndarray, rank: int) -> tuple[np.ndarray, int]:
+    """The values that include every one of rank >= ``rank`` (ascending), and how many smaller ones were left out."""
+    needed = flat.size - rank
+    if flat.size < 65536 or needed * 8 > flat.size:
+        return flat, 0
+    sample = flat[:: flat.size // 16384]
+    # aim for about twice the needed share of the sample above the threshold
+    index = max(0, sample.size - 1 - 2 * (needed * sample.size) // flat.size - 16)
+    threshold = np.partition(sample, index)[index]
+    kept = flat[flat >= threshold]
+    if kept.size < needed:  # the sample misled: fall back to every value
+        return flat, 0
+    return kept, flat.size - kept.size
+
+
+def _row_max(diff: np.ndarray) -> np.ndarray:
+    if diff.ndim == 1:
+        return diff
+    if diff.shape[1] > 64:
+        return diff.max(axis=1)
+    # a reduction along a short inner axis is slow in numpy: a running maximum over columns is ~4x faster
+    per_row = diff[:, 0].copy()
+    for column in range(1, diff.shape[1]):
+        np.maximum(per_row, diff[:, column], out=per_row)
+    return per_row
+
+
 def _worst_samples(diff: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> list[dict[str, Any]]:
-    per_row = diff.max(axis=1) if diff.ndim == 2 else diff
+    per_row = _row_max(diff)
     count = min(WORST_ROWS, per_row.size)
     rows = np.argpartition(per_row, -count)[-count:] if count else []
     samples = []
@@ -102,24 +159,33 @@ def max_ulp(reference: np.ndarray, candidate: np.ndarray, dtype: np.dtype) -> fl
         return 0.0
     a = np.ascontiguousarray(reference, dtype=dtype)
     b = np.ascontiguousarray(candidate, dtype=dtype)
-    both = np.isfinite(a) & np.isfinite(b)
-    ordered_a, ordered_b = _ordered(a[both] if not both.all() else a), _ordered(b[both] if not both.all() else b)
-    if ordered_a.size == 0:
-        return 0.0
-    distance = np.where(ordered_a >= ordered_b, ordered_a - ordered_b, ordered_b - ordered_a)
+    if not (np.isfinite(a.max()) and np.isfinite(a.min()) and np.isfinite(b.max()) and np.isfinite(b.min())):
+        both = np.isfinite(a) & np.isfinite(b)
+        a, b = a[both], b[both]
+        if a.size == 0:
+            return 0.0
+    ordered_a, ordered_b = _ordered(a), _ordered(b)
+    high = np.maximum(ordered_a, ordered_b)
+    low = np.minimum(ordered_a, ordered_b, out=ordered_a)
+    unsigned = _UINT_OF[dtype.itemsize]
+    # high - low < 2**bits: exact in the unsigned type of the same width, whatever the signs
+    distance = np.subtract(high.view(unsigned), low.view(unsigned), out=high.view(unsigned))
     return float(distance.max())
 
 
+_INT_OF = {2: np.int16, 4: np.int32, 8: np.int64}
 _UINT_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _ordered(values: np.ndarray) -> np.ndarray:
-    """Floats mapped to unsigned integers in the same order, one step per ulp (across zero too)."""
-    unsigned = _UINT_OF[values.dtype.itemsize]
-    bits = values.view(unsigned)
-    sign = unsigned(1) << unsigned(8 * values.dtype.itemsize - 1)
-    ordered = np.where(bits & sign, ~bits, bits | sign)
-    return ordered.astype(np.uint64)
+    """Floats mapped to signed integers in the same order, one step per ulp (across zero too)."""
+    signed = _INT_OF[values.dtype.itemsize]
+    bits = values.view(signed)
+    # negative floats count down from -1 (-0.0) as their magnitude grows: flip all but the sign bit
+    ordered = np.right_shift(bits, 8 * values.dtype.itemsize - 1)
+    ordered &= np.iinfo(signed).max
+    ordered ^= bits
+    return ordered
 
 
 # -- labels -----------------------------------------------------------------------

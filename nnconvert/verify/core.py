@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ from .tolerances import ToleranceOption, check_overrides, comparison_dtype, reso
 
 __all__ = ["verify"]
 
-LAYER_ROWS = 256
+_LIMIT_LOCK = threading.Lock()
+_LIMIT: dict[str, Any] = {"depth": 0}
+LAYER_SAMPLE_ROWS = 256  # per-layer checks: this many random rows plus the worst rows of each output
 CROSS_CHECK_ROWS = 2000
 Progress = Callable[[str], None]
 
@@ -39,6 +44,7 @@ def verify(
     per_layer: bool = True,
     edge_cases: bool = True,
     batch_one_rows: int = 8,
+    hash_inputs: bool = True,
     progress: Progress | None = None,
 ) -> Report:
     """Run ``reference`` and ``candidate`` on the same inputs and compare every output.
@@ -62,6 +68,9 @@ def verify(
         per_layer: compare hidden layers when both sides expose them.
         edge_cases: add zeros, large magnitudes and decision-boundary rows.
         batch_one_rows: rows also run one at a time through the candidate.
+        hash_inputs: record the sha256 of the inputs (it costs about one extra pass over
+            them: a third of verify's time on 100,000 x 784 rows on 2 cores); when False
+            the report's ``sha256`` is null.
         progress: called with the name of each stage as it starts.
 
     Returns:
@@ -81,17 +90,24 @@ def verify(
     notify("loading models")
     cand = make_runner(candidate, trust=trust, ort_optimizations=ort_optimizations, role="candidate")
     run = _Run(cand, seed, atol, rtol, notify)
-    if reference is None:
-        run.from_evidence(candidate, X)
-    else:
-        ref = make_runner(reference, trust=trust, ort_optimizations=ort_optimizations, role="reference")
-        run.from_models(ref, X, n_samples, value_range, edge_cases)
-    run.compare_outputs(batch_one_rows)
-    if per_layer and run.ref is not None:
-        run.compare_layers()
-    if reference_evaluator:
-        run.cross_check()
-    return run.report(time.perf_counter() - started)
+    run.hash_inputs = hash_inputs
+    try:
+        if reference is None:
+            run.from_evidence(candidate, X)
+        else:
+            ref = make_runner(reference, trust=trust, ort_optimizations=ort_optimizations, role="reference")
+            run.from_models(ref, X, n_samples, value_range, started)
+        with _few_threads():  # from here on every model run is a small batch
+            if edge_cases and run.ref is not None:
+                run.add_edge_cases()
+            run.compare_outputs(batch_one_rows)
+            if per_layer and run.ref is not None:
+                run.compare_layers()
+        if reference_evaluator:
+            run.cross_check()
+        return run.report(started)
+    finally:
+        run.stop_hashing()
 
 
 class _Run:
@@ -109,25 +125,42 @@ class _Run:
         self.layers: dict[str, Any] = {"compared": False, "note": "not requested"}
         self.cross_checks: list[dict[str, Any]] = []
         self.inputs_info: dict[str, Any] = {}
+        self.main_inputs: inputs_mod.Inputs | None = None
+        self.hasher: inputs_mod.InputHasher | None = None
+        self.hash_inputs = True
         self.dtype = np.dtype(np.float64)
 
     # -- inputs and runs ---------------------------------------------------------
 
-    def from_models(self, ref: Runner, X: Any, n_samples: int, value_range: Any, edge_cases: bool) -> None:
+    def from_models(self, ref: Runner, X: Any, n_samples: int, value_range: Any, started: float) -> None:
         self.ref = ref
         self.reference_info = ref.info()
         self.dtype = comparison_dtype(ref.dtype, self.cand.dtype)
         n_features = _n_features(ref, self.cand, X)
         inputs = self._main_inputs(ref, X, n_features, n_samples, value_range)
-        hasher = inputs_mod.InputHasher([inputs.X])
+        # the sha256 of the rows overlaps the models' inference (docs/verify.md, "Cost")
+        if self.hash_inputs:
+            self.hasher = inputs_mod.InputHasher([inputs.X]).start()
+        self.timings["setup_s"] = time.perf_counter() - started
         ref_out = self._timed("reference", "running the reference", ref.run, inputs.X)
         cand_out = self._timed("candidate", "running the candidate", self.cand.run, inputs.X)
         self.sets.append({"name": inputs.source, "X": inputs.X, "reference": ref_out, "candidate": cand_out})
-        if edge_cases:
-            self.notify("edge cases")
-            edge, kinds = inputs_mod.edge_cases(inputs, ref, self.seed, self.dtype.itemsize <= 4)
-            self.sets.append({"name": "edge", "X": edge, "reference": ref.run(edge), "candidate": self.cand.run(edge), "kinds": kinds})
-        self.inputs_info = self._inputs_info(inputs, hasher)
+        self.main_inputs = inputs
+        self.inputs_info = self._inputs_info(inputs)
+
+    def add_edge_cases(self) -> None:
+        """Run both models on the edge-case rows (a few dozen; see inputs.edge_cases)."""
+        assert self.ref is not None and self.main_inputs is not None
+        with self._stage("edge_cases", "edge cases"):
+            known_labels = self.sets[0]["reference"].get("labels")
+            float32 = self.dtype.itemsize <= 4
+            edge, kinds = inputs_mod.edge_cases(self.main_inputs, self.ref, self.seed, float32, known_labels)
+            self.sets.append({"name": "edge", "X": edge, "reference": self.ref.run(edge), "candidate": self.cand.run(edge), "kinds": kinds})
+        self.inputs_info.update(
+            edge_rows=int(len(edge)),
+            edge_kinds={kind: kinds.count(kind) for kind in dict.fromkeys(kinds)},
+            edge_sha256=inputs_mod.InputHasher([edge]).result(),
+        )
 
     def _main_inputs(self, ref: Runner, X: Any, n_features: int, n_samples: int, value_range: Any) -> inputs_mod.Inputs:
         if X is not None:
@@ -146,18 +179,17 @@ class _Run:
         X = inputs_mod.random_inputs(n_samples, low, high, self.seed, self.dtype.itemsize <= 4)
         return inputs_mod.Inputs(X, "random", low, high, source)
 
-    def _inputs_info(self, inputs: inputs_mod.Inputs, digest: inputs_mod.InputHasher) -> dict[str, Any]:
-        edge = next((s for s in self.sets if s["name"] == "edge"), None)
+    def _inputs_info(self, inputs: inputs_mod.Inputs) -> dict[str, Any]:
         return {
             "source": inputs.source,
             "n_rows": int(inputs.X.shape[0]),
             "n_features": int(inputs.X.shape[1]),
             "dtype": inputs.X.dtype.name,
-            "sha256": digest,
+            "sha256": None,  # filled in by report(), when the background hash is done
             "range": None if inputs.low is None else {"source": inputs.range_source, "low": inputs.low.tolist(), "high": inputs.high.tolist()},
-            "edge_rows": 0 if edge is None else int(len(edge["X"])),
-            "edge_kinds": {} if edge is None else {k: edge["kinds"].count(k) for k in dict.fromkeys(edge["kinds"])},
-            "edge_sha256": None if edge is None else inputs_mod.InputHasher([edge["X"]]).result(),
+            "edge_rows": 0,
+            "edge_kinds": {},
+            "edge_sha256": None,
         }
 
     def from_evidence(self, candidate: Any, X: Any) -> None:
@@ -169,7 +201,9 @@ class _Run:
         if X is not None:
             raise UsageError("X cannot be given without a reference: the stored test data are the inputs")
         self.reference_info = {"kind": "test-data", "description": f"test_data_set_* next to {candidate}", "dtype": None}
-        for name, X_set, stored in read_test_data(candidate):
+        stored_sets = read_test_data(candidate)
+        self.hasher = inputs_mod.InputHasher([X_set for _, X_set, _ in stored_sets]).start()
+        for name, X_set, stored in stored_sets:
             names = list(stored)
             ref_out = normalise_outputs(names, [stored[n] for n in names], output_names_map(names))
             cand_out = self._timed("candidate", "running the candidate", self.cand.run, X_set)
@@ -178,25 +212,41 @@ class _Run:
         first = self.sets[0]["X"]
         self.inputs_info = {
             "source": "test-data", "n_rows": int(first.shape[0]), "n_features": int(first.shape[1]),
-            "dtype": first.dtype.name, "sha256": inputs_mod.InputHasher([s["X"] for s in self.sets]),
+            "dtype": first.dtype.name, "sha256": None,
             "range": None, "edge_rows": 0, "edge_kinds": {}, "edge_sha256": None,
         }  # fmt: skip
 
     def _timed(self, key: str, stage: str, function: Callable[[np.ndarray], Any], X: np.ndarray) -> Any:
+        with self._stage(key, stage):
+            return function(X)
+
+    @contextmanager
+    def _stage(self, key: str, stage: str) -> Iterator[None]:
+        """Announce a stage and add its wall time to ``timings[key + "_s"]``."""
         self.notify(stage)
         start = time.perf_counter()
-        result = function(X)
-        self.timings[f"{key}_s"] = self.timings.get(f"{key}_s", 0.0) + time.perf_counter() - start
-        return result
+        try:
+            yield
+        finally:
+            self.timings[f"{key}_s"] = self.timings.get(f"{key}_s", 0.0) + time.perf_counter() - start
+
+    def stop_hashing(self) -> None:
+        """Cancel a background hash nobody will read (verify raised before its report)."""
+        if self.hasher is not None:
+            self.hasher.cancel()
 
     # -- outputs ---------------------------------------------------------------------
 
     def compare_outputs(self, batch_one_rows: int) -> None:
-        self.notify("comparing outputs")
         names = self._aligned_names()
         check_overrides(self.atol, set(names), "atol")
         check_overrides(self.rtol, set(names), "rtol")
-        batch_one = self._batch_one(batch_one_rows)
+        with self._stage("batch_one", "batch-size check"):
+            batch_one = self._batch_one(batch_one_rows)
+        with self._stage("compare", "comparing outputs"):
+            self._compare_sets(names, batch_one)
+
+    def _compare_sets(self, names: list[str], batch_one: tuple[dict, dict] | None) -> None:
         for name in names:
             checks = [self._check(name, s["name"], s["reference"], s["candidate"]) for s in self.sets]
             if batch_one is not None and name in batch_one[1]:
@@ -224,7 +274,6 @@ class _Run:
     def _batch_one(self, rows: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
         if rows < 1:
             return None
-        self.notify("batch-size check")
         main = self.sets[0]
         count = min(rows, len(main["X"]))
         singles = [self.cand.run(main["X"][i : i + 1]) for i in range(count)]
@@ -248,9 +297,12 @@ class _Run:
     # -- layers and cross-checks ---------------------------------------------------
 
     def compare_layers(self) -> None:
-        self.notify("comparing layers")
+        with self._stage("layers", "comparing layers"):
+            self._compare_layers()
+
+    def _compare_layers(self) -> None:
         main = self.sets[0]
-        rows = self._layer_rows(main)
+        rows, note = self._layer_rows(main)
         X = main["X"][rows]
         ref_layers, cand_layers = self.ref.intermediates(X), self.cand.intermediates(X)
         if ref_layers is None or cand_layers is None:
@@ -268,22 +320,37 @@ class _Run:
             for entry, (name, _) in zip(entries, cand_layers, strict=True):
                 entry["name"] = name
         failing = next((e for e in entries if not e["passed"]), None)
-        self.layers = {"compared": True, "note": None, "rows": int(len(rows)), "first_failing": failing, "entries": entries}
+        self.layers = {"compared": True, "note": note, "rows": int(len(rows)), "first_failing": failing, "entries": entries}
 
-    def _layer_rows(self, main: dict[str, Any]) -> np.ndarray:
-        worst = [
-            sample["row"]
-            for output in self.outputs
-            for check in output["checks"][:1]
-            for sample in check.get("worst_samples", [])
-        ]
-        first = np.arange(min(LAYER_ROWS, len(main["X"])))
-        return np.unique(np.concatenate([first, np.asarray(worst, dtype=np.intp)]))
+    def _layer_rows(self, main: dict[str, Any]) -> tuple[np.ndarray, str]:
+        """A bounded subset of the main rows: the worst rows of each output plus a seeded sample.
+
+        Hidden layers are wider than the outputs (and an ONNX side needs a second
+        session to expose them), so they are never run on every row.
+        """
+        n_rows = len(main["X"])
+        if n_rows <= LAYER_SAMPLE_ROWS:
+            return np.arange(n_rows), f"compared on all {n_rows} rows"
+        worst = set()
+        for output in self.outputs:
+            check = output["checks"][0]  # the main set: its rows index main["X"]
+            worst.update(sample["row"] for sample in check.get("worst_samples", []))
+            worst.update(flip["row"] for flip in check.get("flips", []))
+        sample = np.random.default_rng(self.seed + 2).choice(n_rows, size=LAYER_SAMPLE_ROWS, replace=False)
+        rows = np.unique(np.concatenate([sample, np.fromiter(worst, dtype=np.intp, count=len(worst))]))
+        note = (
+            f"compared on {len(rows)} of {n_rows} rows: the {len(worst)} worst rows of the outputs (largest errors, "
+            f"flipped labels) and {LAYER_SAMPLE_ROWS} rows drawn at random (seed {self.seed + 2})"
+        )
+        return rows, note
 
     def cross_check(self) -> None:
+        with self._stage("cross_check", "reference evaluator"):
+            self._cross_check()
+
+    def _cross_check(self) -> None:
         from .onnx_runners import OnnxRuntimeRunner, ReferenceEvaluatorRunner
 
-        self.notify("reference evaluator")
         main = self.sets[0]
         X = main["X"][:CROSS_CHECK_ROWS]
         for side, runner in (("reference", self.ref), ("candidate", self.cand)):
@@ -312,8 +379,13 @@ class _Run:
 
     # -- the report --------------------------------------------------------------------
 
-    def report(self, total: float) -> Report:
-        self.timings["total_s"] = total
+    def report(self, started: float) -> Report:
+        if self.hasher is not None:
+            waited = time.perf_counter()
+            self.inputs_info["sha256"] = self.hasher.result()
+            self.timings["sha256_wait_s"] = time.perf_counter() - waited
+            self.timings["sha256_s"] = self.hasher.seconds
+            self.timings["sha256_cpu_s"] = self.hasher.cpu_seconds
         passed = all(o["passed"] for o in self.outputs)
         document = {
             "format": "nnconvert-verify-report",
@@ -332,7 +404,42 @@ class _Run:
             "versions": library_versions(),
             "timings": self.timings,
         }
+        self.timings["total_s"] = time.perf_counter() - started
         return Report(document, self.sets)
+
+
+@contextmanager
+def _few_threads() -> Iterator[None]:
+    """BLAS on one thread for the small batches (edge cases, batch-1 rows, layer subsets).
+
+    Waking OpenBLAS's worker threads for a 64-row product costs more than the product,
+    and on a busy machine each wake-up can wait tens of milliseconds for a core.
+    """
+    controller = _threadpool_controller()
+    if controller is None:
+        yield
+        return
+    with _LIMIT_LOCK:  # concurrent verify calls: the first in limits, the last out restores
+        if _LIMIT["depth"] == 0:
+            _LIMIT["limiter"] = controller.limit(limits=1, user_api="blas")
+        _LIMIT["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LIMIT_LOCK:
+            _LIMIT["depth"] -= 1
+            if _LIMIT["depth"] == 0:
+                _LIMIT.pop("limiter").restore_original_limits()
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpool_controller() -> Any:
+    # scanning the loaded libraries costs ~10 ms: once per process (a BLAS loaded later is left alone)
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # comes with scikit-learn; without it the small batches are only slower
+        return None
+    return ThreadpoolController()
 
 
 def _slim(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ never cost a full-size pass.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ __all__ = ["Inputs", "load_data", "random_inputs", "feature_range", "edge_cases"
 LARGE_FACTORS = (10.0, 1e3)
 BOUNDARY_PAIRS = 6
 BISECTION_STEPS = 20
+HASH_BLOCK_BYTES = 64 << 20  # big enough that hashlib drops the GIL, small enough to cancel fast
 
 
 @dataclass
@@ -113,8 +116,13 @@ def random_inputs(n_samples: int, low: np.ndarray, high: np.ndarray, seed: int, 
     return X.astype(np.float32).astype(np.float64) if float32 else X
 
 
-def edge_cases(inputs: Inputs, reference: Runner | None, seed: int, float32: bool) -> tuple[np.ndarray, list[str]]:
-    """Rows that stress a conversion, each with its kind, for :attr:`Inputs.edge`."""
+def edge_cases(
+    inputs: Inputs, reference: Runner | None, seed: int, float32: bool, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Rows that stress a conversion, each with its kind, for :attr:`Inputs.edge`.
+
+    ``labels``: the reference's labels of ``inputs.X`` when already computed (saves a run).
+    """
     low, high = inputs.low, inputs.high
     center, half = (low + high) / 2, (high - low) / 2
     rng = np.random.default_rng(seed + 1)
@@ -126,7 +134,7 @@ def edge_cases(inputs: Inputs, reference: Runner | None, seed: int, float32: boo
             rows.append(center + sign * factor * half * direction)
             kinds.append(f"large-x{factor:g}")
     if reference is not None and reference.is_classifier:
-        boundary = _boundary_rows(inputs.X, reference, rng)
+        boundary = _boundary_rows(inputs.X, reference, rng, labels)
         rows.extend(boundary)
         kinds.extend(["decision-boundary"] * len(boundary))
     edge = np.vstack(rows)
@@ -138,11 +146,13 @@ def _labels(reference: Runner, X: np.ndarray) -> np.ndarray:
     return labels.reshape(len(X), -1)
 
 
-def _boundary_rows(X: np.ndarray, reference: Runner, rng: np.random.Generator) -> list[np.ndarray]:
+def _boundary_rows(X: np.ndarray, reference: Runner, rng: np.random.Generator, known: np.ndarray | None) -> list[np.ndarray]:
     """Bisect between rows with different reference labels: two rows straddling each boundary."""
-    sample = X[rng.choice(len(X), size=min(len(X), 64), replace=False)]
-    labels = _labels(reference, sample)
-    pairs = [(i, j) for i in range(len(sample)) for j in range(i + 1, len(sample)) if (labels[i] != labels[j]).any()]
+    picked = rng.choice(len(X), size=min(len(X), 64), replace=False)
+    sample = X[picked]
+    labels = _labels(reference, sample) if known is None else np.asarray(known).reshape(len(X), -1)[picked]
+    differ = (labels[:, None, :] != labels[None, :, :]).any(axis=2)
+    pairs = [tuple(pair) for pair in np.argwhere(np.triu(differ, k=1)).tolist()]  # (i, j), i < j, in row order
     if not pairs:
         return []
     chosen = [pairs[k] for k in rng.choice(len(pairs), size=min(BOUNDARY_PAIRS, len(pairs)), replace=False)]
@@ -158,31 +168,82 @@ def _boundary_rows(X: np.ndarray, reference: Runner, rng: np.random.Generator) -
 
 
 class InputHasher:
-    """sha256 of the inputs, computed on first use (a report that is never serialised never pays for it).
+    """sha256 of the inputs, computed in a background thread while the models run.
 
-    Hashing 100,000 x 784 float64 rows costs about as much as one model's inference,
-    so verify defers it to ``Report.to_dict()`` / ``summary()``.
+    What is hashed, for each array in order: the ASCII text ``f"{dtype.str}{shape}"``
+    (e.g. ``<f8(100000, 784)``), then the array's bytes in C order. The arrays are
+    the rows as the user gave them (only non-float data is first converted to
+    float64), which is also what ``Report.save_inputs`` stores as ``X``: verifying
+    again with ``--data`` that file gives the same digest.
+
+    hashlib releases the GIL on large buffers, so a thread started before the
+    models run hashes on a core that scikit-learn / onnxruntime leave idle.
     """
 
     def __init__(self, arrays: list[np.ndarray]):
         self._arrays = arrays
         self._digest: str | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._cancelled = threading.Event()
+        self.seconds = 0.0  # wall time spent hashing (in the thread when started)
+        self.cpu_seconds = 0.0  # CPU time of the hashing thread: what a busy machine pays for it
+
+    def start(self) -> InputHasher:
+        """Hash in a daemon thread; :meth:`result` waits for it."""
+        self._thread = threading.Thread(target=self._run, name="nnconvert-verify-sha256", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop a background hash early (verify failed; nobody will read the digest)."""
+        self._cancelled.set()
 
     def result(self) -> str:
-        if self._digest is None:
-            digest = hashlib.sha256()
-            for array in self._arrays:
-                digest.update(f"{array.dtype.str}{array.shape}".encode())
-                for block in _row_blocks(array):
-                    digest.update(memoryview(block).cast("B"))
-            self._digest = digest.hexdigest()
-            self._arrays = []
+        """The hex digest (waits for the background thread when one was started).
+
+        Raises:
+            RuntimeError: the hash was cancelled before it finished.
+        """
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        elif self._digest is None and self._error is None:
+            self._run()
+        if self._error is not None:
+            raise self._error
+        assert self._digest is not None
         return self._digest
 
+    def _run(self) -> None:
+        start, cpu_start = time.perf_counter(), time.thread_time()
+        try:
+            self._digest = self._compute()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by result()
+            self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - start
+            self.cpu_seconds = time.thread_time() - cpu_start
+            self._arrays = []
 
-def _row_blocks(array: np.ndarray, rows: int = 65536) -> Any:
+    def _compute(self) -> str:
+        digest = hashlib.sha256()
+        for array in self._arrays:
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            for block in _byte_blocks(array):
+                if self._cancelled.is_set():
+                    raise RuntimeError("the inputs' sha256 was cancelled")
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def _byte_blocks(array: np.ndarray) -> Any:
+    """The C-order bytes of ``array`` in blocks of about 64 MiB (a copy only when not C-contiguous)."""
     if array.flags.c_contiguous:
-        yield array
+        flat = memoryview(array.reshape(-1).view(np.uint8))  # any dtype, byte order included
+        for start in range(0, len(flat), HASH_BLOCK_BYTES):
+            yield flat[start : start + HASH_BLOCK_BYTES]
         return
+    rows = max(1, HASH_BLOCK_BYTES // max(1, array[:1].nbytes))
     for start in range(0, len(array), rows):
-        yield np.ascontiguousarray(array[start : start + rows])
+        yield memoryview(np.ascontiguousarray(array[start : start + rows]).reshape(-1).view(np.uint8))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.metadata
 import json
 import platform
@@ -20,6 +21,12 @@ _LIBRARIES = ("nnconvert", "numpy", "onnx", "onnxruntime", "scikit-learn", "skl2
 
 def library_versions() -> dict[str, str | None]:
     """Versions of Python and of every library that may have run a side (None: not installed)."""
+    return dict(_library_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> dict[str, str | None]:
+    # reading eight packages' metadata costs ~10 ms; installed versions do not change under a running process
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in _LIBRARIES:
         try:
@@ -72,16 +79,9 @@ class Report:
                 return entry
         raise KeyError(f"no output {name!r} was compared; compared: {[o['name'] for o in self._document['outputs']]}")
 
-    def _resolved(self) -> dict[str, Any]:
-        inputs = self._document["inputs"]
-        for key in ("sha256", "edge_sha256"):
-            if hasattr(inputs.get(key), "result"):  # hashed on first use: see inputs.InputHasher
-                inputs[key] = inputs[key].result()
-        return self._document
-
     def to_dict(self) -> dict[str, Any]:
         """The versioned JSON-safe document (schema: nnconvert/schemas/verify_report.schema.json)."""
-        return _json_safe(copy.deepcopy(self._resolved()))
+        return _json_safe(copy.deepcopy(self._document))
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The document as JSON text, also written to ``path`` when given."""
@@ -99,13 +99,13 @@ class Report:
         """Readable console text: PASSED/FAILED per output, a table, the worst samples."""
         from .text import summary_text
 
-        return summary_text(self._resolved())
+        return summary_text(self._document)
 
     def to_markdown(self) -> str:
         """A markdown table for a CI comment."""
         from .text import markdown_text
 
-        return markdown_text(self._resolved())
+        return markdown_text(self._document)
 
     def save_inputs(self, path: str | Path) -> Path:
         """Save every input set and both sides' outputs to an ``.npz`` to reproduce the run.

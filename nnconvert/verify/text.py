@@ -52,7 +52,8 @@ def _inputs_line(inputs: dict[str, Any], seed: int) -> str:
     text = f"{inputs['n_rows']} {inputs['source']} rows x {inputs['n_features']} features"
     if inputs.get("edge_rows"):
         text += f" + {inputs['edge_rows']} edge rows"
-    return f"{text}, seed {seed}, sha256 {inputs['sha256'][:16]}"
+    digest = "not computed" if inputs.get("sha256") is None else inputs["sha256"][:16]
+    return f"{text}, seed {seed}, sha256 {digest}"
 
 
 def summary_text(document: dict[str, Any]) -> str:
@@ -109,14 +110,15 @@ def _layer_lines(layers: dict[str, Any]) -> list[str]:
     if not layers.get("compared"):
         return [f"  per layer: not compared ({layers.get('note')})"]
     failing = layers.get("first_failing")
+    rows = [f"    ({layers['note']})"] if layers.get("note") else []
     if failing is None:
-        return [f"  per layer: all {len(layers['entries']) - 1} layers and the preprocessed input within tolerance"]
+        return [f"  per layer: all {len(layers['entries']) - 1} layers and the preprocessed input within tolerance", *rows]
     where = "the preprocessed input" if failing["index"] < 0 else f"layer {failing['index']} ({failing['name']!r})"
     detail = failing.get("error") or (
         f"max abs error {_num(failing['max_abs_error']['value'])} at row {failing['max_abs_error']['row']}, "
         f"column {failing['max_abs_error']['column']}"
     )
-    return [f"  per layer: first out of tolerance: {where}: {detail}"]
+    return [f"  per layer: first out of tolerance: {where}: {detail}", *rows]
 
 
 def markdown_text(document: dict[str, Any]) -> str:
