@@ -302,8 +302,8 @@ FORBIDDEN = re.compile(
     r"|\bjoblib\.load\s*\(|allow_pickle\s*=\s*True|\byaml\.(unsafe_)?load\s*\("
     r"|\bUnpickler\b|\bsafe_mode\s*=\s*False"
 )
-# the pickle reader, and verify's reference runner for pickles: both reached only with trust=True
-UNPICKLING_ALLOWED = {"formats/sklearn_files.py": ("joblib.load(",), "verify/runners.py": ("joblib.load(",)}
+# the pickle reader is the one place that unpickles (reached only with trust=True; verify goes through it too)
+UNPICKLING_ALLOWED = {"formats/sklearn_files.py": ("joblib.load(",)}
 
 
 def _code_lines(path: Path) -> list[tuple[int, str]]:

@@ -510,3 +510,18 @@ def test_input_hash_can_be_skipped_for_speed(tmp_path) -> None:
     assert "sha256 not computed" in skipped.summary()
     schema = json.loads((Path(nnconvert.__file__).parent / "schemas" / "verify_report.schema.json").read_text())
     jsonschema.validate(skipped.to_dict(), schema)
+
+
+def test_skops_file_runs_as_the_estimator_itself(tmp_path) -> None:
+    from sklearn_variants import get_variant
+
+    import nnconvert
+    from nnconvert.verify.runners import SklearnRunner, make_runner
+
+    variant = get_variant("pipeline-standard")
+    skops_path, onnx_path = tmp_path / "m.skops", tmp_path / "m.onnx"
+    model = nnconvert.from_sklearn(variant.estimator)
+    nnconvert.save(model, skops_path)
+    nnconvert.save(model, onnx_path)
+    assert isinstance(make_runner(skops_path, trust=False, ort_optimizations=True, role="reference"), SklearnRunner)
+    assert nnconvert.verify(skops_path, onnx_path, variant.X_test).passed

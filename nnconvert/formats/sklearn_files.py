@@ -143,16 +143,24 @@ def read_pickle(path: str | Path, **options: Any) -> Model:
         UnsupportedModelError: it holds something other than a supported MLP or Pipeline.
         InvalidModelError: it holds an unfitted estimator.
     """
+    path = Path(path)
+    return _converted(load_pickled_estimator(path), path)
+
+
+def load_pickled_estimator(path: str | Path) -> Any:
+    """The object in a pickle or joblib file. Runs code from the file: callers check trust first.
+
+    Raises:
+        ReadError: the file cannot be unpickled.
+    """
     import joblib
 
-    path = Path(path)
     try:
-        estimator = joblib.load(path)  # joblib.load also reads plain pickles
+        return joblib.load(path)  # joblib.load also reads plain pickles
     except Exception as exc:  # noqa: BLE001 - a broken pickle can raise anything; it is still a bad input
         raise ReadError(
             f"cannot unpickle the file: {type(exc).__name__}: {exc}", path=path, format="sklearn-pickle"
         ) from exc
-    return _converted(estimator, path)
 
 
 def _check_pickle_options(compress: Any, protocol: Any) -> None:
@@ -262,6 +270,17 @@ def read_skops(path: str | Path, **options: Any) -> Model:
         UnsupportedModelError: it holds something other than a supported MLP or Pipeline.
         InvalidModelError: it holds an unfitted estimator.
     """
+    path = Path(path)
+    return _converted(load_skops_estimator(path), path)
+
+
+def load_skops_estimator(path: str | Path) -> Any:
+    """The estimator in a skops file, creating only the types of :data:`TRUSTED_SKOPS_TYPES`.
+
+    Raises:
+        UntrustedInputError: the file contains another type (named).
+        ReadError: the file is not a readable skops file.
+    """
     import skops.io
 
     path = Path(path)
@@ -281,7 +300,7 @@ def read_skops(path: str | Path, **options: Any) -> Model:
         if type(exc).__name__ == "UntrustedTypesFoundException":
             raise UntrustedInputError(f"{path}: skops refused the file: {exc}") from exc
         raise ReadError(f"cannot load the skops file: {type(exc).__name__}: {exc}", path=path, format="skops") from exc
-    return _converted(estimator, path)
+    return estimator
 
 
 _ZIP_METHODS = {

@@ -293,22 +293,22 @@ def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Run
         from .onnx_runners import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, optimizations=ort_optimizations)
+    # scikit-learn files run as the estimator itself, not as its IR: that is what they are compared as
     if suffix in PICKLE_SUFFIXES:
         return SklearnRunner(_load_pickle(path, trust), description=f"{path.name}")
+    if suffix == ".skops":
+        from ..formats.sklearn_files import load_skops_estimator
+
+        return SklearnRunner(load_skops_estimator(path), description=f"{path.name}")
     return IRRunner(load(path, trust=trust), description=str(path))
 
 
 def _load_pickle(path: Path, trust: bool) -> Any:
-    from ..errors import ReadError
-
     if not trust:
         raise UntrustedInputError(
             f"{path}: loading a pickle runs arbitrary code stored in it; verify it only if you trust its source, "
             "with trust=True (--trust-pickle on the command line)"
         )
-    import joblib
+    from ..formats.sklearn_files import load_pickled_estimator
 
-    try:
-        return joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - a broken pickle is a bad input, never a traceback
-        raise ReadError(f"cannot unpickle: {type(exc).__name__}: {exc}", path=path, format="sklearn-pickle") from exc
+    return load_pickled_estimator(path)
