@@ -32,7 +32,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warn-only", action="store_true", help="exit 0 even when the models disagree")
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickles (runs code from the file)")
     parser.add_argument("--no-ort-optimizations", action="store_true", help="run onnxruntime with graph optimisations off")
-    parser.add_argument("--no-input-hash", action="store_true", help="skip the inputs' sha256 in the report (saves one pass over large inputs)")
+    parser.add_argument("--no-input-hash", action="store_true", help="skip the inputs' sha256 in --report-json/--report-md (it is computed only when a report or --save-inputs is written)")
     parser.add_argument("--reference-evaluator", action="store_true", help="also run ONNX files in onnx's reference evaluator")
 
 
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
             trust=args.trust_pickle,
             ort_optimizations=not args.no_ort_optimizations,
             reference_evaluator=args.reference_evaluator,
-            hash_inputs=not args.no_input_hash,
+            # the digest identifies the inputs in saved evidence; a console-only run skips its extra pass
+            hash_inputs=bool(args.report_json or args.report_md or args.save_inputs) and not args.no_input_hash,
             progress=progress,
         )
     finally:
@@ -172,6 +173,7 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         n_samples=getattr(args, "verify_n_samples", 1000),
         seed=getattr(args, "verify_seed", 0),
         trust=getattr(args, "trust_pickle", False),
+        hash_inputs=bool(getattr(args, "verify_report_json", None)),
     )
     print(report.summary())
     if getattr(args, "verify_report_json", None):
