@@ -8,6 +8,7 @@ from typing import Any
 
 from . import registry
 from ._atomic import atomic_output
+from ._isolation import check_timeout, default_read_timeout, load_isolated, reads_with_libhdf5
 from .errors import (
     MissingDependencyError,
     NnconvertError,
@@ -18,7 +19,7 @@ from .errors import (
 )
 from .ir import Model
 
-__all__ = ["load", "save", "convert"]
+__all__ = ["load", "load_with_format", "save", "convert", "default_read_timeout", "reads_with_libhdf5"]
 
 PathLike = str | os.PathLike[str]
 
@@ -42,27 +43,45 @@ def _none_dropped(options: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def load(path: PathLike, format: str | None = None, *, trust: bool = False, **options: Any) -> Model:
+def load(
+    path: PathLike, format: str | None = None, *, trust: bool = False, timeout: float | None = None, **options: Any
+) -> Model:
     """Read a model file into the IR.
 
     Args:
         path: the file.
         format: a format name; detected from content, then suffix, when None.
         trust: allow formats whose loading runs code from the file (pickle, joblib).
+        timeout: None reads in this process (the default: no overhead). A number
+            of seconds reads in a child process that is killed after that long:
+            libhdf5 can spin forever on some corrupt files, in C code nothing
+            else can interrupt. Use it for files from untrusted sources
+            (``default_read_timeout(path)`` gives the command line's choice).
         **options: reader options (e.g. ``task``/``classes`` for Keras files).
 
     Returns:
         The model graph.
 
     Raises:
-        ReadError: the file is missing, unreadable or corrupt.
+        ReadError: the file is missing, unreadable or corrupt; reading took longer
+            than ``timeout``; or the reader process crashed.
         UnknownFormatError: the format cannot be told.
         UntrustedInputError: the format runs code and ``trust`` is False.
         UnsupportedModelError: the file holds something that is not a supported MLP.
     """
+    return load_with_format(path, format, trust=trust, timeout=timeout, **options)[0]
+
+
+def load_with_format(
+    path: PathLike, format: str | None = None, *, trust: bool = False, timeout: float | None = None, **options: Any
+) -> tuple[Model, str]:
+    """:func:`load`, also returning the name of the format the file was read as."""
     path = Path(path)
+    timeout = check_timeout(timeout)
     if not path.is_file():
         raise ReadError("no such file" if not path.exists() else "not a regular file", path=path, format=format)
+    if timeout is not None:
+        return load_isolated(path, format, trust, _none_dropped(options), timeout)
     spec = registry.get(format) if format is not None else registry.detect(path)
     if spec.read is None:
         raise UsageError(f"the {spec.name} format can be written but not read")
@@ -76,7 +95,7 @@ def load(path: PathLike, format: str | None = None, *, trust: bool = False, **op
         )
     _require(spec, "reading")
     try:
-        return spec.read(path, **options)
+        return spec.read(path, **options), spec.name
     except NnconvertError:
         raise
     except MemoryError:
@@ -130,25 +149,28 @@ def convert(
     from_format: str | None = None,
     to_format: str | None = None,
     trust: bool = False,
+    timeout: float | None = None,
     read_options: dict[str, Any] | None = None,
     **write_options: Any,
 ) -> Model:
     """Convert ``source`` (a file, a :class:`Model` or a scikit-learn estimator) to ``destination``.
 
+    ``timeout`` applies to reading a file source, as in :func:`load`.
+
     Returns:
         The model graph that was written.
     """
-    model = as_model(source, format=from_format, trust=trust, **(read_options or {}))
+    model = as_model(source, format=from_format, trust=trust, timeout=timeout, **(read_options or {}))
     save(model, destination, format=to_format, **write_options)
     return model
 
 
-def as_model(source: Any, format: str | None = None, *, trust: bool = False, **options: Any) -> Model:
+def as_model(source: Any, format: str | None = None, *, trust: bool = False, timeout: float | None = None, **options: Any) -> Model:
     """The IR of a file path, a :class:`Model` (returned as is) or a framework object."""
     if isinstance(source, Model):
         return source
     if isinstance(source, (str, os.PathLike)):
-        return load(source, format=format, trust=trust, **options)
+        return load(source, format=format, trust=trust, timeout=timeout, **options)
     from .converters import from_object
 
     return from_object(source)

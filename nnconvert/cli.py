@@ -52,6 +52,24 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files: this runs code stored in the file")
     parser.add_argument("--task", choices=["binary", "multiclass", "multilabel", "regression", "raw"], help="state the task where the file cannot (Keras files)")
     parser.add_argument("--classes", metavar="A,B,...", help="comma-separated class labels where the file has none (Keras files)")
+    parser.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="read each input in a child process killed after SECONDS (0: read in this process). Default: "
+        "HDF5-based inputs (hdf5, keras-h5, keras) get 60 s plus 1 s per 10 MB, since libhdf5 can hang on "
+        "corrupt files; other formats are read in this process",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0 (0 turns the limit off), got {text!r}")
+    return value
 
 
 def _add_convert(commands: Any) -> None:
@@ -65,6 +83,12 @@ def _add_convert(commands: Any) -> None:
     _add_read_options(parser)
     parser.add_argument("--to", dest="to_format", metavar="FMT", help="output format (default: from DST's suffix)")
     parser.add_argument("--out-dir", type=Path, help="convert every SRC into this folder")
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="with several inputs: convert every one even when some fail, report each failure, and exit "
+        "with the highest error code at the end (default: stop at the first failure)",
+    )
     parser.add_argument("--opset", type=int, help="ONNX opset (onnx output)")
     parser.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the written weights (onnx, keras-h5)")
     parser.add_argument("--matmul", action="store_true", help="ONNX: MatMul+Add per layer instead of Gemm")
@@ -151,29 +175,46 @@ def _conversion_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     return [(src, args.out_dir / (src.stem + spec.suffixes[0])) for src in paths]
 
 
-def _run_convert(args: argparse.Namespace) -> int:
+def _read_timeout(args: argparse.Namespace, path: Path) -> float | None:
+    """--read-timeout, or the default for this file (a limit only where libhdf5 reads it); 0 is None."""
+    if args.read_timeout is None:
+        from .api import default_read_timeout
+
+        return default_read_timeout(path, args.from_format)
+    return args.read_timeout or None
+
+
+def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
     from .api import load, save
 
+    model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **_read_options(args))
+    save(model, dst, format=args.to_format, **_write_options(args))
+    print(f"{src} -> {dst}")
+    if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
+        return int(_verify_command().verify_after_convert(src, dst, args))
+    return 0
+
+
+def _run_convert(args: argparse.Namespace) -> int:
     status = 0
     for src, dst in _conversion_pairs(args):
-        model = load(src, format=args.from_format, trust=args.trust_pickle, **_read_options(args))
-        save(model, dst, format=args.to_format, **_write_options(args))
-        print(f"{src} -> {dst}")
-        if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
-            status = max(status, _verify_command().verify_after_convert(src, dst, args))
+        if not args.keep_going:
+            status = max(status, _convert_one(args, src, dst))
+            continue
+        try:
+            status = max(status, _convert_one(args, src, dst))
+        except Exception as exc:  # noqa: BLE001 - reported like main() does, then on to the next input
+            status = max(status, _report(exc))
     return status
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from . import registry
-    from .api import load
+    from .api import load_with_format
     from .describe import describe, format_description
 
-    spec = registry.get(args.from_format) if args.from_format else None
-    model = load(args.file, format=args.from_format, trust=args.trust_pickle, **_read_options(args))
-    if spec is None:
-        spec = registry.detect(args.file)
-    info = {"file": str(args.file), "format": spec.name, "file_size": args.file.stat().st_size, **describe(model)}
+    timeout = _read_timeout(args, args.file)
+    model, format_name = load_with_format(args.file, args.from_format, trust=args.trust_pickle, timeout=timeout, **_read_options(args))
+    info = {"file": str(args.file), "format": format_name, "file_size": args.file.stat().st_size, **describe(model)}
     print(json.dumps(info, indent=2) if args.json else format_description(info))
     return 0
 
@@ -220,28 +261,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (never raises for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .errors import NnconvertError, exit_code_for
-
     try:
         return _COMMANDS[args.command](args)
-    except NnconvertError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
     except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output was written", file=sys.stderr)
         return 130
-    except (OSError, MemoryError, RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - never a traceback on the command line
+        return _report(exc)
+
+
+def _report(exc: Exception) -> int:
+    """Print ``exc`` as one ``nnconvert: error:`` line; its exit code."""
+    from .errors import NnconvertError, exit_code_for
+
+    if isinstance(exc, BrokenPipeError):
+        raise exc
+    if isinstance(exc, NnconvertError):
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    if isinstance(exc, (OSError, MemoryError, RecursionError)):
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 3
-    except Exception as exc:  # noqa: BLE001 - never a traceback on the command line
-        print(
-            f"{PROG}: error: unexpected {type(exc).__name__}: {exc} (this is a bug in nnconvert; please report it)",
-            file=sys.stderr,
-        )
-        return 3
+    print(
+        f"{PROG}: error: unexpected {type(exc).__name__}: {exc} (this is a bug in nnconvert; please report it)",
+        file=sys.stderr,
+    )
+    return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -175,19 +175,26 @@ def _on_alarm(signum, frame):
     raise _Timeout()
 
 
-def check_case(path: Path, fmt: str | None, out_dir: Path, timeout: float) -> str | None:
-    """None when nnconvert handled the file as it should; otherwise what went wrong."""
+def check_case(path: Path, fmt: str | None, out_dir: Path, timeout: float, isolate: bool = True) -> str | None:
+    """None when nnconvert handled the file as it should; otherwise what went wrong.
+
+    With ``isolate`` (the default), files libhdf5 may read are read as the
+    command line reads them: in a child process killed after half the
+    case's ``timeout``, so that a spin inside libhdf5 becomes a ReadError.
+    """
     import warnings
 
     import nnconvert
+    from nnconvert.api import reads_with_libhdf5
     from nnconvert.errors import NnconvertError, exit_code_for
 
     target = out_dir / "out.json"
+    read_timeout = timeout / 2 if isolate and reads_with_libhdf5(path, fmt) else None
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            nnconvert.convert(path, target, from_format=fmt)
+            nnconvert.convert(path, target, from_format=fmt, timeout=read_timeout)
         problem = None
     except _Timeout:
         return f"hang: no answer within {timeout} s"
@@ -235,7 +242,7 @@ def worker(args: argparse.Namespace) -> int:
         case.write_bytes(data)
         fmt = seed.format if rng.random() < 0.5 else None
         progress.write_text(json.dumps({"index": index, "seed": str(seed.path), "how": how, "format": fmt}))
-        problem = check_case(case, fmt, out_dir, args.timeout)
+        problem = check_case(case, fmt, out_dir, args.timeout, isolate=not args.no_isolation)
         if problem is not None:
             with open(workdir / "failures.jsonl", "a") as failures:
                 failures.write(json.dumps({"index": index, "seed": seed.path.name, "how": how, "format": fmt, "problem": problem}) + "\n")
@@ -260,15 +267,20 @@ def _watch(process: subprocess.Popen, progress_file: Path, timeout: float) -> bo
     return False
 
 
-def run(cases: int, seed: int, timeout: float = 10.0, keep: str | None = None) -> list[dict]:
-    """Run ``cases`` cases in worker processes; every failure, crashes and hangs included."""
+def run(cases: int, seed: int, timeout: float = 10.0, keep: str | None = None, isolate: bool = True) -> list[dict]:
+    """Run ``cases`` cases in worker processes; every failure, crashes and hangs included.
+
+    ``isolate=False`` reads HDF5 files in the worker itself, as ``nnconvert.load``
+    does by default: libhdf5's own hangs then show up as hangs.
+    """
     failures: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="nnconvert-fuzz-") as workdir:
         start = 0
         progress_file, failure_file = Path(workdir) / "progress", Path(workdir) / "failures.jsonl"
         while start < cases:
             command = [sys.executable, __file__, "--worker", "--cases", str(cases), "--seed", str(seed), "--start", str(start),
-                       "--timeout", str(timeout), "--workdir", workdir] + (["--keep", keep] if keep else [])
+                       "--timeout", str(timeout), "--workdir", workdir] + (["--keep", keep] if keep else []) + (
+                       [] if isolate else ["--no-isolation"])
             with open(Path(workdir) / "stderr", "w+") as stderr:
                 process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
                 hung = _watch(process, progress_file, timeout + 1)
@@ -300,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a case counts as a hang")
     parser.add_argument("--keep", help="copy failing inputs into this folder")
+    parser.add_argument("--no-isolation", action="store_true",
+                        help="read HDF5-based files in the worker (no child process, no read timeout): shows libhdf5's own hangs")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -307,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(args)
     started = time.perf_counter()
-    failures = run(args.cases, args.seed, args.timeout, args.keep)
+    failures = run(args.cases, args.seed, args.timeout, args.keep, isolate=not args.no_isolation)
     for failure in failures:
         print(json.dumps(failure))
     print(f"{args.cases} cases, {len(failures)} failures, {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -257,3 +257,91 @@ def test_out_dir_keeps_finished_outputs_when_a_later_input_fails(tmp_path, targe
     assert code == 3
     assert sorted(p.name for p in target_dir.iterdir()) == [good.stem + ".onnx"]
     capsys.readouterr()
+
+
+# -- ONNX external data: the model and its sidecar commit together ----------------------------
+
+
+def _wide_model(seed: int) -> Model:
+    rng = np.random.default_rng(seed)
+    layers = (
+        DenseLayer(rng.normal(size=(30, 64)), rng.normal(size=64), Activation.RELU, "wide"),
+        DenseLayer(rng.normal(size=(64, 2)), rng.normal(size=2), Activation.IDENTITY, "out"),
+    )
+    return Model(layers=layers, head=Head(Task.REGRESSION), input=InputSpec(30))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _fail_replacing(monkeypatch, target: Path, exc: BaseException) -> None:
+    """os.replace fails only for the main file's final rename (the sidecar's rename succeeds)."""
+    real_replace = os.replace
+
+    def replace(source, destination):
+        if Path(destination) == target:
+            raise exc
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(_atomic.os, "replace", replace)
+
+
+@pytest.mark.parametrize("exc", [OSError(errno.EXDEV, os.strerror(errno.EXDEV)), KeyboardInterrupt()], ids=["oserror", "ctrl-c"])
+def test_onnx_external_data_failing_final_rename_keeps_the_old_pair(monkeypatch, target_dir, exc):
+    """The old model and its old sidecar stay byte-identical and load; the new sidecar is gone."""
+    target = target_dir / "model.onnx"
+    old = _wide_model(0)
+    nnconvert.save(old, target, dtype="float64", external_data=True)
+    before = _snapshot(target_dir)
+    assert len(before) == 2, "expected a model and its sidecar"
+    _fail_replacing(monkeypatch, target, exc)
+    with pytest.raises(WriteError if isinstance(exc, OSError) else KeyboardInterrupt):
+        nnconvert.save(_wide_model(1), target, dtype="float64", external_data=True)
+    monkeypatch.undo()
+    assert _snapshot(target_dir) == before
+    assert nnconvert.load(target).equals(old)
+
+
+def test_onnx_external_data_failing_fsync_of_the_model_removes_the_new_sidecar(monkeypatch, target_dir):
+    """A new sidecar is already in place when the model's fsync fails: it is removed, the old pair kept."""
+    target = target_dir / "model.onnx"
+    nnconvert.save(_wide_model(0), target, dtype="float64", external_data=True)
+    before = _snapshot(target_dir)
+
+    def failing_fsync(path):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(_atomic, "fsync_path", failing_fsync)
+    with pytest.raises(WriteError):
+        nnconvert.save(_wide_model(1), target, dtype="float64", external_data=True)
+    assert _snapshot(target_dir) == before
+
+
+def test_onnx_external_data_failing_rename_of_a_new_file_leaves_nothing(monkeypatch, target_dir):
+    target = target_dir / "model.onnx"
+    _fail_replacing(monkeypatch, target, OSError(errno.EXDEV, os.strerror(errno.EXDEV)))
+    with pytest.raises(WriteError):
+        nnconvert.save(_wide_model(1), target, dtype="float64", external_data=True)
+    _assert_untouched(target_dir, None)
+
+
+def test_onnx_external_data_success_retires_the_old_sidecar_only(target_dir):
+    """After a successful replace only the new pair remains; unrelated files and an unchanged sidecar stay."""
+    import onnx
+
+    target = target_dir / "model.onnx"
+    unrelated = target_dir / "model.onnx.data"  # nnconvert's old sidecar name, but not referenced by the model
+    unrelated.write_bytes(ORIGINAL)
+    nnconvert.save(_wide_model(0), target, dtype="float64", external_data=True)
+    first = _snapshot(target_dir)
+    nnconvert.save(_wide_model(0), target, dtype="float64", external_data=True)  # same content, same sidecar
+    assert _snapshot(target_dir) == first, "the same model gives the same files"
+    nnconvert.save(_wide_model(1), target, dtype="float64", external_data=True)
+    proto = onnx.load(target, load_external_data=False)
+    locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
+    assert sorted(p.name for p in target_dir.iterdir()) == sorted({target.name, unrelated.name, *locations})
+    assert unrelated.read_bytes() == ORIGINAL
+    assert nnconvert.load(target).equals(_wide_model(1))
+    nnconvert.save(_wide_model(1), target, dtype="float64")  # inline again: the sidecar goes
+    assert sorted(p.name for p in target_dir.iterdir()) == sorted([target.name, unrelated.name])

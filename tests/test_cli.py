@@ -136,3 +136,64 @@ def test_out_dir_converts_several_models(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(out_dir / "regression-1.onnx"), providers=["CPUExecutionProvider"])
     (values,) = session.run(None, {"X": variant.X_test.astype(np.float32)})
     np.testing.assert_allclose(values.ravel(), variant.estimator.predict(variant.X_test), rtol=1e-5, atol=1e-4)
+
+
+def _several_sources(tmp_path: Path) -> tuple[list[Path], Path, Path]:
+    """good1.json, broken.json, good2.json, missing.json, untrusted.pkl: two good inputs among three bad ones."""
+    good1, good2 = tmp_path / "good1.json", tmp_path / "good2.json"
+    nnconvert.save(nnconvert.from_sklearn(get_variant("iris-10").estimator), good1)
+    nnconvert.save(nnconvert.from_sklearn(get_variant("regression-1").estimator), good2)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    untrusted = tmp_path / "untrusted.pkl"
+    untrusted.write_bytes(pickle.dumps([1, 2, 3]))
+    return [good1, broken, good2, tmp_path / "missing.json", untrusted], broken, untrusted
+
+
+def test_keep_going_converts_every_input_and_reports_each_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sources, broken, untrusted = _several_sources(tmp_path)
+    out_dir = tmp_path / "out"
+    code = main(["convert", *map(str, sources), "--out-dir", str(out_dir), "--to", "onnx", "--keep-going"])
+    assert code == 3
+    assert sorted(p.name for p in out_dir.iterdir()) == ["good1.onnx", "good2.onnx"]
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert len(errors) == 3 and all(line.startswith("nnconvert: error: ") for line in errors), errors
+    assert str(broken) in errors[0] and "missing.json" in errors[1] and str(untrusted) in errors[2]
+    assert "Traceback" not in captured.err
+    assert captured.out.splitlines() == [f"{sources[0]} -> {out_dir / 'good1.onnx'}", f"{sources[2]} -> {out_dir / 'good2.onnx'}"]
+    for name, variant_id in (("good1.onnx", "iris-10"), ("good2.onnx", "regression-1")):
+        model = nnconvert.load(out_dir / name)
+        assert model.n_features == get_variant(variant_id).X_test.shape[1]
+
+
+def test_without_keep_going_the_first_failure_stops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sources, broken, _ = _several_sources(tmp_path)
+    out_dir = tmp_path / "out"
+    assert main(["convert", *map(str, sources), "--out-dir", str(out_dir), "--to", "onnx"]) == 3
+    assert sorted(p.name for p in out_dir.iterdir()) == ["good1.onnx"]
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and str(broken) in errors[0]
+
+
+def test_keep_going_exits_with_the_highest_code(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing dependency (4) outranks a bad input (3); all good inputs give 0."""
+    import dataclasses
+
+    from nnconvert import registry
+    from nnconvert.errors import MissingDependencyError
+
+    sources, _, _ = _several_sources(tmp_path)
+    out_dir = tmp_path / "out"
+    assert main(["convert", str(sources[0]), str(sources[2]), "--out-dir", str(out_dir), "--to", "json", "--keep-going"]) == 0
+    spec = registry.get("json")
+
+    def read(path, **options):
+        if path.name == "good2.json":
+            raise MissingDependencyError("imaginary", "reading this file")
+        return spec.read(path, **options)
+
+    monkeypatch.setitem(registry._REGISTRY, "json", dataclasses.replace(spec, read=read))
+    capsys.readouterr()
+    assert main(["convert", *map(str, sources), "--out-dir", str(out_dir), "--to", "onnx", "--keep-going"]) == 4
+    assert "pip install imaginary" in capsys.readouterr().err

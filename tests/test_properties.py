@@ -34,10 +34,8 @@ OUTPUT_ACTIVATION = {
 LABELS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
 
 
-def _params(activation: Activation, draw, dtype: np.dtype) -> dict:
+def _params(activation: Activation, draw) -> dict:
     defaults = ACTIVATION_DEFAULTS.get(activation, {})
-    if activation == Activation.HARD_SIGMOID and dtype == np.float64:
-        return {}  # known gap, see test_float64_hard_sigmoid_with_custom_parameters_through_onnx
     if activation == Activation.GELU:
         return {"approximate": draw(st.sampled_from(["none", "tanh"]))}
     return {key: draw(st.sampled_from([value, 0.5, 1.25])) for key, value in defaults.items()}
@@ -82,7 +80,7 @@ def models(draw) -> Model:
         activation = out_activation if last else draw(st.sampled_from(HIDDEN_ACTIVATIONS))
         weights = (rng.normal(size=(n_in, width)) / np.sqrt(n_in)).astype(dtype)
         bias = rng.normal(scale=0.1, size=width).astype(dtype)
-        layers.append(DenseLayer(weights, bias, activation, f"dense_{index}", _params(activation, draw, dtype)))
+        layers.append(DenseLayer(weights, bias, activation, f"dense_{index}", _params(activation, draw)))
         n_in = width
     return Model(layers=tuple(layers), head=Head(task, classes), input=InputSpec(n_features))
 
@@ -184,12 +182,23 @@ def test_float64_model_to_float32_onnx_is_within_tolerance(tmp_path, dtype):
     _onnxruntime_agrees(model.astype(dtype), path)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (found by this suite): the ONNX writer decomposes a float64 "
-                   "HardSigmoid with non-default alpha/beta into Mul/Add/Max/Min, which the ONNX reader does not recognise")
-def test_float64_hard_sigmoid_with_custom_parameters_through_onnx(tmp_path):
+@pytest.mark.parametrize("params", [
+    {"alpha": 0.2, "beta": 1.25},  # saturated at 0: found by this suite
+    {"alpha": 0.5, "beta": 0.5},  # alpha == beta: one constant in the graph
+    {"alpha": 100.0, "beta": -3.3},  # steeper than the probe's spacing
+    {"alpha": -0.5, "beta": 1.25},  # falling
+])
+def test_float64_hard_sigmoid_with_custom_parameters_through_onnx(tmp_path, params):
+    """float64 HardSigmoid is written as Mul/Add/Max/Min (no onnxruntime kernel) and read back as hard_sigmoid."""
     layers = (
-        DenseLayer(np.array([[0.5]]), np.array([0.1]), Activation.HARD_SIGMOID, "h", {"alpha": 0.2, "beta": 1.25}),
+        DenseLayer(np.array([[0.5]]), np.array([0.1]), Activation.HARD_SIGMOID, "h", params),
         DenseLayer(np.array([[0.6]]), np.array([0.0]), Activation.IDENTITY, "out"),
     )
     model = Model(layers=layers, head=Head(Task.REGRESSION), input=InputSpec(1))
-    assert _expect_lossless(model, tmp_path / "m.onnx", "onnx", dtype="float64") is not None
+    loaded = _expect_lossless(model, tmp_path / "m.onnx", "onnx", dtype="float64")
+    assert loaded is not None and loaded.layers[0].activation_params == params
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    X = np.linspace(-8, 8, 101).reshape(-1, 1)
+    np.testing.assert_array_equal(session.run(None, {"X": X})[0], model.forward(X))

@@ -1099,6 +1099,7 @@ def _squeezed(array: np.ndarray) -> np.ndarray:
 _PROBE_POINTS = {"minus50": -50.0, "minus1": -1.0, "zero": 0.0, "one": 1.0, "minus_delta": -0.01, "delta": 0.01}
 _PROBE = np.concatenate([np.array(list(_PROBE_POINTS.values())), np.linspace(-6.0, 6.0, 241)])
 _AT = {name: index for index, name in enumerate(_PROBE_POINTS)}
+_HARD_SIGMOID_MAX_CONSTANTS = 8  # bounds the (alpha, beta) pairs tried on a region: 8 constants give 64
 
 
 def _snapped(value: float, constants: Sequence[float]) -> float:
@@ -1123,7 +1124,29 @@ def _candidate_activations(f: np.ndarray, constants: Sequence[float]) -> list[tu
         (Activation.ELU, {"alpha": _snapped(-at["minus50"], constants)}),
         (Activation.SELU, {"alpha": _snapped(-at["minus50"] / gamma, constants), "gamma": _snapped(gamma, constants)}),
         (Activation.HARD_SIGMOID, {"alpha": _snapped(slope, constants), "beta": _snapped(at["zero"], constants)}),
+        *_hard_sigmoid_candidates(f, constants),
     ]
+
+
+def _hard_sigmoid_candidates(f: np.ndarray, constants: Sequence[float]) -> list[tuple[Activation, dict[str, Any]]]:
+    """hard_sigmoid parameters when the probe's centre is saturated (beta outside 0..1, a steep alpha).
+
+    The line alpha * x + beta is fitted on the probe points strictly between
+    0 and 1; when fewer than two are, every ordered pair of the region's own
+    constants is tried (a steep line can fall between two probe points).
+    Each candidate is still confirmed on the whole probe by the caller.
+    """
+    inside = np.flatnonzero((f > 0) & (f < 1))
+    candidates = []
+    if len(inside) >= 2:
+        first, last = inside[np.argmin(_PROBE[inside])], inside[np.argmax(_PROBE[inside])]
+        if _PROBE[last] != _PROBE[first]:
+            alpha = (f[last] - f[first]) / (_PROBE[last] - _PROBE[first])
+            beta = f[first] - alpha * _PROBE[first]
+            candidates.append({"alpha": _snapped(float(alpha), constants), "beta": _snapped(float(beta), constants)})
+    distinct = list(dict.fromkeys(constants))[:_HARD_SIGMOID_MAX_CONSTANTS]
+    candidates += [{"alpha": a, "beta": b} for a in distinct for b in distinct if a != 0]
+    return [(Activation.HARD_SIGMOID, params) for params in candidates]
 
 
 def _scalar(array: np.ndarray | None) -> bool:
