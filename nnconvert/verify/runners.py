@@ -300,7 +300,11 @@ def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Run
         from ..formats.sklearn_files import load_skops_estimator
 
         return SklearnRunner(load_skops_estimator(path), description=f"{path.name}")
-    return IRRunner(load(path, trust=trust), description=str(path))
+    from ..api import default_read_timeout
+
+    # files libhdf5 parses are read in a child process with a time limit, as `nnconvert convert` does:
+    # a corrupt one can hang libhdf5 itself (SECURITY.md)
+    return IRRunner(load(path, trust=trust, timeout=default_read_timeout(path)), description=str(path))
 
 
 def _load_pickle(path: Path, trust: bool) -> Any:
