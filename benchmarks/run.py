@@ -161,14 +161,19 @@ def verify_rows(quick: bool) -> list[Row]:
     command = [sys.executable, str(script), "--rows", "100000", "--repeat", "1" if quick else "3"]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     found = {key: re.search(pattern, completed.stdout) for key, pattern in (
-        ("models", r"both models\s+([\d.]+) s"), ("verify", r"nnconvert\.verify\s+([\d.]+) s"),
-        ("passed", r"passed=(\w+)"))}
+        ("models", r"both models\s+([\d.]+) s"), ("hashed", r"verify \+ summary\(\)\s+([\d.]+) s"),
+        ("console", r"no hash \+ summary\(\)\s+([\d.]+) s"), ("passed", r"passed=(\w+)"))}
     if completed.returncode != 0 or not all(found.values()):
         return [Row("verify", "verify on 100,000 rows: verify_overhead.py failed or changed its output", "", "", None,
                     note=(completed.stderr or completed.stdout)[-200:].replace("\n", " "))]
-    models, verify = float(found["models"].group(1)), float(found["verify"].group(1))
-    return [Row("verify", "verify on 100,000 rows (784-128-10) / the two models' own inference", seconds(verify),
-                seconds(models), verify / models, "", None, f"passed={found['passed'].group(1)}; by verify_overhead.py")]
+    models, hashed, console = (float(found[key].group(1)) for key in ("models", "hashed", "console"))
+    note = f"passed={found['passed'].group(1)}; by verify_overhead.py"
+    return [
+        Row("verify", "verify + summary on 100,000 rows (784-128-10), no input hash (the console run) / the two models' "
+            "own inference", seconds(console), seconds(models), console / models, "<= 1.25", console / models <= 1.25, note),
+        Row("verify", "the same with the inputs' sha256 (written with --report-json) / the two models' own inference",
+            seconds(hashed), seconds(models), hashed / models, "", None, note),
+    ]
 
 
 # -- output -----------------------------------------------------------------------------
