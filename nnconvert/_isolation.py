@@ -37,7 +37,7 @@ import numpy as np
 from . import errors
 from .errors import NnconvertError, ReadError, UsageError
 from .ir import Model
-from .serde import model_from_document, model_to_document
+from .serde import json_default, model_from_document, model_to_document
 
 try:
     import fcntl
@@ -47,7 +47,6 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["load_isolated", "check_timeout", "reads_with_libhdf5", "default_read_timeout", "HDF5_BASED_FORMATS"]
 
 HDF5_BASED_FORMATS = ("hdf5", "keras-h5", "keras")
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 # The command line's default time limit for reading an HDF5-based file: a floor
 # far above any honest read (small files take milliseconds, h5py's import a
@@ -81,15 +80,14 @@ def reads_with_libhdf5(path: str | os.PathLike[str], format: str | None = None) 
         with open(path, "rb") as handle:
             if handle.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE:
                 return _zip_holds_hdf5(path)
-            size, offset = os.fstat(handle.fileno()).st_size, 0
-            while offset + len(HDF5_SIGNATURE) <= size:
-                handle.seek(offset)
-                if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                    return True
-                offset = max(512, offset * 2)
+            handle.seek(0)
+            head = handle.read(16)  # the HDF5 signature is 8 bytes
+        # imported here: importing a format module registers it, which belongs to the registry's own order
+        from .formats.hdf5 import has_signature
+
+        return has_signature(head, Path(path))
     except OSError:
         return False
-    return False
 
 
 def _zip_holds_hdf5(path: str | os.PathLike[str]) -> bool:
@@ -224,7 +222,7 @@ def _child_main(sender: Any, path: str, format: str | None, trust: bool, options
     from . import api, registry
 
     def send(message: dict[str, Any]) -> None:
-        sender.send_bytes(json.dumps(message, default=_plain).encode())
+        sender.send_bytes(json.dumps(message, default=json_default).encode())
 
     model, failure = None, None
     with warnings.catch_warnings(record=True) as caught:
@@ -265,12 +263,6 @@ def _send_model(sender: Any, send: Any, model: Model, format_name: str) -> None:
         sender.send_bytes(array.reshape(-1).view(np.uint8))  # straight from the array's memory
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _json_attributes(exc: BaseException) -> dict[str, Any]:

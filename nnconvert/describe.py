@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ir import Model, layer_names
+from .serde import encode_metadata
 
 __all__ = ["describe", "format_description"]
 
@@ -36,13 +37,7 @@ def describe(model: Model) -> dict[str, Any]:
             }
             for index, (name, layer) in enumerate(zip(names, model.layers, strict=True))
         ],
-        "metadata": {
-            "producer": model.metadata.producer,
-            "source_framework": model.metadata.source_framework,
-            "source_class": model.metadata.source_class,
-            "source_version": model.metadata.source_version,
-            "properties": dict(model.metadata.properties),
-        },
+        "metadata": encode_metadata(model.metadata),
     }
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "encode_classes",
     "decode_classes",
     "DocumentReader",
+    "encode_metadata",
+    "json_default",
 ]
 
 DOCUMENT_VERSION = "1.0"
@@ -37,6 +39,28 @@ ArrayDecoder = Callable[[Any, str], np.ndarray]
 
 
 # -- writing -------------------------------------------------------------------
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for the numpy values and mappings a document may hold."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serializable")
+
+
+def encode_metadata(metadata: Metadata) -> dict[str, Any]:
+    """The provenance fields of a model, as a plain dict."""
+    return {
+        "producer": metadata.producer,
+        "source_framework": metadata.source_framework,
+        "source_class": metadata.source_class,
+        "source_version": metadata.source_version,
+        "properties": dict(metadata.properties),
+    }
 
 
 def encode_classes(classes: np.ndarray | None) -> dict[str, Any] | None:
@@ -78,13 +102,7 @@ def model_to_document(model: Model, encode_array: ArrayEncoder) -> dict[str, Any
             for i, layer in enumerate(model.layers)
         ],
         "head": {"task": model.head.task.value, "classes": encode_classes(model.head.classes)},
-        "metadata": {
-            "producer": model.metadata.producer,
-            "source_framework": model.metadata.source_framework,
-            "source_class": model.metadata.source_class,
-            "source_version": model.metadata.source_version,
-            "properties": dict(model.metadata.properties),
-        },
+        "metadata": encode_metadata(model.metadata),
     }
 
 

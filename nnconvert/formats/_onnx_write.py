@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import UnsupportedModelError, UsageError, WriteError
 from ..ir import Activation, DenseLayer, Model, PreprocessStep, Task, layer_names
-from ..serde import model_to_document
+from ..serde import json_default, model_to_document
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -527,21 +527,11 @@ def _zipmap(b: GraphBuilder, probabilities: str, model: Model) -> Any:
 # -- the model ----------------------------------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"cannot store {type(value).__name__} in the ONNX metadata")
-
-
 def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
     document = model_to_document(model, lambda array, key: None)
     sizes = [model.n_features] + [layer.n_outputs for layer in model.layers]
     props = {
-        "nnconvert.model": json.dumps(document, sort_keys=True, default=_json_default),
+        "nnconvert.model": json.dumps(document, sort_keys=True, default=json_default),
         "nnconvert.format_version": FORMAT_VERSION,
         "task": model.task.value,
         "n_features": str(model.n_features),
@@ -551,7 +541,7 @@ def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
         "source_dtype": model.dtype.name,
     }
     if model.classes is not None:
-        props["classes"] = json.dumps(model.classes.tolist(), default=_json_default)
+        props["classes"] = json.dumps(model.classes.tolist(), default=json_default)
         props["classes_dtype"] = "str" if model.classes.dtype.kind == "U" else model.classes.dtype.name
     source = [model.metadata.source_framework, model.metadata.source_class, model.metadata.source_version]
     if any(source):

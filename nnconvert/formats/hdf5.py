@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
 from ..registry import FormatSpec, register
-from ..serde import DocumentReader, model_from_document, model_to_document
+from ..serde import DocumentReader, json_default, model_from_document, model_to_document
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "read", "write", "sniff"]
 
@@ -50,16 +50,8 @@ _MAX_FILTER_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 # -- writing -------------------------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serializable")
-
-
 def _document_text(document: dict[str, Any]) -> str:
-    options = {"allow_nan": False, "sort_keys": True, "separators": (",", ":"), "default": _json_default}
+    options = {"allow_nan": False, "sort_keys": True, "separators": (",", ":"), "default": json_default}
     try:
         text = json.dumps(document, ensure_ascii=False, **options)
         text.encode("utf-8")
@@ -353,7 +345,7 @@ def read(path: str | PathLike[str]) -> Model:
 # -- sniffing ------------------------------------------------------------------
 
 
-def _has_signature(head: bytes, path: Path) -> bool:
+def has_signature(head: bytes, path: Path) -> bool:
     """HDF5's signature at offset 0, or after a user block of 512, 1024, 2048... bytes."""
     if head.startswith(SIGNATURE):
         return True
@@ -374,7 +366,7 @@ def _has_signature(head: bytes, path: Path) -> bool:
 def sniff(head: bytes, path: Path) -> bool:
     """True for an HDF5 file whose root attribute ``nnconvert_format`` names this layout."""
     try:
-        if not _has_signature(head, Path(path)):
+        if not has_signature(head, Path(path)):
             return False
         import h5py
 

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
 from ..registry import FormatSpec, register
-from ..serde import DocumentReader, model_from_document, model_to_document
+from ..serde import DocumentReader, json_default, model_from_document, model_to_document
 
 __all__ = [
     "FORMAT_NAME",
@@ -173,16 +173,8 @@ def _array_encoder(mode: str):
 # -- writing: the document -----------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):  # numpy scalars in params: store the Python value
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serializable")
-
-
 def _scalar_text(value: Any) -> bytes:
-    options = {"allow_nan": False, "default": _json_default, "separators": (", ", ": ")}
+    options = {"allow_nan": False, "default": json_default, "separators": (", ", ": ")}
     text = json.dumps(value, ensure_ascii=False, **options)
     try:
         return text.encode("utf-8")

@@ -21,7 +21,6 @@ graphs) is refused with one error listing every offending layer.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import math
@@ -48,10 +47,10 @@ from ..ir import (
     Task,
 )
 from ..registry import FormatSpec, register
+from .hdf5 import has_signature
 
 __all__ = ["read_h5", "read_keras", "write_h5", "sniff_h5", "sniff_keras"]
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), the floor of Normalization's std
 # the Keras 3 semantics the writer targets (hard_sigmoid, activation names)
@@ -744,7 +743,7 @@ def _read_h5_file(handle: Any, path: Path, task: Any, classes: Any) -> Model:
 
 def sniff_h5(head: bytes, path: Path) -> bool:
     """True for an HDF5 file with Keras' root attributes and not nnconvert's own marker."""
-    if not head.startswith(HDF5_SIGNATURE):
+    if not has_signature(head, path):
         return False
     try:
         import h5py
@@ -1127,11 +1126,8 @@ def _head_document(model: Model) -> dict[str, Any]:
 
 # -- registration ------------------------------------------------------------------------
 
-# nnconvert's own hdf5 layout also claims .h5 and must come first in the suffix fallback;
-# content sniffing is what tells the two apart.
-with contextlib.suppress(ImportError):
-    importlib.import_module("nnconvert.formats.hdf5")
-
+# nnconvert's own hdf5 layout also claims .h5 and comes first in the suffix fallback (the
+# import of .hdf5 above registered it); content sniffing is what tells the two apart.
 register(
     FormatSpec(
         name="keras-h5",
