@@ -36,19 +36,10 @@ _LAZY = {
     "Task": "nnconvert.ir",
     "errors": "nnconvert.errors",
 }
-_ERRORS = (
-    "NnconvertError",
-    "UnknownFormatError",
-    "ReadError",
-    "WriteError",
-    "UnsupportedModelError",
-    "InvalidModelError",
-    "UntrustedInputError",
-    "MissingDependencyError",
-    "VerificationError",
-    "UsageError",
-)
-_LAZY.update({name: "nnconvert.errors" for name in _ERRORS})
+# errors.py imports nothing heavy: its classes are listed from the module itself
+from .errors import __all__ as _ERRORS  # noqa: E402
+
+_LAZY.update({name: "nnconvert.errors" for name in _ERRORS if name != "exit_code_for"})
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
