@@ -222,7 +222,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_formats(args: argparse.Namespace) -> int:
     from . import registry
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in registry.formats().values():
         missing = spec.missing_dependencies()
         rows.append(

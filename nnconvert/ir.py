@@ -331,6 +331,8 @@ class Model:
         n_out = self.n_outputs
         classes = self.head.classes
         task = self.head.task
+        if classes is None:  # Head already refuses classifiers without labels
+            return
         last = f"the last layer ({self.layers[-1].name or len(self.layers) - 1})"
         if task == Task.BINARY:
             if len(classes) != 2 or n_out not in (1, 2):
@@ -426,11 +428,11 @@ class Model:
     def predict(self, X: Any) -> np.ndarray:
         """Labels for classifiers (indicator rows for multilabel), values otherwise."""
         y = self.forward(X)
-        task = self.task
-        if task == Task.BINARY and y.shape[1] == 1:
-            return self.classes[(y.ravel() > 0.5).astype(np.intp)]
-        if task in (Task.BINARY, Task.MULTICLASS):
-            return self.classes[np.argmax(y, axis=1)]
+        task, classes = self.task, self.classes
+        if task == Task.BINARY and y.shape[1] == 1 and classes is not None:
+            return classes[(y.ravel() > 0.5).astype(np.intp)]
+        if task in (Task.BINARY, Task.MULTICLASS) and classes is not None:
+            return classes[np.argmax(y, axis=1)]
         if task == Task.MULTILABEL:
             return (y > 0.5).astype(np.int64)
         if task == Task.REGRESSION and y.shape[1] == 1:

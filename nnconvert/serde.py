@@ -159,7 +159,8 @@ def decode_classes(encoded: Any, reader: DocumentReader, field: str = "head.clas
         raise reader.fail(f"{field}.dtype", f"unknown dtype {dtype_name!r}") from None
     if dtype.kind not in "biuf":
         raise reader.fail(f"{field}.dtype", f"class labels must be str, bool, integer or float, got {dtype_name!r}")
-    expected = {"b": bool, "i": int, "u": int, "f": (int, float)}[dtype.kind]
+    expected_types: dict[str, type | tuple[type, ...]] = {"b": bool, "i": int, "u": int, "f": (int, float)}
+    expected = expected_types[dtype.kind]
     if not all(isinstance(v, expected) and (dtype.kind == "b" or not isinstance(v, bool)) for v in values):
         raise reader.fail(f"{field}.values", f"expected {dtype_name} values")
     try:

@@ -171,7 +171,7 @@ def _check_fitted(estimator: Any, name: str) -> None:
 def _dense_layers(mlp: Any, copy: bool) -> list[DenseLayer]:
     name = type(mlp).__name__
     hidden = _HIDDEN_ACTIVATIONS.get(mlp.activation)
-    output = _OUTPUT_ACTIVATIONS.get(getattr(mlp, "out_activation_", None))
+    output = _OUTPUT_ACTIVATIONS.get(str(getattr(mlp, "out_activation_", "")))
     if hidden is None or output is None:
         raise UnsupportedModelError(
             f"cannot convert this {name}: activation {mlp.activation!r} / out_activation_ "
