@@ -241,6 +241,8 @@ def _child_main(sender: Any, path: str, format: str | None, trust: bool, options
             send({"kind": "warning", "category": warning.category.__name__, "message": str(warning.message)})
         if failure is not None:
             send(failure)
+        elif model is None:  # api.load returns a Model or raises: reported below like any other send failure
+            raise RuntimeError("the reader returned no model and no error")
         else:
             _send_model(sender, send, model, name)
     except Exception as exc:  # noqa: BLE001 - nothing partial was sent: each message is encoded first

@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -70,7 +70,7 @@ ML_DOMAIN = "ai.onnx.ml"
 _FLOAT, _UINT8, _INT8, _UINT16, _INT16, _INT32, _INT64, _STRING, _BOOL, _FLOAT16, _DOUBLE, _UINT32, _UINT64 = range(1, 14)
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
-_DTYPES = {
+_DTYPES: dict[int, np.dtype[Any]] = {
     _FLOAT: np.dtype(np.float32),
     _DOUBLE: np.dtype(np.float64),
     _FLOAT16: np.dtype(np.float16),
@@ -530,6 +530,17 @@ class _GraphParser:
                 return np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values])
         return None
 
+    def known_constant(self, name: str) -> np.ndarray:
+        """The value of a tensor already found to be a constant with a value.
+
+        Raises:
+            ReadError: the tensor has no constant value after all.
+        """
+        value = self.constant(name)
+        if value is None:
+            raise ReadError(f"tensor {name!r} has no constant value", path=self.path, format=FORMAT)
+        return value
+
     def is_constant(self, name: str) -> bool:
         return name in self.initializers or (name in self.producer and self.nodes[self.producer[name]].op_type == "Constant")
 
@@ -933,7 +944,9 @@ class _GraphParser:
         computed = self._evaluate_region(region, start, exits[0], _PROBE)
         if computed is None or not np.isfinite(computed).all():
             return None
-        constants = [float(self.constant(n).ravel()[0]) for i in region for n in self.nodes[i].input if self.is_constant(n)]
+        constants = [
+            float(self.known_constant(n).ravel()[0]) for i in region for n in self.nodes[i].input if self.is_constant(n)
+        ]
         for activation, params in _candidate_activations(computed, constants):
             expected = _PROBE.copy().reshape(1, -1)
             apply_activation(expected, activation, {**ACTIVATION_DEFAULTS.get(activation, {}), **params})
@@ -943,7 +956,8 @@ class _GraphParser:
         return None
 
     def _elementwise_region(self, start: str) -> tuple[list[int], list[str]]:
-        tensors, region = {start}, []
+        tensors = {start}
+        region: list[int] = []
         changed = True
         while changed and len(region) <= _COMPOSITE_MAX_NODES:
             changed = False
@@ -974,7 +988,7 @@ class _GraphParser:
                     return None
                 for index in ready:
                     node = self.nodes[index]
-                    args = [values[n] if n in values else np.float64(self.constant(n).ravel()[0]) for n in node.input]
+                    args = [values[n] if n in values else np.float64(self.known_constant(n).ravel()[0]) for n in node.input]
                     values[node.output[0]] = _ELEMENTWISE[node.op_type](*args)
                     pending.remove(index)
         return values.get(exit_name)
@@ -1036,16 +1050,18 @@ class _GraphParser:
             return None
         if symbol.kind != "labels":  # class indices, indicators, maps: a cast keeps what they mean
             return symbol
-        target = _DTYPES.get(to)
-        if target is None or (symbol.classes.dtype.kind == "U" and target.kind != "U"):
+        target = None if to is None else _DTYPES.get(to)
+        classes = symbol.classes  # every "labels" symbol has its classes
+        if target is None or classes is None or (classes.dtype.kind == "U" and target.kind != "U"):
             self.problem(index, f"casts the class labels to type {to}")
             return None
-        return _Sym("labels", symbol.classes.astype(target))
+        return _Sym("labels", classes.astype(target))
 
     def _label_encoder(self, index: int, symbol: _Sym, width: int, attrs: dict[str, Any]) -> _Sym | None:
         keys = next((attrs[k] for k in ("keys_int64s", "keys_strings", "keys_floats") if k in attrs), None)
         values = next((attrs[k] for k in ("values_int64s", "values_strings", "values_floats") if k in attrs), None)
-        source = symbol.classes if symbol.kind == "labels" else np.arange(max(width, 2), dtype=np.int64)
+        labels = symbol.classes if symbol.kind == "labels" else None  # every "labels" symbol has its classes
+        source = labels if labels is not None else np.arange(max(width, 2), dtype=np.int64)
         if keys is None or values is None or len(keys) != len(values):
             self.problem(index, "LabelEncoder without matching key and value lists")
             return None
@@ -1149,7 +1165,7 @@ def _hard_sigmoid_candidates(f: np.ndarray, constants: Sequence[float]) -> list[
     return [(Activation.HARD_SIGMOID, params) for params in candidates]
 
 
-def _scalar(array: np.ndarray | None) -> bool:
+def _scalar(array: np.ndarray | None) -> TypeGuard[np.ndarray]:
     return array is not None and array.size == 1 and array.dtype.kind in "fiu"
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UnsupportedModelError, UsageError, WriteError
+from ..errors import InvalidModelError, UnsupportedModelError, UsageError, WriteError
 from ..ir import Activation, DenseLayer, Model, PreprocessStep, Task, layer_names
 from ..serde import json_default, model_to_document
 
@@ -79,7 +79,7 @@ SIDECAR_DIGEST_CHARS = 16  # hex digits of the sidecar's sha256 in its name: 64 
 OLD_MODEL_SCAN_LIMIT = 64 * 2**20
 
 WRITE_OPTIONS = ("opset", "dtype", "linear", "zipmap", "external_data", "check")
-DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 LINEAR_FORMS = ("gemm", "matmul")
 
 
@@ -465,7 +465,10 @@ def _value_info(name: str, elem_type: int, shape: list[Any]) -> Any:
 def _classifier_head(b: GraphBuilder, y: str, model: Model, zipmap: bool) -> list[Any]:
     from onnx import TensorProto, helper
 
-    n_classes = len(model.classes)
+    classes = model.classes
+    if classes is None:  # Head already refuses a classifier without labels
+        raise InvalidModelError(f"a {model.task.value} head needs class labels")
+    n_classes = len(classes)
     if model.task == Task.BINARY and model.n_outputs == 1:
         # [1 - p, p], as scikit-learn's predict_proba
         negative = b.node("Sub", [b.scalar("head/one", 1.0), y], "head")
@@ -478,15 +481,15 @@ def _classifier_head(b: GraphBuilder, y: str, model: Model, zipmap: bool) -> lis
         b.rename_output(b.nodes[-1].output[0], "output_label")
         label_info = _value_info("output_label", TensorProto.INT64, ["N", n_classes])
     else:
-        labels = label_tensor(model.classes)
+        labels = label_tensor(classes)
         index = b.node("ArgMax", [probabilities], "head", axis=1, keepdims=0)
-        if not _labels_are_indices(model.classes, labels):
+        if not _labels_are_indices(classes, labels):
             b.node("Gather", [b.initializer("head/classes", labels, cast=False), index], "head", axis=0)
         b.rename_output(b.nodes[-1].output[0], "output_label")
         label_info = _value_info("output_label", helper.np_dtype_to_tensor_dtype(_label_dtype(labels)), ["N"])
     if not zipmap:
         return [label_info, _value_info("output_probability", b.elem_type, ["N", n_classes])]
-    return [label_info, _zipmap(b, probabilities, model)]
+    return [label_info, _zipmap(b, probabilities, classes)]
 
 
 def _labels_are_indices(classes: np.ndarray, labels: np.ndarray) -> bool:
@@ -502,10 +505,11 @@ def _label_dtype(labels: np.ndarray) -> np.dtype:
     return np.dtype(str) if labels.dtype == object else labels.dtype
 
 
-def _zipmap(b: GraphBuilder, probabilities: str, model: Model) -> Any:
+def _zipmap(b: GraphBuilder, probabilities: str, classes: np.ndarray) -> Any:
     from onnx import TensorProto, helper
 
-    keys = label_tensor(model.classes)
+    keys = label_tensor(classes)
+    attributes: dict[str, Any]
     if keys.dtype == object:
         attributes = {"classlabels_strings": [str(k) for k in keys]}
         key_type = TensorProto.STRING
@@ -515,7 +519,7 @@ def _zipmap(b: GraphBuilder, probabilities: str, model: Model) -> Any:
     else:
         raise UnsupportedModelError(
             f"zipmap=True needs integer or string class labels; this model's are non-integral floats "
-            f"{model.classes.tolist()}: write it without zipmap"
+            f"{classes.tolist()}: write it without zipmap"
         )
     if b.dtype != np.float32:  # ZipMap takes float32 only
         probabilities = b.node("Cast", [probabilities], "head", to=TensorProto.FLOAT)

@@ -40,7 +40,7 @@ SUPPORTED_MAJOR = 1
 ATTRIBUTE_LIMIT = 32 * 1024
 DOCUMENT_DATASET = "document"
 COMPRESSIONS = (None, "gzip")
-DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)$")
 _MAX_SOFT_LINK_HOPS = 16
@@ -51,7 +51,7 @@ _MAX_FILTER_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 
 
 def _document_text(document: dict[str, Any]) -> str:
-    options = {"allow_nan": False, "sort_keys": True, "separators": (",", ":"), "default": json_default}
+    options: dict[str, Any] = {"allow_nan": False, "sort_keys": True, "separators": (",", ":"), "default": json_default}
     try:
         text = json.dumps(document, ensure_ascii=False, **options)
         text.encode("utf-8")

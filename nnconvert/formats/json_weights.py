@@ -51,7 +51,7 @@ SUPPORTED_MAJOR = 1
 BASE64_THRESHOLD = 4096
 
 ARRAY_MODES = ("auto", "list", "base64")
-DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 # (first, last) significant digits tried. Any float32 needs at most 9 digits, and a
 # decimal of 6 digits or fewer that reads back is the only 6-digit decimal to do so
 # (6-digit decimals are spaced wider than float32's rounding interval), so trying
@@ -120,6 +120,7 @@ class _ArrayText:
 
     def __init__(self, array: np.ndarray, base64: bool):
         self.head = f'{{"dtype": "{array.dtype.name}", "shape": {json.dumps(list(array.shape))}, '.encode()
+        self.body: Iterable[bytes]
         if base64:
             little_endian = np.ascontiguousarray(array, dtype=DTYPES[array.dtype.name])
             self.head += b'"encoding": "base64", "byteorder": "little", "data": "'
@@ -147,7 +148,8 @@ class _Base64Pieces:
 
     def __iter__(self) -> Iterator[bytes]:
         for start in range(0, self.raw.size, _ENCODE_CHUNK):
-            yield binascii.b2a_base64(self.raw[start : start + _ENCODE_CHUNK], newline=False)
+            # .data: numpy's stubs declare ndarray a Buffer only on Python >= 3.12
+            yield binascii.b2a_base64(self.raw[start : start + _ENCODE_CHUNK].data, newline=False)
 
 
 def _list_pieces(array: np.ndarray) -> list[bytes]:
@@ -174,7 +176,7 @@ def _array_encoder(mode: str):
 
 
 def _scalar_text(value: Any) -> bytes:
-    options = {"allow_nan": False, "default": json_default, "separators": (", ", ": ")}
+    options: dict[str, Any] = {"allow_nan": False, "default": json_default, "separators": (", ", ": ")}
     text = json.dumps(value, ensure_ascii=False, **options)
     try:
         return text.encode("utf-8")
@@ -490,7 +492,7 @@ def _decode_span(text: memoryview, size: int) -> np.ndarray:
         ValueError: invalid base64, or not ``size`` bytes.
     """
     array = np.empty(size, np.uint8)
-    target = memoryview(array)
+    target = array.data  # numpy's stubs declare ndarray a Buffer only on Python >= 3.12
     filled = 0
     for start in range(0, len(text), _DECODE_CHUNK):
         raw = binascii.a2b_base64(text[start : start + _DECODE_CHUNK], strict_mode=True)

@@ -145,7 +145,8 @@ def _parse_config(config: Any, source_path: Path, format_name: str) -> tuple[str
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise fail(f"the {model_class} config has no 'layers' list")
     layers = [_parse_layer(entry, index, fail) for index, entry in enumerate(inner["layers"])]
-    name = inner.get("name") if isinstance(inner.get("name"), str) else model_class.lower()
+    declared_name = inner.get("name")
+    name = declared_name if isinstance(declared_name, str) else model_class.lower()
     if model_class != "Sequential":
         _check_linear_chain(inner, layers, source_path)
     return model_class, name, layers
@@ -373,11 +374,11 @@ class _Builder:
 
     def _rescaling(self, layer: _Layer, where: str) -> None:
         scale, offset = layer.config.get("scale", 1.0), layer.config.get("offset", 0.0)
-        operands = [_plain_operand(value) for value in (scale, offset)]
-        if any(operand is None for operand in operands):
+        scale_operand, offset_operand = _plain_operand(scale), _plain_operand(offset)
+        if scale_operand is None or offset_operand is None:
             self.problems.append(f"{where} has scale {scale!r} and offset {offset!r}; expected numbers or lists of numbers")
             return
-        ops = (ElementwiseOp("mul", operands[0]), ElementwiseOp("add", operands[1]))
+        ops = (ElementwiseOp("mul", scale_operand), ElementwiseOp("add", offset_operand))
         self.steps.append(PreprocessStep("rescaling", ops, name=layer.name))
 
 
@@ -389,8 +390,8 @@ def _plain_operand(value: Any) -> np.ndarray | None:
     return None
 
 
-def _by_role(weights: list[tuple[str, np.ndarray]], roles: Sequence[str]) -> list[np.ndarray] | None:
-    """The arrays named ``roles`` when every saved weight has a recognised name, else None."""
+def _by_role(weights: list[tuple[str, np.ndarray]], roles: Sequence[str]) -> list[np.ndarray | None] | None:
+    """The arrays named ``roles`` (None for a role not saved) when every saved weight has a recognised name, else None."""
     found = dict(weights)
     if len(found) == len(weights) and set(found) <= set(roles):
         return [found.get(role) for role in roles]
@@ -403,7 +404,11 @@ def _dense_arrays(weights: list[tuple[str, np.ndarray]], config: Mapping[str, An
     if len(weights) != expected:
         raise source.error(f"{where} has {len(weights)} saved weights, expected {expected} (kernel{', bias' if use_bias else ''})")
     named = _by_role(weights, ("kernel", "bias"))
-    kernel, bias = named if named is not None and named[0] is not None else ([w for _, w in weights] + [None])[:2]
+    named_kernel = named[0] if named is not None else None
+    if named is not None and named_kernel is not None:
+        kernel, bias = named_kernel, named[1]
+    else:  # by position: the kernel, then the bias if saved
+        kernel, bias = weights[0][1], (weights[1][1] if len(weights) > 1 else None)
     if kernel.ndim != 2:
         raise source.error(f"{where}: the kernel has shape {kernel.shape}, expected (n_inputs, units)")
     units = config.get("units")
@@ -422,16 +427,16 @@ def _normalization_arrays(layer: _Layer, source: _Source, where: str) -> tuple[n
     weights = source.weights(layer)
     if weights:
         named = _by_role(weights, ("mean", "variance", "count"))
-        arrays = named if named is not None else [w for _, w in weights]
-        if len(arrays) < 2 or arrays[0] is None or arrays[1] is None:
-            raise source.error(f"{where} has {len(weights)} saved weights, expected mean, variance and count")
-        mean, variance = arrays[0], arrays[1]
+        arrays: list[np.ndarray | None] = named if named is not None else [w for _, w in weights]
+        found = (arrays[0], arrays[1]) if len(arrays) >= 2 else (None, None)
+        missing = f"{where} has {len(weights)} saved weights, expected mean, variance and count"
     else:  # mean and variance given in the constructor are kept in the config
-        mean = _plain_operand(layer.config.get("mean"))
-        variance = _plain_operand(layer.config.get("variance"))
-        if mean is None or variance is None:
-            raise source.error(f"{where} has neither saved weights nor mean/variance in its config (was it adapted?)")
-    mean, variance = np.asarray(mean).reshape(-1), np.asarray(variance).reshape(-1)
+        found = (_plain_operand(layer.config.get("mean")), _plain_operand(layer.config.get("variance")))
+        missing = f"{where} has neither saved weights nor mean/variance in its config (was it adapted?)"
+    found_mean, found_variance = found
+    if found_mean is None or found_variance is None:
+        raise source.error(missing)
+    mean, variance = np.asarray(found_mean).reshape(-1), np.asarray(found_variance).reshape(-1)
     if mean.shape != variance.shape or mean.dtype.kind != "f":
         raise source.error(f"{where}: mean {mean.shape} {mean.dtype} and variance {variance.shape} do not match")
     return mean, variance.astype(mean.dtype, copy=False)

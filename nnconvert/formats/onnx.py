@@ -27,7 +27,7 @@ __all__ = ["read", "write", "sniff", "READ_OPTIONS", "WRITE_OPTIONS"]
 try:  # the reader names its own options, when it has any
     from ._onnx_read import READ_OPTIONS
 except ImportError:
-    READ_OPTIONS: tuple[str, ...] = ()
+    READ_OPTIONS = ()
 
 
 

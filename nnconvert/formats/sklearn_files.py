@@ -376,7 +376,7 @@ def _without_timestamps(archive_bytes: bytes, compresslevel: Any) -> bytes:
 
 def _renumbered(node: Any, names: dict[str, str], ids: dict[Any, int]) -> Any:
     if isinstance(node, dict):
-        renamed = {}
+        renamed: dict[Any, Any] = {}
         for key, value in node.items():
             if key == "__id__":
                 renamed[key] = ids.setdefault(value, len(ids))

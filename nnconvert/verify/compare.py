@@ -140,7 +140,7 @@ def _row_max(diff: np.ndarray) -> np.ndarray:
 def _worst_samples(diff: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> list[dict[str, Any]]:
     per_row = _row_max(diff)
     count = min(WORST_ROWS, per_row.size)
-    rows = np.argpartition(per_row, -count)[-count:] if count else []
+    rows: np.ndarray | list[int] = np.argpartition(per_row, -count)[-count:] if count else []
     samples = []
     for row in sorted(rows, key=lambda r: -per_row[r]):
         column = int(np.argmax(diff[row])) if diff.ndim == 2 else 0
@@ -173,8 +173,8 @@ def max_ulp(reference: np.ndarray, candidate: np.ndarray, dtype: np.dtype) -> fl
     return float(distance.max())
 
 
-_INT_OF = {2: np.int16, 4: np.int32, 8: np.int64}
-_UINT_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+_INT_OF: dict[int, type[np.signedinteger[Any]]] = {2: np.int16, 4: np.int32, 8: np.int64}
+_UINT_OF: dict[int, type[np.unsignedinteger[Any]]] = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _ordered(values: np.ndarray) -> np.ndarray:

@@ -186,7 +186,7 @@ class _Run:
             "n_features": int(inputs.X.shape[1]),
             "dtype": inputs.X.dtype.name,
             "sha256": None,  # filled in by report(), when the background hash is done
-            "range": None if inputs.low is None else {"source": inputs.range_source, "low": inputs.low.tolist(), "high": inputs.high.tolist()},
+            "range": None if inputs.low is None or inputs.high is None else {"source": inputs.range_source, "low": inputs.low.tolist(), "high": inputs.high.tolist()},
             "edge_rows": 0,
             "edge_kinds": {},
             "edge_sha256": None,
@@ -304,9 +304,12 @@ class _Run:
         main = self.sets[0]
         rows, note = self._layer_rows(main)
         X = main["X"][rows]
-        ref_layers, cand_layers = self.ref.intermediates(X), self.cand.intermediates(X)
+        ref = self.ref
+        if ref is None:
+            raise RuntimeError("comparing layers needs a reference model")  # verify() only calls this with one
+        ref_layers, cand_layers = ref.intermediates(X), self.cand.intermediates(X)
         if ref_layers is None or cand_layers is None:
-            hidden = [r.kind for r, layers in ((self.ref, ref_layers), (self.cand, cand_layers)) if layers is None]
+            hidden = [r.kind for r, layers in ((ref, ref_layers), (self.cand, cand_layers)) if layers is None]
             self.layers = {"compared": False, "note": f"intermediates are not available from: {', '.join(hidden)}"}
             return
         if len(ref_layers) != len(cand_layers):
@@ -316,7 +319,7 @@ class _Run:
             }
             return
         entries = compare.compare_layers(ref_layers, cand_layers, self.dtype)
-        if self.ref.kind not in ("ir", "sklearn") and self.cand.kind in ("ir", "sklearn"):
+        if ref.kind not in ("ir", "sklearn") and self.cand.kind in ("ir", "sklearn"):
             for entry, (name, _) in zip(entries, cand_layers, strict=True):
                 entry["name"] = name
         failing = next((e for e in entries if not e["passed"]), None)
@@ -331,7 +334,7 @@ class _Run:
         n_rows = len(main["X"])
         if n_rows <= LAYER_SAMPLE_ROWS:
             return np.arange(n_rows), f"compared on all {n_rows} rows"
-        worst = set()
+        worst: set[int] = set()
         for output in self.outputs:
             check = output["checks"][0]  # the main set: its rows index main["X"]
             worst.update(sample["row"] for sample in check.get("worst_samples", []))

@@ -144,7 +144,7 @@ def read_test_data(onnx_path: str | Path) -> list[tuple[str, np.ndarray, dict[st
     for folder in folders:
         input_file = folder / "input_0.pb"
         X = numpy_helper.to_array(_read_proto(input_file, onnx.TensorProto()))
-        outputs = {}
+        outputs: dict[str, np.ndarray | list[Any]] = {}
         for i, spec in enumerate(graph.output):
             path = folder / f"output_{i}.pb"
             if spec.type.HasField("sequence_type"):

@@ -124,6 +124,8 @@ def edge_cases(
     ``labels``: the reference's labels of ``inputs.X`` when already computed (saves a run).
     """
     low, high = inputs.low, inputs.high
+    if low is None or high is None:
+        raise UsageError("edge cases need the inputs' per-feature range: set Inputs.low and Inputs.high")
     center, half = (low + high) / 2, (high - low) / 2
     rng = np.random.default_rng(seed + 1)
     rows = [np.zeros_like(center), center, low, high]
@@ -240,10 +242,10 @@ class InputHasher:
 def _byte_blocks(array: np.ndarray) -> Any:
     """The C-order bytes of ``array`` in blocks of about 64 MiB (a copy only when not C-contiguous)."""
     if array.flags.c_contiguous:
-        flat = memoryview(array.reshape(-1).view(np.uint8))  # any dtype, byte order included
+        flat = array.reshape(-1).view(np.uint8).data  # any dtype, byte order included
         for start in range(0, len(flat), HASH_BLOCK_BYTES):
             yield flat[start : start + HASH_BLOCK_BYTES]
         return
     rows = max(1, HASH_BLOCK_BYTES // max(1, array[:1].nbytes))
     for start in range(0, len(array), rows):
-        yield memoryview(np.ascontiguousarray(array[start : start + rows]).reshape(-1).view(np.uint8))
+        yield np.ascontiguousarray(array[start : start + rows]).reshape(-1).view(np.uint8).data

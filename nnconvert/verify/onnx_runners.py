@@ -232,4 +232,7 @@ class ReferenceEvaluatorRunner(_OnnxRunner):
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
         values = self.evaluator.run(self.output_order, {self.input_name: self._cast(X)})
+        # run's annotation covers intermediate=True too (a dict); without it the outputs come as a list
+        if not isinstance(values, list):
+            raise TypeError(f"onnx's ReferenceEvaluator.run returned a {type(values).__name__}, expected a list")
         return normalise_outputs(self.output_order, values, self.output_map)

@@ -113,7 +113,8 @@ class Report:
         ``X`` holds the main rows (``--data`` reads it back); ``X_<set>`` the others;
         ``reference_<set>_<output>`` / ``candidate_<set>_<output>`` the outputs.
         """
-        arrays: dict[str, np.ndarray] = {}
+        # Any, not ndarray: unpacked into savez_compressed, whose allow_pickle: bool a key could also fill
+        arrays: dict[str, Any] = {}
         for index, entry in enumerate(self._sets):
             key = "X" if index == 0 else f"X_{entry['name']}"
             arrays[key] = entry["X"]

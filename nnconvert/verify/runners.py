@@ -59,12 +59,12 @@ class Runner:
 
 def outputs_from_forward(model: Model, y: np.ndarray) -> dict[str, np.ndarray]:
     """Named outputs from the last layer's activations, by the rules of ``Model.predict``."""
-    task = model.task
-    if task == Task.BINARY and y.shape[1] == 1:
+    task, classes = model.task, model.classes
+    if task == Task.BINARY and y.shape[1] == 1 and classes is not None:
         p = y[:, 0]
-        return {"probabilities": np.stack([1 - p, p], axis=1), "labels": model.classes[(p > 0.5).astype(np.intp)]}
-    if task in (Task.BINARY, Task.MULTICLASS):
-        return {"probabilities": y, "labels": model.classes[np.argmax(y, axis=1)]}
+        return {"probabilities": np.stack([1 - p, p], axis=1), "labels": classes[(p > 0.5).astype(np.intp)]}
+    if task in (Task.BINARY, Task.MULTICLASS) and classes is not None:
+        return {"probabilities": y, "labels": classes[np.argmax(y, axis=1)]}
     if task == Task.MULTILABEL:
         return {"probabilities": y, "labels": (y > 0.5).astype(np.int64)}
     return {"values": y}
