@@ -215,15 +215,9 @@ class _Reader:
             node = node[part]
         if not isinstance(node, h5py.Dataset):
             raise self.fail(f"{name!r} ({field}) is not a dataset")
-        if node.is_virtual:
-            raise self.fail(
-                f"dataset {name!r} ({field}) is a virtual dataset; nnconvert reads only data stored inside the file"
-            )
-        if node.external:
-            files = ", ".join(str(entry[0]) for entry in node.external)
-            raise self.fail(
-                f"dataset {name!r} ({field}) is stored in external file(s) {files}; nnconvert reads only data stored inside the file"
-            )
+        problem = outside_data_problem(node)
+        if problem is not None:
+            raise self.fail(f"dataset {name!r} ({field}) {problem}; nnconvert reads only data stored inside the file")
         return node
 
     def expected_shape(self, key: str, field: str, shape: tuple[int, ...]) -> None:
@@ -248,19 +242,10 @@ class _Reader:
             )
 
     def check_stored(self, dataset: Any, name: str, field: str) -> None:
-        """Refuse a dataset declaring more data than the file stores, before allocating it.
-
-        A chunked dataset whose chunks were never written is a few bytes on disk
-        whatever shape it declares; filters (gzip) cannot expand data more than ~1032:1.
-        """
-        declared = dataset.size * dataset.dtype.itemsize
-        stored = dataset.id.get_storage_size()
-        filtered = dataset.id.get_create_plist().get_nfilters() > 0
-        if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
-            raise self.fail(
-                f"dataset {name!r} ({field}) declares shape {list(dataset.shape)} ({declared} bytes) "
-                f"but the file stores only {stored} bytes of it"
-            )
+        """Refuse a dataset declaring more data than the file stores, before allocating it."""
+        problem = unstored_data_problem(dataset)
+        if problem is not None:
+            raise self.fail(f"dataset {name!r} ({field}) {problem}")
 
     def decode(self, encoded: Any, key: str) -> np.ndarray:
         field = _field_for_key(key)
@@ -343,6 +328,29 @@ def read(path: str | PathLike[str]) -> Model:
 
 
 # -- sniffing ------------------------------------------------------------------
+
+
+def outside_data_problem(dataset: Any) -> str | None:
+    """Why ``dataset``'s data lives outside the file (virtual, external storage), or None."""
+    if dataset.is_virtual:
+        return "is a virtual dataset"
+    if dataset.external:
+        return f"is stored in external file(s) {', '.join(str(entry[0]) for entry in dataset.external)}"
+    return None
+
+
+def unstored_data_problem(dataset: Any) -> str | None:
+    """Why reading ``dataset`` would allocate more than the file holds, or None.
+
+    A chunked dataset whose chunks were never written is a few bytes on disk
+    whatever shape it declares; filters (gzip) cannot expand data more than ~1032:1.
+    """
+    declared = (dataset.size or 0) * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    filtered = dataset.id.get_create_plist().get_nfilters() > 0
+    if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
+        return f"declares shape {list(dataset.shape)} ({declared} bytes) but the file stores only {stored} bytes of it"
+    return None
 
 
 def has_signature(head: bytes, path: Path) -> bool:

@@ -47,7 +47,7 @@ from ..ir import (
     Task,
 )
 from ..registry import FormatSpec, register
-from .hdf5 import has_signature
+from .hdf5 import has_signature, outside_data_problem, unstored_data_problem
 
 __all__ = ["read_h5", "read_keras", "write_h5", "sniff_h5", "sniff_keras"]
 
@@ -628,10 +628,6 @@ def _weight_role(weight_name: str) -> str:
     return weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
-# deflate, the strongest filter HDF5 files commonly use, cannot shrink data more than ~1032:1
-_MAX_FILTER_RATIO = 1100
-
-
 def _float_array(dataset: Any, layer_name: str, path: Path, format_name: str) -> np.ndarray:
     def fail(message: str) -> ReadError:
         return ReadError(f"layer {layer_name!r}: weight {dataset.name} {message}", path=path, format=format_name)
@@ -643,11 +639,9 @@ def _float_array(dataset: Any, layer_name: str, path: Path, format_name: str) ->
     if dataset.dtype.kind not in "fiu":
         raise fail(f"has dtype {dataset.dtype}, expected numbers")
     # checked before reading: a sparse dataset can declare terabytes in a file of a few kilobytes
-    declared = (dataset.size or 0) * dataset.dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    filtered = dataset.id.get_create_plist().get_nfilters() > 0
-    if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
-        raise fail(f"declares shape {dataset.shape} ({declared} bytes) but the file stores only {stored} bytes of it")
+    problem = unstored_data_problem(dataset)
+    if problem is not None:
+        raise fail(problem)
     try:
         return np.asarray(dataset[()])
     except Exception as exc:  # noqa: BLE001 - h5py reports corrupt chunks and missing filters as OSError and others
@@ -663,10 +657,9 @@ def _refuse_outside_data(handle: Any, path: Path, format_name: str) -> None:
             return f"{name!r} is an external link to {link.filename}:{link.path}"
         if isinstance(link, h5py.HardLink):
             node = handle.get(name)
-            if isinstance(node, h5py.Dataset) and node.is_virtual:
-                return f"{name!r} is a virtual dataset"
-            if isinstance(node, h5py.Dataset) and node.external:
-                return f"{name!r} is stored in external file(s) {', '.join(str(entry[0]) for entry in node.external)}"
+            if isinstance(node, h5py.Dataset):
+                problem = outside_data_problem(node)
+                return None if problem is None else f"{name!r} {problem}"
         return None
 
     problem = handle.visititems_links(check)
