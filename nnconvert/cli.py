@@ -149,10 +149,8 @@ def _write_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.zipmap:
         options["zipmap"] = True
     options["arrays"] = args.arrays
-    if args.compression is not None:
-        options["compression"] = None if args.compression == "none" else args.compression
-        if options["compression"] is None:
-            options.pop("compression")
+    if args.compression == "gzip":  # "none" is the writer's default
+        options["compression"] = "gzip"
     return {key: value for key, value in options.items() if value is not None}
 
 
@@ -191,7 +189,7 @@ def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
     save(model, dst, format=args.to_format, **_write_options(args))
     print(f"{src} -> {dst}")
     if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
-        return int(_verify_command().verify_after_convert(src, dst, args))
+        return int(_verify_command().verify_after_convert(src, dst, args, model))
     return 0
 
 

@@ -281,7 +281,7 @@ def test_convert_emit_test_data_then_verify_against_the_evidence(tmp_path, capsy
     joblib.dump(variant.estimator, source)
     good = _onnx(tmp_path, variant.estimator, zipmap=True)
     args = argparse.Namespace(emit_test_data=True, verify=True, trust_pickle=True, verify_data=None, verify_n_samples=100, verify_seed=0)
-    assert command.verify_after_convert(source, good, args) == 0
+    assert command.verify_after_convert(source, good, args, nnconvert.load(source, trust=True)) == 0
     assert (tmp_path / "test_data_set_0" / "output_1.pb").is_file() and (tmp_path / "test_data_set_1").is_dir()
     assert nnconvert.verify(good).passed
     model = nnconvert.from_sklearn(variant.estimator)

@@ -149,8 +149,11 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
 
 
-def verify_after_convert(source: str | Path, written_path: str | Path, args: argparse.Namespace) -> int:
+def verify_after_convert(source: str | Path, written_path: str | Path, args: argparse.Namespace, model: Any) -> int:
     """Verify ``written_path`` against ``source``; with ``--emit-test-data`` write the evidence.
+
+    ``model`` is the source as the conversion read it: verify runs it, unless the source file
+    has a runner of its own (see :func:`_source_model`), so nothing is read twice.
 
     Returns:
         0 when parity holds (or ``--warn-only``), 1 on a mismatch.
@@ -167,7 +170,7 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {written_path} is not an .onnx file")
     data = getattr(args, "verify_data", None)
     report = verify(
-        _source_model(Path(source), args),
+        _source_model(Path(source), args, model),
         written_path,
         None if data is None else load_data(data),
         n_samples=getattr(args, "verify_n_samples", 1000),
@@ -184,27 +187,22 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     return 0 if report.passed or getattr(args, "warn_only", False) else 1
 
 
-def _source_model(source: Path, args: argparse.Namespace) -> Any:
-    """The source as verify should run it: pickles as the estimator itself, the rest as read for the conversion."""
-    from ..api import load
-    from .runners import PICKLE_SUFFIXES
+def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:
+    """The source as verify should run it.
 
-    if source.suffix.lower() in PICKLE_SUFFIXES or not getattr(args, "from_format", None) and not _read_options(args):
+    Pickles run as the estimator itself; skops and ONNX files too (as the estimator, in
+    onnxruntime) unless --from/--task/--classes changed how the conversion read them;
+    everything else runs as ``model``, the graph the conversion read.
+    """
+    from .runners import PICKLE_SUFFIXES, IRRunner
+
+    suffix = source.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
         return source
-    return load(source, format=getattr(args, "from_format", None), trust=getattr(args, "trust_pickle", False), **_read_options(args))
-
-
-def _read_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if getattr(args, "task", None):
-        options["task"] = args.task
-    if getattr(args, "classes", None):
-        labels = [label.strip() for label in args.classes.split(",")]
-        try:
-            options["classes"] = [int(label) for label in labels]
-        except ValueError:
-            options["classes"] = labels
-    return options
+    read_as_given = not (getattr(args, "from_format", None) or getattr(args, "task", None) or getattr(args, "classes", None))
+    if suffix in (".skops", ".onnx") and read_as_given:
+        return source
+    return IRRunner(model, description=str(source))
 
 
 def emit_test_data(onnx_path: Path, report: Any) -> list[Path]:
