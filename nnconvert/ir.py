@@ -260,19 +260,6 @@ class Metadata:
             self, "properties", MappingProxyType({str(k): str(v) for k, v in dict(self.properties).items()})
         )
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Metadata):
-            return NotImplemented
-        return (
-            self.producer,
-            self.source_framework,
-            self.source_class,
-            self.source_version,
-            dict(self.properties),
-        ) == (other.producer, other.source_framework, other.source_class, other.source_version, dict(other.properties))
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 @dataclass(frozen=True, eq=False)
 class Model:
@@ -320,11 +307,11 @@ class Model:
     def _validate_steps(self) -> None:
         for index, step in enumerate(self.steps):
             for op in step.ops:
-                size = op.operand.size if op.op != "clip" else 1
-                if op.operand.ndim == 1 and op.op != "clip" and size not in (1, self.input.n_features):
+                # a clip's operand is [low, high], checked by ElementwiseOp itself
+                if op.op != "clip" and op.operand.ndim == 1 and op.operand.size not in (1, self.input.n_features):
                     raise InvalidModelError(
                         f"preprocessing step {index} ({step.name or step.kind!r}): {op.op} operand has "
-                        f"{size} values, expected {self.input.n_features} (one per input feature) or 1"
+                        f"{op.operand.size} values, expected {self.input.n_features} (one per input feature) or 1"
                     )
 
     def _validate_head(self) -> None:
@@ -549,11 +536,9 @@ def _other_activation(x: np.ndarray, activation: Activation, params: Mapping[str
     dtype = x.dtype.type
     if activation == Activation.LEAKY_RELU:
         return np.where(x >= 0, x, x * dtype(params["alpha"]))
-    if activation == Activation.ELU:
-        return np.where(x > 0, x, dtype(params["alpha"]) * np.expm1(np.minimum(x, 0)))
-    if activation == Activation.SELU:
+    if activation in (Activation.ELU, Activation.SELU):
         elu = np.where(x > 0, x, dtype(params["alpha"]) * np.expm1(np.minimum(x, 0)))
-        return dtype(params["gamma"]) * elu
+        return elu if activation == Activation.ELU else dtype(params["gamma"]) * elu
     if activation == Activation.SOFTPLUS:
         return np.logaddexp(x, dtype(0))
     if activation == Activation.SILU:
