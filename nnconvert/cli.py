@@ -185,6 +185,7 @@ def _read_timeout(args: argparse.Namespace, path: Path) -> float | None:
 def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
     from .api import load, save
 
+    _verify_command().check_convert_target(dst, args)
     model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **_read_options(args))
     save(model, dst, format=args.to_format, **_write_options(args))
     print(f"{src} -> {dst}")

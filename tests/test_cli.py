@@ -197,3 +197,12 @@ def test_keep_going_exits_with_the_highest_code(tmp_path: Path, capsys: pytest.C
     capsys.readouterr()
     assert main(["convert", *map(str, sources), "--out-dir", str(out_dir), "--to", "onnx", "--keep-going"]) == 4
     assert "pip install imaginary" in capsys.readouterr().err
+
+
+def test_emit_test_data_for_a_non_onnx_target_is_refused_before_writing(tmp_path: Path) -> None:
+    source = tmp_path / "iris.json"
+    nnconvert.save(nnconvert.from_sklearn(get_variant("iris-10").estimator), source)
+    target = tmp_path / "out.h5"
+    result = run_cli("convert", str(source), str(target), "--emit-test-data")
+    assert result.returncode == 2 and "--emit-test-data" in result.stderr
+    assert not target.exists()

@@ -13,7 +13,14 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["configure_parser", "run", "add_convert_options", "verify_after_convert", "parse_tolerances"]
+__all__ = [
+    "configure_parser",
+    "run",
+    "add_convert_options",
+    "check_convert_target",
+    "verify_after_convert",
+    "parse_tolerances",
+]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +156,16 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
 
 
+def check_convert_target(target: Path, args: argparse.Namespace) -> None:
+    """Refuse ``--emit-test-data`` for an output that is not ONNX (checked before anything is written).
+
+    Raises:
+        UsageError: the output is not an ``.onnx`` file.
+    """
+    if getattr(args, "emit_test_data", False) and target.suffix.lower() != ".onnx":
+        raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {target} is not an .onnx file")
+
+
 def verify_after_convert(source: str | Path, written_path: str | Path, args: argparse.Namespace, model: Any) -> int:
     """Verify ``written_path`` against ``source``; with ``--emit-test-data`` write the evidence.
 
@@ -165,9 +182,8 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     from .inputs import load_data
 
     written_path = Path(written_path)
+    check_convert_target(written_path, args)
     emit = getattr(args, "emit_test_data", False)
-    if emit and written_path.suffix.lower() != ".onnx":
-        raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {written_path} is not an .onnx file")
     data = getattr(args, "verify_data", None)
     report = verify(
         _source_model(Path(source), args, model),
