@@ -210,7 +210,8 @@ def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:
     onnxruntime) unless --from/--task/--classes changed how the conversion read them;
     everything else runs as ``model``, the graph the conversion read.
     """
-    from .runners import PICKLE_SUFFIXES, IRRunner
+    from ..formats.sklearn_files import PICKLE_SUFFIXES
+    from .runners import IRRunner
 
     suffix = source.suffix.lower()
     if suffix in PICKLE_SUFFIXES:

@@ -20,7 +20,6 @@ from ..ir import Model, Task, layer_names
 
 __all__ = ["Runner", "IRRunner", "SklearnRunner", "KerasRunner", "TorchRunner", "make_runner", "as_2d"]
 
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 DEFAULT_RANGE = (-3.0, 3.0)
 
 
@@ -293,6 +292,8 @@ def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Run
         from .onnx_runners import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, optimizations=ort_optimizations)
+    from ..formats.sklearn_files import PICKLE_SUFFIXES
+
     # scikit-learn files run as the estimator itself, not as its IR: that is what they are compared as
     if suffix in PICKLE_SUFFIXES:
         return SklearnRunner(_load_pickle(path, trust), description=f"{path.name}")
