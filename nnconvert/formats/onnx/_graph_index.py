@@ -27,14 +27,8 @@ SUPPORTED_OPS = {
     },
     ML_DOMAIN: {"Scaler", "ZipMap", "ArrayFeatureExtractor", "Binarizer", "LabelEncoder"},
 }
-
-
 NOOP_OPS = {"Identity", "Dropout", "Cast", "Flatten", "Reshape"}
-
-
 DENSE_OPS = {"MatMul", "Gemm"}
-
-
 ARITHMETIC_OPS = {"Sub": "sub", "Div": "div", "Mul": "mul", "Add": "add"}
 
 

@@ -1,4 +1,4 @@
-"""Activations after a dense layer: one node, or a small elementwise composition (silu, gelu...) recognised by its values."""
+"""Activations after a dense layer: one node, or an elementwise composition (silu, gelu...) recognised by its values."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ _SIMPLE_ACTIVATIONS = {
     "HardSigmoid": Activation.HARD_SIGMOID,
     "Gelu": Activation.GELU,
 }
-
-
 # the ONNX attribute defaults, which are the float32 roundings of the IR's
 _ONNX_ACTIVATION_DEFAULTS = {
     Activation.LEAKY_RELU: {"alpha": 0.01},
@@ -34,14 +32,10 @@ _ONNX_ACTIVATION_DEFAULTS = {
     Activation.SELU: {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
     Activation.HARD_SIGMOID: {"alpha": 0.2, "beta": 0.5},
 }
-
-
 # elementwise ops a multi-node activation (x * sigmoid(x), erf/tanh gelu) is made of
 _COMPOSITE_OPS = {
     "Mul", "Add", "Sub", "Div", "Pow", "Erf", "Tanh", "Sigmoid", "Neg", "Exp", "Reciprocal", "Sqrt", "Max", "Min", "Abs", "Log",
 }
-
-
 _COMPOSITE_MAX_NODES = 24
 
 
@@ -143,14 +137,8 @@ class ActivationPatterns(GraphIndex):
 
 # probe points for composite activations; the named ones are read by _candidate_activations
 _PROBE_POINTS = {"minus50": -50.0, "minus1": -1.0, "zero": 0.0, "one": 1.0, "minus_delta": -0.01, "delta": 0.01}
-
-
 _PROBE = np.concatenate([np.array(list(_PROBE_POINTS.values())), np.linspace(-6.0, 6.0, 241)])
-
-
 _AT = {name: index for index, name in enumerate(_PROBE_POINTS)}
-
-
 _HARD_SIGMOID_MAX_CONSTANTS = 8  # bounds the (alpha, beta) pairs tried on a region: 8 constants give 64
 
 

@@ -1,4 +1,7 @@
-"""The classifier/regressor tail: what the outputs are made of (probabilities, ArgMax + class lookup, ZipMap, Binarizer...), which decides the head."""
+"""The classifier/regressor tail: what the outputs are made of, which decides the head.
+
+Probabilities, ArgMax + class lookup, ZipMap, Binarizer, LabelEncoder...
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from ...ir import Activation, Task
 
 @dataclass
 class ParsedLayer:
+    """One dense layer: weights as (n_in, n_out), with its activation once recognised."""
+
     weights: np.ndarray
     bias: np.ndarray | None
     node: str  # "Gemm node 'x'" for messages
@@ -24,6 +26,8 @@ class ParsedLayer:
 
 @dataclass
 class ParsedStep:
+    """One preprocessing step: its operations in graph order, each with the node it came from."""
+
     kind: str
     name: str
     ops: list[tuple[str, np.ndarray, str]]  # (op, operand, where)
@@ -31,6 +35,8 @@ class ParsedStep:
 
 @dataclass
 class ParsedGraph:
+    """The whole walk: input, preprocessing, layers and the head the outputs imply."""
+
     input_name: str
     input_type: int
     declared_width: int | None

@@ -44,7 +44,6 @@ from ._parser import GraphParser
 
 __all__ = ["READ_OPTIONS", "read"]
 
-
 READ_OPTIONS: tuple[str, ...] = ("task", "classes")
 
 

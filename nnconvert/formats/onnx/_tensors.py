@@ -14,8 +14,6 @@ from ._load import EXTERNAL, external_file, external_info
 
 # TensorProto.DataType codes (kept here so this module imports without onnx)
 FLOAT, _UINT8, _INT8, _UINT16, _INT16, _INT32, _INT64, _STRING, _BOOL, _FLOAT16, _DOUBLE, _UINT32, _UINT64 = range(1, 14)
-
-
 DTYPES: dict[int, np.dtype[Any]] = {
     FLOAT: np.dtype(np.float32),
     _DOUBLE: np.dtype(np.float64),
@@ -31,8 +29,6 @@ DTYPES: dict[int, np.dtype[Any]] = {
     _BOOL: np.dtype(np.bool_),
     _STRING: np.dtype(str),
 }
-
-
 FLOAT_TYPES = (FLOAT, _DOUBLE, _FLOAT16)
 
 

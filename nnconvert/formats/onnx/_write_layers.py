@@ -202,8 +202,6 @@ _COMPOSITE: dict[Activation, Callable[..., str]] = {
     Activation.SILU: _silu,
     Activation.GELU: _gelu,
 }
-
-
 # The first ai.onnx opset where each activation (or everything composing it) exists.
 ACTIVATION_MIN_OPSET = {activation: 6 for activation in Activation} | {Activation.GELU: 9}
 

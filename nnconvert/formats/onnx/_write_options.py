@@ -16,22 +16,12 @@ from ...errors import UsageError
 # onnxruntime >= 1.10, TensorRT 8.x, OpenVINO 2022+, onnxruntime-web, and
 # skl2onnx's own recent defaults; nothing an MLP needs changed after it.
 DEFAULT_OPSET = 15
-
-
 MIN_OPSET = 9
-
-
 # onnxruntime >= 1.16 (the oldest this package accepts) runs opsets up to 19:
 # only higher opsets need a probe of the installed onnxruntime.
 ORT_GUARANTEED_OPSET = 19
-
-
 WRITE_OPTIONS = ("opset", "dtype", "linear", "zipmap", "external_data", "check")
-
-
 DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
-
-
 LINEAR_FORMS = ("gemm", "matmul")
 
 

@@ -44,23 +44,12 @@ from ._write_options import parse_options
 
 __all__ = ["write_onnx", "sidecar_name"]
 
-
 # protobuf cannot serialize a message of 2 GiB or more; leave room for the graph.
 EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24
-
-
 CHECK_SIZE_LIMIT = 100 * 2**20  # the checker runs by default below this size
-
-
 EXTERNAL_MIN_TENSOR_BYTES = 1024  # smaller tensors stay inside the model file
-
-
 EXTERNAL_ALIGNMENT = 4096  # lets runtimes memory-map each tensor
-
-
 SIDECAR_DIGEST_CHARS = 16  # hex digits of the sidecar's sha256 in its name: 64 bits
-
-
 # A model with external data keeps only tensors < 1 KiB inline: an old file
 # larger than this holds its weights itself and is not parsed for sidecars.
 OLD_MODEL_SCAN_LIMIT = 64 * 2**20
