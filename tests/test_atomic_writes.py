@@ -153,7 +153,7 @@ class _FillingFile:
         self.handle.close()
 
 
-@pytest.mark.parametrize("module_name", ["nnconvert.formats.json_weights", "nnconvert.formats._onnx_write"])
+@pytest.mark.parametrize("module_name", ["nnconvert.formats.json_weights", "nnconvert.formats.onnx._writer"])
 def test_disk_full_inside_the_real_writer(monkeypatch, target_dir, module_name):
     """The real JSON and ONNX writers, their file filling up after 100 bytes."""
     import importlib
