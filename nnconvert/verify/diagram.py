@@ -13,7 +13,7 @@ from typing import Any
 
 from .markup import esc, fig, page, short
 
-__all__ = ["model_diagram", "diagram_page", "error_colour"]
+__all__ = ["model_diagram", "diagram_page", "write_diagram_page", "error_colour"]
 
 WIDTH = 460
 BOX_HEIGHT = 54
@@ -165,3 +165,14 @@ def diagram_page(model: dict[str, Any], title: str) -> str:
         + f"</p>{model_diagram(model)}"
     )
     return page(title, body, DIAGRAM_CSS)
+
+
+def write_diagram_page(info: dict[str, Any], path: Any) -> None:
+    """Write :func:`diagram_page` of ``info`` (``describe`` plus ``file``) to ``path``.
+
+    Raises:
+        WriteError: the page cannot be written.
+    """
+    from .markup import write_page
+
+    write_page(path, diagram_page(info, f"nnconvert inspect: {info.get('file', 'model')}"))

@@ -12,7 +12,7 @@ import html
 import math
 from typing import Any
 
-__all__ = ["esc", "fig", "short", "page", "BASE_CSS"]
+__all__ = ["esc", "fig", "short", "page", "write_page", "BASE_CSS"]
 
 
 def esc(value: Any) -> str:
@@ -78,3 +78,19 @@ def page(title: str, body: str, css: str = "") -> str:
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
         f"<title>{esc(title)}</title><style>{BASE_CSS}{css}</style></head>\n<body><main>\n{body}\n</main></body></html>\n"
     )
+
+
+def write_page(path: Any, text: str) -> None:
+    """Write a page atomically (a failed write leaves no partial file behind).
+
+    Raises:
+        WriteError: the folder is missing or not writable.
+    """
+    from .._atomic import atomic_output
+    from ..errors import WriteError
+
+    try:
+        with atomic_output(path) as temp:
+            temp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write the page: {exc}") from exc

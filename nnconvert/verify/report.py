@@ -127,7 +127,9 @@ class Report:
 
         text = render_report(self.to_dict())
         if path is not None:
-            _write_text(path, text)
+            from .markup import write_page
+
+            write_page(path, text)
         return text
 
     def save_inputs(self, path: str | Path) -> Path:
