@@ -83,7 +83,7 @@ def _head_stage(model: dict[str, Any]) -> dict[str, Any]:
         detail = f"{fig(model['n_outputs'], tag='tspan')} outputs"
     else:
         shown = ", ".join(short(c, 16) for c in classes[:CLASSES_SHOWN])
-        more = f", … ({fig(len(classes) - CLASSES_SHOWN, tag='tspan')} more)" if len(classes) > CLASSES_SHOWN else ""
+        more = ", …" if len(classes) > CLASSES_SHOWN else ""
         detail = f"classes: {shown}{more}"
     return {"title": f"head · {esc(model['task'])}", "detail": detail, "index": None}
 

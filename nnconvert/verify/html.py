@@ -218,10 +218,9 @@ def _histogram_figure(check: dict[str, Any]) -> str:
     from .charts import histogram_svg
 
     histogram = check["histogram"]
-    total = sum(histogram["counts"])
     caption = (
-        f"{esc(check['inputs'])} rows: {fig(total)} elements with a nonzero error on a log scale, "
-        f"{fig(histogram['exact'])} exact, {fig(histogram['nonfinite'])} non-finite; dashed: atol"
+        f"{esc(check['inputs'])} rows: elements by absolute error (log scale); besides these, {fig(histogram['exact'])} "
+        f"exact and {fig(histogram['nonfinite'])} non-finite. Dashed: the atol used."
     )
     return f"<figure>{histogram_svg(histogram, check['tolerance']['atol'])}<figcaption>{caption}</figcaption></figure>"
 
