@@ -139,7 +139,7 @@ def _box(stage: dict[str, Any], top: float, entry: dict[str, Any] | None, marked
 
 
 def _legend(top: float) -> str:
-    swatches = [("#d6f5dd", "far within tolerance"), (error_colour_at(0.75), "near tolerance"), ("#ffd3d0", "out of tolerance")]
+    swatches = [("#d6f5dd", "far within tolerance"), (error_colour_at(1.0), "near tolerance"), ("#ffd3d0", "out of tolerance")]
     parts = ['<g class="legend">']
     x = 2.0
     for colour, label in swatches:

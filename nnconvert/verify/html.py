@@ -32,7 +32,10 @@ th{background:var(--soft);font-weight:600}td.n{text-align:right;font-variant-num
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:12px}
 figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:8px}figcaption{font-size:.9em;color:var(--muted)}
 .hist rect.bar{fill:#4c78a8}.hist .axis{stroke:#8c959f;fill:none}.hist text{font-size:11px}.hist .tol{stroke:var(--bad);stroke-dasharray:4 3}
-.x{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;overflow-wrap:anywhere}
+.hist text.bad{paint-order:stroke;stroke:#fff;stroke-width:3px;fill:var(--bad)}
+table.checks td:first-child{white-space:nowrap}
+.x{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;overflow-wrap:anywhere;min-width:14em}
+@media print{.wrap{overflow:visible}.charts{grid-template-columns:1fr 1fr}h2{break-after:avoid}}
 ul.warn li{color:var(--warn)}
 .diagram-box{max-width:560px}
 """
