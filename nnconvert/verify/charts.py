@@ -38,10 +38,10 @@ def histogram_svg(histogram: dict[str, Any], atol: float | None) -> str:
     parts.append(f'<text x="{LEFT - 4}" y="{TOP + 9}" text-anchor="end">{fig(tallest, tag="tspan")}</text>')
     parts.append(f'<text x="{LEFT - 4}" y="{base}" text-anchor="end">{fig(0, tag="tspan")}</text>')
     decades = [edge for edge in edges if abs(math.log10(edge) - round(math.log10(edge))) < 1e-9]
-    step = max(1, math.ceil(len(decades) / 6))  # at most ~6 labels: they must not overlap on a phone
+    step = max(1, math.ceil(len(decades) / 5))  # at most ~6 labels: they must not overlap on a phone
     for edge in decades[::step]:
         x = x_of(edge)
-        parts.append(f'<path class="axis" d="M{x:.1f} {base} v4"/><text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{fig(edge, tag="tspan")}</text>')
+        parts.append(f'<path class="axis" d="M{x:.1f} {base} v4"/><text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{fig(edge, "exp", tag="tspan")}</text>')
     if atol:
         x = x_of(atol)
         parts.append(f'<path class="tol" d="M{x:.1f} {TOP} V{base}"/><text x="{x - 3:.1f}" y="{TOP + 10}" text-anchor="end" class="bad">atol {fig(atol, tag="tspan")}</text>')

@@ -17,6 +17,7 @@ __all__ = ["model_diagram", "diagram_page", "write_diagram_page", "error_colour"
 
 WIDTH = 460
 BOX_HEIGHT = 54
+ERROR_LINE = 18  # a compared stage's third line: its error
 GAP = 22
 CLASSES_SHOWN = 12
 
@@ -25,6 +26,7 @@ DIAGRAM_CSS = """
 .stage.fail rect{stroke:var(--bad);stroke-width:3}
 .stage .t{font-weight:600;font-size:14px}.stage .d{font-size:12.5px}.stage .e{font-size:12.5px;font-weight:600}
 .arrow{stroke:#8c959f;stroke-width:1.5;fill:none}
+svg .bad{fill:var(--bad)}
 .legend text{font-size:11.5px;fill:var(--muted)}
 """
 
@@ -58,7 +60,8 @@ def _stages(model: dict[str, Any]) -> list[dict[str, Any]]:
         last = position == len(model["steps"]) - 1
         stages.append(
             {
-                "title": f"preprocessing · {short(step['kind'], 24)} {short(step['name'], 20)}",
+                "title": f"preprocessing · {short(step['kind'], 24)}"
+                + (f" {short(step['name'], 20)}" if step["name"] and step["name"] != step["kind"] else ""),
                 "detail": "operations: " + esc(", ".join(step["ops"])),
                 "index": -1 if last else None,  # verify compares the input after the whole preprocessing
             }
@@ -80,7 +83,7 @@ def _stages(model: dict[str, Any]) -> list[dict[str, Any]]:
 def _head_stage(model: dict[str, Any]) -> dict[str, Any]:
     classes = model.get("classes")
     if classes is None:
-        detail = f"{fig(model['n_outputs'], tag='tspan')} outputs"
+        detail = f"outputs: {fig(model['n_outputs'], tag='tspan')}"
     else:
         shown = ", ".join(short(c, 16) for c in classes[:CLASSES_SHOWN])
         more = ", …" if len(classes) > CLASSES_SHOWN else ""
@@ -93,8 +96,10 @@ def _error_text(entry: dict[str, Any] | None) -> str:
         return ""
     if "error" in entry:
         return "shape differs"
-    value = entry.get("max_abs_error", {}).get("value")
-    return f"max |error| {fig(value, tag='tspan')}"
+    text = f"max |error| {fig(entry['max_abs_error']['value'], tag='tspan')} · atol {fig(entry['tolerance']['atol'], tag='tspan')}"
+    if entry.get("mismatches"):
+        text += f" · {fig(entry['mismatches'], tag='tspan')} values out"
+    return text
 
 
 def model_diagram(model: dict[str, Any], layers: dict[str, Any] | None = None) -> str:
@@ -103,18 +108,19 @@ def model_diagram(model: dict[str, Any], layers: dict[str, Any] | None = None) -
     failing = (layers or {}).get("first_failing")
     failing_index = None if failing is None else failing["index"]
     stages = _stages(model)
-    height = len(stages) * (BOX_HEIGHT + GAP) - GAP + (34 if entries else 4)
+    box_height = BOX_HEIGHT + (ERROR_LINE if entries else 0)
+    height = len(stages) * (box_height + GAP) - GAP + (34 if entries else 4)
     parts = [
         f'<svg class="diagram" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" '
         f'aria-label="model diagram" xmlns="http://www.w3.org/2000/svg">'
     ]
     for position, stage in enumerate(stages):
-        top = position * (BOX_HEIGHT + GAP)
+        top = position * (box_height + GAP)
         entry = entries.get(stage["index"]) if stage["index"] is not None else None
         marked = stage["index"] is not None and stage["index"] == failing_index
-        parts.append(_box(stage, top, entry if entries else None, marked))
+        parts.append(_box(stage, top, box_height, entry if entries else None, marked))
         if position < len(stages) - 1:
-            y = top + BOX_HEIGHT
+            y = top + box_height
             parts.append(f'<path class="arrow" d="M{WIDTH / 2} {y + 2} V{y + GAP - 3} m-5 -6 l5 6 l5 -6"/>')
     if entries:
         parts.append(_legend(height - 26))
@@ -122,18 +128,17 @@ def model_diagram(model: dict[str, Any], layers: dict[str, Any] | None = None) -
     return "".join(parts)
 
 
-def _box(stage: dict[str, Any], top: float, entry: dict[str, Any] | None, marked: bool) -> str:
+def _box(stage: dict[str, Any], top: float, height: float, entry: dict[str, Any] | None, marked: bool) -> str:
     classes = "stage fail" if marked else "stage"
     fill = error_colour(entry) if entry is not None or stage["index"] is not None else "#ffffff"
     error = _error_text(entry)
     attrs = f' data-layer="{stage["index"]}"' if stage["index"] is not None else ""
     flag = ' <tspan class="bad">◀ first out of tolerance</tspan>' if marked else ""
     return (
-        f'<g class="{classes}"{attrs}><rect x="1" y="{top + 1}" width="{WIDTH - 2}" height="{BOX_HEIGHT - 2}" rx="7" fill="{fill}"/>'
+        f'<g class="{classes}"{attrs}><rect x="1" y="{top + 1}" width="{WIDTH - 2}" height="{height - 2}" rx="7" fill="{fill}"/>'
         f'<text class="t" x="12" y="{top + 21}">{stage["title"]}{flag}</text>'
-        f'<text class="d" x="12" y="{top + 41}">{stage["detail"]}</text>'
-        + (f'<text class="e" x="{WIDTH - 12}" y="{top + 21}" text-anchor="end">{error}</text>' if error and not marked else "")
-        + (f'<text class="e" x="{WIDTH - 12}" y="{top + 41}" text-anchor="end">{error}</text>' if error and marked else "")
+        f'<text class="d" x="12" y="{top + 40}">{stage["detail"]}</text>'
+        + (f'<text class="e" x="12" y="{top + 58}">{error}</text>' if error else "")
         + "</g>"
     )
 

@@ -33,6 +33,9 @@ def _formatted(value: Any, style: str) -> str:
         return {"inf": "∞", "-inf": "−∞"}.get(value, value)
     if style == "percent":
         return f"{value:.2%}"
+    if style == "exp":  # an axis tick: 1e-7, 1e3
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
     if isinstance(value, int) or style == "int":
         return f"{int(value):,}"
     if value == 0:
@@ -46,7 +49,7 @@ def fig(value: Any, style: str = "g", tag: str = "span", css: str = "") -> str:
     """A number for display, its exact value kept in ``data-value`` (``tag="tspan"`` inside SVG).
 
     ``style``: ``"g"`` (3 significant digits, integers with thousands separators),
-    ``"int"`` or ``"percent"`` (a fraction shown as a percentage).
+    ``"int"``, ``"percent"`` (a fraction shown as a percentage) or ``"exp"`` (``1e-7``).
     """
     if value is None or isinstance(value, (bool, str)):
         return esc(_formatted(value, style))
