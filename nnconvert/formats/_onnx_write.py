@@ -778,7 +778,7 @@ def _write_external(proto: Any, payloads: list[_Payload | None], path: Path, fin
 
 def _place_sidecar(temp_data: Path, final: Path, digest: str, path: Path) -> tuple[Path, Path | None]:
     """Rename the finished sidecar to its content name; returns it, and it again when it is new."""
-    from .._atomic import fsync_directory, pending_output, publish_mode
+    from .._io.atomic import fsync_directory, pending_output, publish_mode
 
     sidecar = final.with_name(sidecar_name(final.name, digest))
     existed = sidecar.exists()  # same name, same bytes: it may be the old model's, so it must stay
@@ -830,7 +830,7 @@ def _retire(sidecars: set[Path], path: Path, final: Path) -> None:
     Under ``api.save`` that is after its ``os.replace``; when ``path`` is the
     final file it is now; otherwise the caller commits later and they stay.
     """
-    from .._atomic import pending_output
+    from .._io.atomic import pending_output
 
     output = pending_output(path)
     if output is not None:
