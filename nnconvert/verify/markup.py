@@ -89,7 +89,7 @@ def write_page(path: Any, text: str) -> None:
     Raises:
         WriteError: the folder is missing or not writable.
     """
-    from .._atomic import atomic_output
+    from .._io.atomic import atomic_output
     from ..errors import WriteError
 
     try:
