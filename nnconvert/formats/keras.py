@@ -47,6 +47,7 @@ from ..ir import (
     Task,
 )
 from ..registry import FormatSpec, register
+from ..serde import recorded_source_dtype
 from .hdf5 import has_signature, outside_data_problem, unstored_data_problem
 
 __all__ = ["read_h5", "read_keras", "write_h5", "sniff_h5", "sniff_keras"]
@@ -481,12 +482,14 @@ def _metadata(source: _Source) -> Metadata:
         properties["keras_version"] = source.keras_version
     if source.backend:
         properties["backend"] = source.backend
+    stored_source_dtype = (source.stored_head or {}).get("source_dtype")  # written by nnconvert's writer
     return Metadata(
         producer="keras",
         source_framework="keras",
         source_class=source.model_class,
         source_version=source.keras_version,
         properties=properties,
+        source_dtype=stored_source_dtype,
     )
 
 
@@ -975,7 +978,7 @@ def write_h5(model: Model, path: str | Path, *, final_path: str | Path | None = 
         handle.attrs["keras_version"] = WRITTEN_KERAS_VERSION
         handle.attrs["backend"] = "tensorflow"
         handle.attrs["model_config"] = json.dumps(config)
-        handle.attrs[HEAD_ATTRIBUTE] = json.dumps(_head_document(model))
+        handle.attrs[HEAD_ATTRIBUTE] = json.dumps(_head_document(model, target.dtype))
         _write_weights(handle.create_group("model_weights"), layers)
 
 
@@ -1112,14 +1115,18 @@ def _write_weights(group: Any, layers: list[dict[str, Any]]) -> None:
             layer_group.create_dataset(name, data=np.array(array, order="C"))  # keeps 0-d count scalars 0-d
 
 
-def _head_document(model: Model) -> dict[str, Any]:
+def _head_document(model: Model, dtype: np.dtype) -> dict[str, Any]:
     classes = model.head.classes
-    return {
+    document = {
         "task": model.task.value,
         "classes": None if classes is None else classes.tolist(),
         "classes_dtype": None if classes is None else classes.dtype.str,
         "feature_names": None if model.input.feature_names is None else list(model.input.feature_names),
     }
+    source_dtype = recorded_source_dtype(model, dtype)
+    if source_dtype is not None:  # a float32 model written as float64: readers can restore it
+        document["source_dtype"] = source_dtype
+    return document
 
 
 # -- registration ------------------------------------------------------------------------
