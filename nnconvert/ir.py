@@ -247,8 +247,8 @@ class Head:
 
 @dataclass(frozen=True)
 class Metadata:
-    """Where the model came from; free key-value pairs in ``properties``; ``source_dtype``: the
-    source model's dtype when the weights were cast since (None: theirs, or unknown)."""
+    """Where the model came from; free key-value pairs in ``properties``; ``source_dtype``: the narrower
+    dtype the weights are an upcast of (None: none, or unknown), see :mod:`nnconvert.source_dtype`."""
 
     producer: str = "nnconvert"
     source_framework: str | None = None
@@ -373,7 +373,7 @@ class Model:
     # -- transformations ----------------------------------------------------
 
     def astype(self, dtype: Any) -> Model:
-        """A copy computing in ``dtype`` (weights and step operands cast), remembering its source dtype."""
+        """A copy computing in ``dtype`` (weights and step operands cast); an upcast records its source dtype."""
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
@@ -382,8 +382,9 @@ class Model:
             replace(step, ops=tuple(ElementwiseOp(op.op, op.operand.astype(dtype)) for op in step.ops))
             for step in self.steps
         ]
-        source = self.metadata.source_dtype or self.dtype.name
-        metadata = replace(self.metadata, source_dtype=None if source == dtype.name else source)
+        # an upcast remembers the narrower dtype it can be restored to; a downcast has nothing to restore
+        source = np.dtype(self.metadata.source_dtype or self.dtype)
+        metadata = replace(self.metadata, source_dtype=source.name if source.itemsize < dtype.itemsize else None)
         return replace(self, layers=tuple(layers), steps=tuple(steps), metadata=metadata)
 
     def as_source_dtype(self) -> Model:
