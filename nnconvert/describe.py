@@ -12,7 +12,7 @@ __all__ = ["describe", "format_description"]
 
 
 def describe(model: Model) -> dict[str, Any]:
-    """Layers, shapes, activations, parameter count, task, classes, dtype and provenance."""
+    """Layers, shapes, activations, parameter count, task, classes, dtype (and the source model's) and provenance."""
     names = layer_names(model.layers)
     source_dtype = source_dtype_status(model)
     return {

@@ -11,6 +11,10 @@ When a value is not exactly a float32 (the file was edited or retrained in
 float64 after it was written), the model stays float64: casting it down would
 change what it computes. :func:`source_dtype_status` says which value and why;
 ``nnconvert inspect`` shows it.
+
+Only an upcast is recorded (``Model.astype`` to a wider dtype, or a writer
+casting wider): a downcast rounds the weights, leaving nothing to restore, and
+files whose dtype is their model's keep the bytes they had before the field existed.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def source_dtype_status(model: Model) -> SourceDtypeStatus | None:
     return SourceDtypeStatus(
         source,
         True,
-        f"every value is exactly a {source.name}: converting to scikit-learn (or Model.as_source_dtype()) "
+        f"every value is exactly a {source.name}: converting to scikit-learn (sklearn-pickle, skops, to_sklearn) "
         f"gives back the {source.name} model bit for bit",
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import joblib
@@ -214,3 +215,16 @@ def test_unknown_source_dtype_is_refused_with_the_field(tmp_path: Path) -> None:
     with pytest.raises(ReadError, match="source_dtype must be float16, float32 or float64, got 'int8'"):
         nnconvert.load(path)
     assert main(["inspect", str(path)]) == 3
+
+
+def test_a_wider_or_float16_source_is_never_cast_to(tmp_path: Path) -> None:
+    variant = FLOAT32_VARIANTS[0]
+    model = from_sklearn(variant.estimator)
+    claimed_wider = replace(model, metadata=replace(model.metadata, source_dtype="float64"))
+    status = source_dtype_status(claimed_wider)
+    assert not status.restorable and "cannot be recovered" in status.reason
+    assert claimed_wider.as_source_dtype() is claimed_wider
+    # a float16 source written as float32 is restorable, but scikit-learn computes in float32/float64
+    half = model.astype("float16").astype("float32")
+    assert half.metadata.source_dtype == "float16" and half.as_source_dtype().dtype == np.float16
+    assert _final(to_sklearn(half)).coefs_[0].dtype == np.float32
