@@ -11,6 +11,7 @@ import numpy as np
 
 from ...errors import UnsupportedModelError, UsageError
 from ...ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, ElementwiseOp, Model
+from ...serde import recorded_source_dtype
 from .config import HARD_SIGMOID_KERAS3, HEAD_ATTRIBUTE, KERAS_EPSILON
 
 # the Keras 3 semantics the writer targets (hard_sigmoid, activation names)
@@ -65,7 +66,7 @@ def write_h5(model: Model, path: str | Path, *, final_path: str | Path | None = 
         handle.attrs["keras_version"] = WRITTEN_KERAS_VERSION
         handle.attrs["backend"] = "tensorflow"
         handle.attrs["model_config"] = json.dumps(config)
-        handle.attrs[HEAD_ATTRIBUTE] = json.dumps(_head_document(model))
+        handle.attrs[HEAD_ATTRIBUTE] = json.dumps(_head_document(model, target.dtype))
         _write_weights(handle.create_group("model_weights"), layers)
 
 
@@ -202,11 +203,15 @@ def _write_weights(group: Any, layers: list[dict[str, Any]]) -> None:
             layer_group.create_dataset(name, data=np.array(array, order="C"))  # keeps 0-d count scalars 0-d
 
 
-def _head_document(model: Model) -> dict[str, Any]:
+def _head_document(model: Model, dtype: np.dtype) -> dict[str, Any]:
     classes = model.head.classes
-    return {
+    document: dict[str, Any] = {
         "task": model.task.value,
         "classes": None if classes is None else classes.tolist(),
         "classes_dtype": None if classes is None else classes.dtype.str,
         "feature_names": None if model.input.feature_names is None else list(model.input.feature_names),
     }
+    source_dtype = recorded_source_dtype(model, dtype)
+    if source_dtype is not None:  # a float32 model written as float64: readers can restore it
+        document["source_dtype"] = source_dtype
+    return document

@@ -20,7 +20,7 @@ ML_OPSET = 1  # ZipMap has not changed since ai.onnx.ml 1
 
 
 def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
-    document = model_to_document(model, lambda array, key: None)
+    document = model_to_document(model, lambda array, key: None, dtype=options.dtype)
     sizes = [model.n_features] + [layer.n_outputs for layer in model.layers]
     props = {
         DESCRIPTION_KEY: json.dumps(document, sort_keys=True, default=json_default),
@@ -30,7 +30,7 @@ def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
         "layers": "-".join(str(size) for size in sizes),
         "activations": ",".join(layer.activation.value for layer in model.layers),
         "dtype": options.dtype.name,
-        "source_dtype": model.dtype.name,
+        "source_dtype": model.metadata.source_dtype or model.dtype.name,
     }
     if model.classes is not None:
         props["classes"] = json.dumps(model.classes.tolist(), default=json_default)
