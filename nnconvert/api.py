@@ -94,6 +94,8 @@ def load_with_format(
             "skops, ONNX or JSON once and share that instead"
         )
     _require(spec, "reading")
+    if "trust" in spec.read_options:  # the reader decides itself whether this file needs trust (torch checkpoints)
+        options["trust"] = trust
     try:
         return spec.read(path, **options), spec.name
     except NnconvertError:
