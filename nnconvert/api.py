@@ -27,7 +27,10 @@ PathLike = str | os.PathLike[str]
 def _require(spec: registry.FormatSpec, purpose: str) -> None:
     missing = spec.missing_dependencies()
     if missing:
-        raise MissingDependencyError(missing[0], f"{purpose} the {spec.name} format")
+        module = next(name for name, pip in spec.requires.items() if pip == missing[0])
+        # an extra such as nnconvert[torch] is quoted for shells that expand brackets
+        pip_name = f'"{missing[0]}"' if "[" in missing[0] else missing[0]
+        raise MissingDependencyError(module, f"{purpose} the {spec.name} format", pip_name=pip_name)
 
 
 def _check_options(spec: registry.FormatSpec, options: dict[str, Any], allowed: tuple[str, ...], verb: str) -> None:

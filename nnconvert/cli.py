@@ -53,6 +53,12 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=["binary", "multiclass", "multilabel", "regression", "raw"], help="state the task where the file cannot (Keras files)")
     parser.add_argument("--classes", metavar="A,B,...", help="comma-separated class labels where the file has none (Keras files)")
     parser.add_argument(
+        "--arch",
+        metavar="ARCH",
+        help="architecture of a weights-only state_dict (safetensors, torch): the activation after each Linear layer "
+        "(relu,relu,softmax) or a JSON list of modules (text or a .json file)",
+    )
+    parser.add_argument(
         "--read-timeout",
         type=_seconds,
         metavar="SECONDS",
@@ -90,7 +96,7 @@ def _add_convert(commands: Any) -> None:
         "with the highest error code at the end (default: stop at the first failure)",
     )
     parser.add_argument("--opset", type=int, help="ONNX opset (onnx output)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the written weights (onnx, keras-h5)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the written weights (onnx, keras-h5, keras)")
     parser.add_argument("--matmul", action="store_true", help="ONNX: MatMul+Add per layer instead of Gemm")
     parser.add_argument("--zipmap", action="store_true", help="ONNX: add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does")
     parser.add_argument("--arrays", choices=["auto", "list", "base64"], help="json: how arrays are written")
@@ -132,6 +138,8 @@ def _read_options(args: argparse.Namespace) -> dict[str, Any]:
         options["task"] = args.task
     if args.classes:
         options["classes"] = _parse_classes(args.classes)
+    if getattr(args, "arch", None):
+        options["arch"] = args.arch
     return options
 
 
@@ -246,7 +254,7 @@ def _run_formats(args: argparse.Namespace) -> int:
         return 0
     print(f"{'format':<15}{'suffixes':<22}{'read':<6}{'write':<7}{'installed':<11}description")
     for row in rows:
-        installed = "yes" if row["available"] else "no: pip install " + " ".join(row["missing"])
+        installed = "yes" if row["available"] else "no: pip install " + " ".join(f'"{m}"' if "[" in m else m for m in row["missing"])
         print(
             f"{row['name']:<15}{' '.join(row['suffixes']):<22}{'yes' if row['read'] else '-':<6}"
             f"{'yes' if row['write'] else '-':<7}{installed:<11}{row['description']}"

@@ -50,9 +50,13 @@ PROFILES: dict[str, Profile] = {
     "sklearn-pickle": Profile(exact=False, trust=True),
     "skops": Profile(exact=False),
     "keras-h5": Profile(exact=False),  # Keras has no place for provenance; weights kept bit for bit
+    "keras": Profile(exact=False),
+    # the model document rides in the header / state_dict metadata: lossless
+    "safetensors": Profile(exact=True),
+    "torch": Profile(exact=True),
 }
 READ_ONLY_SAMPLES = {"keras": FIXTURES / "keras" / "multiclass.keras"}
-DTYPE_OPTION_FORMATS = {"onnx", "keras-h5"}
+DTYPE_OPTION_FORMATS = {"onnx", "keras-h5", "keras"}
 
 
 def writable_formats() -> list[str]:
@@ -125,7 +129,7 @@ def test_round_trip(format_name: str, model_id: str, tmp_path: Path) -> None:
     except UnsupportedModelError as exc:
         # a format may refuse what it cannot express, but must name what and never leave a file
         assert str(exc) and not path.exists()
-        assert format_name in {"sklearn-pickle", "skops", "keras-h5"}, exc
+        assert format_name in {"sklearn-pickle", "skops", "keras-h5", "keras"}, exc
         return
     assert _model_bytes(model) == before, "writing modified the input model"
     restored = nnconvert.load(path, format=format_name, trust=profile.trust)
@@ -211,7 +215,7 @@ def test_save_leaves_the_input_object_unmodified(format_name: str, tmp_path: Pat
     try:
         _save(model, tmp_path / f"m{_suffix(format_name)}", format_name)
     except UnsupportedModelError:
-        assert format_name == "keras-h5"
+        assert format_name in {"keras-h5", "keras"}
     X = get_variant("pipeline-standard").X_test
     np.testing.assert_array_equal(estimator.predict_proba(X), snapshot.predict_proba(X))
     for mine, theirs in zip(estimator[-1].coefs_, snapshot[-1].coefs_, strict=True):

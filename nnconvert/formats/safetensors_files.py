@@ -151,7 +151,7 @@ register(
         read=read_safetensors,
         write=write_safetensors,
         sniff=sniff_safetensors,
-        requires={"safetensors": "safetensors"},
+        requires={"safetensors": "nnconvert[safetensors]"},
         read_options=("arch", "task", "classes"),
     )
 )

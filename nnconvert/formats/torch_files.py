@@ -157,7 +157,7 @@ register(
         read=read_torch,
         write=write_torch,
         sniff=sniff_torch,
-        requires={"torch": "torch"},
+        requires={"torch": "nnconvert[torch]"},
         read_options=("arch", "task", "classes", "trust"),
     )
 )
