@@ -24,6 +24,7 @@ from ..errors import UnsupportedModelError, UsageError
 from ..ir import Metadata, Model
 from .torch_layout import (
     ACTIVATION_TYPES,
+    OWN_MODULES,
     PREPROCESSING,
     SKIPPED_TYPES,
     TorchModule,
@@ -113,7 +114,7 @@ def _chain(module: Any, path: str, problems: list[str]) -> list[tuple[str, Any]]
     if type_name == "Flatten" and module.start_dim != 1:
         problems.append(f"{path or '(root)'} (Flatten): start_dim={module.start_dim} would flatten the batch dimension")
         return []
-    if type_name in SUPPORTED_MODULES or type_name == PREPROCESSING:
+    if type_name in SUPPORTED_MODULES or type_name in OWN_MODULES:
         return [(path, module)]
     if type_name:  # a torch.nn module we do not support (Conv1d, MultiheadAttention...)
         problems.append(f"{path or '(root)'} ({type_name}): not a supported module")
@@ -130,9 +131,14 @@ def _traced_chain(module: Any, path: str, problems: list[str]) -> list[str]:
     """Names of the submodules a custom module's forward calls, when it is a plain chain of them."""
     import torch.fx
 
+    class ChildrenAsLeaves(torch.fx.Tracer):
+        # stop at the direct children: each is then checked (and named) on its own
+        def is_leaf_module(self, m: Any, module_qualified_name: str) -> bool:
+            return True
+
     where = f"{path or '(root)'} ({type(module).__name__})"
     try:
-        graph = torch.fx.symbolic_trace(module).graph
+        graph = ChildrenAsLeaves().trace(module)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means "not a plain chain"
         problems.append(f"{where}: its forward cannot be traced as a chain of submodules ({type(exc).__name__}: {exc})")
         return []
@@ -177,7 +183,8 @@ def to_torch(model: Model) -> Any:
     """A ``torch.nn.Sequential`` computing ``model`` in the model's dtype, in eval mode.
 
     The modules are standard ``torch.nn`` ones (Linear, ReLU, Softmax...), except
-    preprocessing steps, which become ``nnconvert.converters.torch_modules.Preprocessing``.
+    preprocessing steps and the ``exp`` output of Poisson regressors, which become
+    ``nnconvert.converters.torch_modules.Preprocessing`` and ``.Exp``.
     The ``state_dict()`` keys are those of the same network written by hand
     (``0.weight``, ``0.bias``, ``2.weight``...). The head is kept as attributes:
     ``task`` (a string), ``classes`` (a numpy array, or None) and ``feature_names``
@@ -208,6 +215,10 @@ def _torch_module(entry: TorchModule) -> Any:
     import torch
 
     tensors = {name: torch.from_numpy(np.array(array)) for name, array in entry.tensors.items()}
+    if entry.type == "Exp":
+        from .torch_modules import Exp
+
+        return Exp()
     if entry.type == PREPROCESSING:
         from .torch_modules import Preprocessing
 

@@ -30,6 +30,7 @@ from ..ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, ElementwiseOp, Hea
 __all__ = [
     "TorchModule",
     "PREPROCESSING",
+    "OWN_MODULES",
     "ACTIVATION_TYPES",
     "SKIPPED_TYPES",
     "model_to_modules",
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 PREPROCESSING = "Preprocessing"
+OWN_MODULES = frozenset({PREPROCESSING, "Exp"})  # defined in nnconvert.converters.torch_modules
 # modules that compute nothing at inference (Flatten: on (N, features) inputs, with start_dim=1)
 SKIPPED_TYPES = frozenset({"Dropout", "AlphaDropout", "Identity", "Flatten"})
 HARDSIGMOID_PARAMS = {"alpha": 1 / 6, "beta": 0.5}  # torch's Hardsigmoid: relu6(x + 3) / 6
@@ -71,6 +73,7 @@ _PLAIN_ACTIVATIONS: Mapping[str, Activation] = {
     "Sigmoid": Activation.LOGISTIC,
     "SELU": Activation.SELU,
     "SiLU": Activation.SILU,
+    "Exp": Activation.EXP,  # nnconvert's own module (torch has none)
 }
 ACTIVATION_TYPES = frozenset(_PLAIN_ACTIVATIONS) | {"LeakyReLU", "ELU", "GELU", "Softplus", "Hardsigmoid", "Softmax"}
 

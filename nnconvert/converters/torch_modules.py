@@ -1,4 +1,4 @@
-"""nnconvert's one torch module: preprocessing steps, which torch has no standard module for.
+"""nnconvert's torch modules, for what torch has no standard module for: preprocessing steps and ``exp``.
 
 Imported only by :mod:`nnconvert.converters.torch` (it imports torch at the top,
 so that modules holding it can be pickled by reference).
@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Preprocessing"]
+__all__ = ["Preprocessing", "Exp"]
 
 
 class Preprocessing(torch.nn.Module):
@@ -56,3 +56,10 @@ class Preprocessing(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, ops={self.ops}"
+
+
+class Exp(torch.nn.Module):
+    """``exp(x)``: the output activation of scikit-learn's Poisson regressor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
