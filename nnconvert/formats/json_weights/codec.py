@@ -23,7 +23,7 @@ from ...ir import Model
 from ...serde import DocumentReader, json_default, model_to_document
 
 FORMAT_NAME = "nnconvert-json-weights"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
 
 # Arrays with more elements than this are base64 under arrays="auto": a list

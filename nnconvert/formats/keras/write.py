@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError, UsageError
-from ...ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, ElementwiseOp, Model
+from ...ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, ElementwiseOp, Model, require_supported
 from ...serde import recorded_source_dtype
 from .config import HARD_SIGMOID_KERAS3, HEAD_ATTRIBUTE, KERAS_EPSILON
 
@@ -26,6 +26,8 @@ _IR_TO_KERAS = {
     Activation.SOFTPLUS: "softplus",
     Activation.SILU: "swish",
 }
+# the layer kinds written as Keras layers
+KERAS_LAYER_KINDS = ("dense",)
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -73,6 +75,7 @@ def layer_entries(model: Model, dtype: str, writer: str) -> tuple[Model, list[di
     """
     if dtype not in ("float32", "float64"):
         raise UsageError(f"dtype={dtype!r}: the {writer} writer writes 'float32' or 'float64'")
+    require_supported(model, f"a Keras {writer} file", KERAS_LAYER_KINDS)
     target = model.astype(dtype)
     problems: list[str] = []
     preprocessing = _preprocessing_layers(target, problems)
@@ -109,7 +112,7 @@ def _layer_names(model: Model, taken: set[str]) -> list[str]:
 
 def _dense_layers(model: Model, names: list[str], problems: list[str]) -> list[dict[str, Any]]:
     entries = []
-    for index, (layer, name) in enumerate(zip(model.layers, names, strict=True)):
+    for index, (layer, name) in enumerate(zip(model.dense_layers, names, strict=True)):
         activation, extra = _keras_activation(layer, f"layer {index} ({name!r})", problems)
         config = {"name": name, "trainable": True, "units": layer.n_outputs, "activation": activation, "use_bias": True}
         entries.append({"class_name": "Dense", "name": name, "config": config,
@@ -124,7 +127,7 @@ def _keras_activation(layer: DenseLayer, where: str, problems: list[str]) -> tup
     activation, params = layer.activation, dict(layer.activation_params)
     defaults = dict(ACTIVATION_DEFAULTS.get(activation, {}))
     name = f"{layer.name or 'dense'}_activation"
-    if activation in _IR_TO_KERAS:
+    if activation in _IR_TO_KERAS and not params:
         return _IR_TO_KERAS[activation], None
     if activation == Activation.SELU and params == defaults:
         return "selu", None

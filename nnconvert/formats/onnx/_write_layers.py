@@ -203,14 +203,27 @@ _COMPOSITE: dict[Activation, Callable[..., str]] = {
     Activation.GELU: _gelu,
 }
 # The first ai.onnx opset where each activation (or everything composing it) exists.
-ACTIVATION_MIN_OPSET = {activation: 6 for activation in Activation} | {Activation.GELU: 9}
+ACTIVATION_MIN_OPSET = {activation: 6 for activation in _COMPOSITE} | {
+    Activation.GELU: 9,
+    Activation.IDENTITY: 1,
+    Activation.RELU: 6,
+    Activation.TANH: 6,
+    Activation.LOGISTIC: 6,
+    Activation.EXP: 6,
+    Activation.SOFTMAX: 6,
+}
+# The layer kinds the writer turns into nodes.
+ONNX_LAYER_KINDS = ("dense",)
 
 
 def unsupported_layers(model: Model, opset: int) -> list[str]:
     """Every layer whose activation cannot be written at ``opset`` (empty when all can)."""
     names = layer_names(model.layers)
-    return [
-        f"layer {i} ({names[i]!r}): activation {layer.activation.value} needs opset {ACTIVATION_MIN_OPSET[layer.activation]} or newer"
-        for i, layer in enumerate(model.layers)
-        if ACTIVATION_MIN_OPSET[layer.activation] > opset
-    ]
+    problems = []
+    for i, layer in enumerate(model.layers):
+        first = ACTIVATION_MIN_OPSET.get(layer.activation)
+        if first is None or (layer.activation_params and layer.activation in (Activation.RELU, Activation.SOFTPLUS)):
+            problems.append(f"layer {i} ({names[i]!r}): activation {layer.activation.value} {dict(layer.activation_params)} has no ONNX form in this writer")
+        elif first > opset:
+            problems.append(f"layer {i} ({names[i]!r}): activation {layer.activation.value} needs opset {first} or newer")
+    return problems
