@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ReadError, UnsupportedModelError, UsageError
 from ..ir import Metadata, Model
 from ..serde import model_from_document, model_to_document
-from .torch_layout import ACTIVATION_TYPES, SKIPPED_TYPES, TorchModule, model_to_modules, modules_to_model
+from .torch_layout import ACTIVATION_TYPES, LAYER_TYPES, SKIPPED_TYPES, TorchModule, model_to_modules, modules_to_model
 
 __all__ = [
     "DOCUMENT_KEY",
@@ -66,21 +66,37 @@ _ARCH_NAMES: Mapping[str, tuple[str, dict[str, Any]] | None] = {
     "softplus": ("Softplus", {}),
     "hardsigmoid": ("Hardsigmoid", {}),
     "hard_sigmoid": ("Hardsigmoid", {}),
+    "relu6": ("ReLU6", {}),
+    "hardswish": ("Hardswish", {}),
+    "mish": ("Mish", {}),
+    "softsign": ("Softsign", {}),
+    "log_softmax": ("LogSoftmax", {"dim": -1}),
+    "prelu": ("PReLU", {}),
 }
 # tensors of each module type: (name, required)
 _TENSORS: Mapping[str, tuple[tuple[str, bool], ...]] = {
     "Linear": (("weight", True), ("bias", False)),
+    "BatchNorm1d": (("weight", False), ("bias", False), ("running_mean", True), ("running_var", True)),
+    "LayerNorm": (("weight", False), ("bias", False)),
+    "PReLU": (("weight", True),),
 }
+# settings an arch entry may give; those the graph needs are kept (the rest, e.g. momentum, are accepted and dropped)
 _SETTINGS: Mapping[str, tuple[str, ...]] = {
-    "Linear": ("bias",),
+    "Linear": ("bias", "in_features", "out_features"),
     "LeakyReLU": ("negative_slope",),
     "ELU": ("alpha",),
     "GELU": ("approximate",),
     "Softplus": ("beta", "threshold"),
     "Softmax": ("dim",),
+    "LogSoftmax": ("dim",),
+    "Hardtanh": ("min_val", "max_val"),
+    "BatchNorm1d": ("eps", "num_features", "momentum", "affine", "track_running_stats"),
+    "LayerNorm": ("eps", "normalized_shape", "elementwise_affine", "bias"),
+    "PReLU": ("num_parameters", "init"),
     "Dropout": ("p",),
 }
-_ARCH_TYPES = frozenset({"Linear"}) | ACTIVATION_TYPES | SKIPPED_TYPES
+_KEPT_SETTINGS = frozenset({"bias", "negative_slope", "alpha", "approximate", "beta", "threshold", "dim", "min_val", "max_val", "eps"})
+_ARCH_TYPES = frozenset({"Linear"}) | LAYER_TYPES | ACTIVATION_TYPES | SKIPPED_TYPES
 # torch's per-module counters, saved with BatchNorm: carried, never part of the graph
 _IGNORED_TENSORS = ("num_batches_tracked",)
 
@@ -196,8 +212,8 @@ def _json_entry(entry: Any, index: int) -> TorchModule:
     key = entry.get("key")
     if key is not None and not isinstance(key, str):
         raise UsageError(f"{where}: key must be a string, got {key!r}")
-    settings.pop("p", None)
-    return TorchModule(type_name, settings, path=key or "")
+    kept = {k: v for k, v in settings.items() if k in _KEPT_SETTINGS and not (type_name == "LayerNorm" and k == "bias")}
+    return TorchModule(type_name, kept, path=key or "")
 
 
 # -- reading foreign state dicts ------------------------------------------------------------
@@ -281,6 +297,8 @@ def _matched_modules(
         used.update(f"{prefix}{key}.{ignored}" for ignored in _IGNORED_TENSORS)
         if module.type == "Linear":
             width = int(found["weight"].shape[0])
+        elif width is None and module.type == "BatchNorm1d":
+            width = int(found["running_mean"].shape[0])
         settings = {k: v for k, v in module.settings.items() if k != "bias"}
         matched.append(TorchModule(module.type, settings, found, path=f"{prefix}{key}"))
     left = [name for name in tensors if name not in used]
@@ -323,6 +341,10 @@ def _check_tensor(
         return
     if module.type == "Linear":  # the bias: one per output of its weight
         needed_shape: tuple[int, ...] | None = (int(found["weight"].shape[0]),)
+    elif module.type == "PReLU" and shape == (1,):  # one slope shared by every unit
+        return
+    elif width is None and module.type == "BatchNorm1d" and found:  # normalization first: its first tensor says the width
+        needed_shape = tuple(next(iter(found.values())).shape)
     else:
         needed_shape = None if width is None else (width,)
     if needed_shape is not None and shape != needed_shape:

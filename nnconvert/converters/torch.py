@@ -24,6 +24,7 @@ from ..errors import UnsupportedModelError, UsageError
 from ..ir import Metadata, Model
 from .torch_layout import (
     ACTIVATION_TYPES,
+    LAYER_TYPES,
     OWN_MODULES,
     PREPROCESSING,
     SKIPPED_TYPES,
@@ -34,7 +35,7 @@ from .torch_layout import (
 
 __all__ = ["from_torch", "to_torch", "SUPPORTED_MODULES"]
 
-SUPPORTED_MODULES = frozenset({"Linear"}) | ACTIVATION_TYPES | SKIPPED_TYPES
+SUPPORTED_MODULES = frozenset({"Linear"}) | LAYER_TYPES | ACTIVATION_TYPES | SKIPPED_TYPES
 # constructor keywords of each module read back from its attributes
 _SETTINGS = {
     "Linear": ("in_features", "out_features"),
@@ -43,6 +44,10 @@ _SETTINGS = {
     "GELU": ("approximate",),
     "Softplus": ("beta", "threshold"),
     "Softmax": ("dim",),
+    "LogSoftmax": ("dim",),
+    "Hardtanh": ("min_val", "max_val"),
+    "BatchNorm1d": ("eps",),
+    "LayerNorm": ("normalized_shape", "eps"),
 }
 
 
@@ -226,7 +231,7 @@ def _torch_module(entry: TorchModule) -> Any:
         operands = [tensors[f"op{i}"] for i in range(len(settings["ops"]))]
         return Preprocessing(settings["ops"], operands, settings.get("kind", "affine"), settings.get("name", ""), settings.get("params"))
     module = getattr(torch.nn, entry.type)(**entry.settings)
-    dtype = next(iter(tensors.values())).dtype if tensors else None
+    dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
     if dtype is not None:
         module = module.to(dtype)
     if tensors:

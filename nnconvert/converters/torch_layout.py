@@ -25,13 +25,29 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidModelError, UnsupportedModelError, UsageError
-from ..ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep, Task
+from ..ir import (
+    ACTIVATION_DEFAULTS,
+    Activation,
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    ElementwiseOp,
+    Head,
+    InputSpec,
+    LayerNormLayer,
+    Metadata,
+    Model,
+    PReLULayer,
+    PreprocessStep,
+    Task,
+)
 
 __all__ = [
     "TorchModule",
     "PREPROCESSING",
     "OWN_MODULES",
     "ACTIVATION_TYPES",
+    "LAYER_TYPES",
     "SKIPPED_TYPES",
     "model_to_modules",
     "modules_to_model",
@@ -73,9 +89,24 @@ _PLAIN_ACTIVATIONS: Mapping[str, Activation] = {
     "Sigmoid": Activation.LOGISTIC,
     "SELU": Activation.SELU,
     "SiLU": Activation.SILU,
+    "Softsign": Activation.SOFTSIGN,
+    "Hardswish": Activation.HARDSWISH,
+    "Mish": Activation.MISH,
     "Exp": Activation.EXP,  # nnconvert's own module (torch has none)
 }
-ACTIVATION_TYPES = frozenset(_PLAIN_ACTIVATIONS) | {"LeakyReLU", "ELU", "GELU", "Softplus", "Hardsigmoid", "Softmax"}
+ACTIVATION_TYPES = frozenset(_PLAIN_ACTIVATIONS) | {
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "Softplus",
+    "Hardsigmoid",
+    "Softmax",
+    "LogSoftmax",
+    "ReLU6",
+    "Hardtanh",
+}
+# layers with their own tensors (Linear aside)
+LAYER_TYPES = frozenset({"BatchNorm1d", "LayerNorm", "PReLU"})
 
 
 # -- model graph -> modules ---------------------------------------------------------
@@ -89,8 +120,8 @@ def model_to_modules(model: Model) -> list[TorchModule]:
     """
     problems: list[str] = []
     modules = [_preprocessing_module(step) for step in model.steps]
-    for index, layer in enumerate(model.layers):
-        modules.extend(_layer_modules(layer, _where(layer, index), problems))
+    for index, (layer, (width, _)) in enumerate(zip(model.layers, model.layer_shapes(), strict=True)):
+        modules.extend(_layer_modules(layer, _where(layer, index), width, problems))
     if problems:
         raise UnsupportedModelError("the model cannot be written as torch modules without changing what it computes", problems)
     return modules
@@ -107,7 +138,7 @@ def _preprocessing_module(step: PreprocessStep) -> TorchModule:
     return TorchModule(PREPROCESSING, settings, tensors, sources=sources)
 
 
-def _layer_modules(layer: Any, where: str, problems: list[str]) -> list[TorchModule]:
+def _layer_modules(layer: Any, where: str, width: int, problems: list[str]) -> list[TorchModule]:
     if isinstance(layer, DenseLayer):
         linear = TorchModule(
             "Linear",
@@ -117,8 +148,46 @@ def _layer_modules(layer: Any, where: str, problems: list[str]) -> list[TorchMod
         )
         activation = activation_module(layer.activation, layer.activation_params, where, problems)
         return [linear] if activation is None else [linear, activation]
-    problems.append(f"{where}: a {type(layer).__name__} has no torch module here")
+    if isinstance(layer, ActivationLayer):
+        activation = activation_module(layer.activation, layer.activation_params, where, problems)
+        return [] if activation is None else [activation]
+    if isinstance(layer, PReLULayer):
+        settings = {"num_parameters": int(layer.slopes.shape[0])}
+        return [TorchModule("PReLU", settings, {"weight": np.asarray(layer.slopes)}, sources={id(layer.slopes): ("weight", False)})]
+    if isinstance(layer, BatchNormLayer):
+        return [_batch_norm_module(layer)]
+    if isinstance(layer, LayerNormLayer):
+        return [_layer_norm_module(layer, width)]
+    problems.append(f"{where}: a {type(layer).__name__} has no torch module")
     return []
+
+
+def _affine(scale: np.ndarray | None, offset: np.ndarray | None, like: np.ndarray) -> tuple[dict[str, np.ndarray], dict[int, tuple[str, bool]]]:
+    """torch's weight/bias pair: both or neither; a missing half is the neutral ones/zeros."""
+    if scale is None and offset is None:
+        return {}, {}
+    tensors = {
+        "weight": np.asarray(scale) if scale is not None else np.ones_like(like),
+        "bias": np.asarray(offset) if offset is not None else np.zeros_like(like),
+    }
+    sources = {id(array): (name, False) for name, array in (("weight", scale), ("bias", offset)) if array is not None}
+    return tensors, sources
+
+
+def _batch_norm_module(layer: BatchNormLayer) -> TorchModule:
+    affine, sources = _affine(layer.scale, layer.offset, layer.mean)
+    tensors = {**affine, "running_mean": np.asarray(layer.mean), "running_var": np.asarray(layer.variance)}
+    tensors["num_batches_tracked"] = np.asarray(0, dtype=np.int64)
+    sources |= {id(layer.mean): ("running_mean", False), id(layer.variance): ("running_var", False)}
+    settings = {"num_features": int(layer.mean.shape[0]), "eps": layer.epsilon, "affine": bool(affine)}
+    return TorchModule("BatchNorm1d", settings, tensors, sources=sources)
+
+
+def _layer_norm_module(layer: LayerNormLayer, width: int) -> TorchModule:
+    like = np.zeros(width, dtype=next((a.dtype for a in (layer.scale, layer.offset) if a is not None), np.float32))
+    affine, sources = _affine(layer.scale, layer.offset, like)
+    settings = {"normalized_shape": [width], "eps": layer.epsilon, "elementwise_affine": bool(affine)}
+    return TorchModule("LayerNorm", settings, affine, sources=sources)
 
 
 def activation_module(activation: Activation, params: Mapping[str, Any], where: str, problems: list[str]) -> TorchModule | None:
@@ -130,19 +199,36 @@ def activation_module(activation: Activation, params: Mapping[str, Any], where: 
     for type_name, plain in _PLAIN_ACTIVATIONS.items():
         if plain == activation and (activation != Activation.SELU or params == defaults):
             return TorchModule(type_name)
+    if activation == Activation.RELU and params:
+        return _parameterized_relu(params, where, problems)
     if activation == Activation.LEAKY_RELU:
         return TorchModule("LeakyReLU", {"negative_slope": params["alpha"]})
+    if activation == Activation.CLIP and "min" in params and "max" in params:
+        return TorchModule("Hardtanh", {"min_val": params["min"], "max_val": params["max"]})
+    if activation == Activation.LOG_SOFTMAX:
+        return TorchModule("LogSoftmax", {"dim": -1})
     if activation == Activation.ELU:
         return TorchModule("ELU", {"alpha": params["alpha"]})
     if activation == Activation.GELU:
         return TorchModule("GELU", {"approximate": params["approximate"]})
-    if activation == Activation.SOFTPLUS:
-        return TorchModule("Softplus")
+    if activation == Activation.SOFTPLUS:  # torch's threshold 20 changes a float64 value by < 1e-9 relative
+        return TorchModule("Softplus", {"beta": params.get("beta", 1.0), "threshold": params.get("threshold", 20.0)})
     if activation == Activation.SOFTMAX:
         return TorchModule("Softmax", {"dim": -1})
     if activation == Activation.HARD_SIGMOID and np.allclose([params["alpha"], params["beta"]], [1 / 6, 0.5], rtol=0, atol=1e-12):
         return TorchModule("Hardsigmoid")
     problems.append(f"{where}: activation {activation.value} with {params or 'no parameters'} has no standard torch module")
+    return None
+
+
+def _parameterized_relu(params: Mapping[str, Any], where: str, problems: list[str]) -> TorchModule | None:
+    """Keras' relu(negative_slope, max_value, threshold) where torch has the same function."""
+    slope, top, threshold = params.get("negative_slope", 0.0), params.get("max_value"), params.get("threshold", 0.0)
+    if threshold == 0.0 and top is None:
+        return TorchModule("LeakyReLU", {"negative_slope": slope})
+    if threshold == 0.0 and slope == 0.0 and top is not None:
+        return TorchModule("ReLU6") if top == 6.0 else TorchModule("Hardtanh", {"min_val": 0.0, "max_val": top})
+    problems.append(f"{where}: relu with {dict(params)} has no standard torch module")
     return None
 
 
@@ -161,9 +247,15 @@ def ir_activation(module: TorchModule) -> tuple[Activation, dict[str, Any]] | st
     if module.type == "GELU":
         return Activation.GELU, {"approximate": settings.get("approximate", "none")}
     if module.type == "Softplus":
-        if (settings.get("beta", 1.0), settings.get("threshold", 20.0)) != (1.0, 20.0):
-            return f"Softplus(beta={settings.get('beta')}, threshold={settings.get('threshold')}) is not the plain softplus"
-        return Activation.SOFTPLUS, {}
+        return Activation.SOFTPLUS, {"beta": float(settings.get("beta", 1.0)), "threshold": float(settings.get("threshold", 20.0))}
+    if module.type == "ReLU6":
+        return Activation.RELU, {"max_value": 6.0}
+    if module.type == "Hardtanh":
+        return Activation.CLIP, {"min": float(settings.get("min_val", -1.0)), "max": float(settings.get("max_val", 1.0))}
+    if module.type == "LogSoftmax":
+        if settings.get("dim") not in (1, -1, None):
+            return f"LogSoftmax over dim {settings.get('dim')!r}: only the feature dimension (1 or -1) is supported"
+        return Activation.LOG_SOFTMAX, {}
     if module.type == "Hardsigmoid":
         return Activation.HARD_SIGMOID, dict(HARDSIGMOID_PARAMS)
     if module.type == "Softmax":
@@ -182,7 +274,10 @@ def modules_to_model(
     feature_names: Sequence[str] | None = None,
     what: str = "the network",
 ) -> Model:
-    """The model graph of a chain of modules (an activation right after a Linear folds into it).
+    """The model graph of a chain of modules.
+
+    An activation right after a Linear becomes that dense layer's activation;
+    anywhere else it is an activation layer of its own.
 
     Raises:
         UnsupportedModelError: modules the graph cannot hold, each named by its path (all listed).
@@ -190,8 +285,8 @@ def modules_to_model(
     """
     problems: list[str] = []
     steps: list[PreprocessStep] = []
-    layers: list[DenseLayer] = []
-    open_dense = False  # the last layer is a Linear whose activation is still identity
+    layers: list[Any] = []
+    width: int | None = None
     for module in modules:
         name = module.path or module.type
         if module.type in SKIPPED_TYPES:
@@ -202,33 +297,96 @@ def modules_to_model(
             else:
                 steps.append(_preprocessing_step(module))
             continue
-        if module.type == "Linear":
-            layers.append(_dense(module))
-            open_dense = True
+        layer = _layer(module, width, problems)
+        if layer is None:
             continue
-        activation = ir_activation(module)
-        if isinstance(activation, str):
-            problems.append(f"{name} ({module.type}): {activation}")
-        elif not open_dense:
-            problems.append(f"{name} ({module.type}): an activation that does not follow a Linear layer directly")
+        if isinstance(layer, ActivationLayer) and layers and _open_dense(layers[-1]):
+            dense = layers[-1]
+            layers[-1] = DenseLayer(dense.weights, dense.bias, layer.activation, dense.name, layer.activation_params)
         else:
-            layers[-1] = DenseLayer(layers[-1].weights, layers[-1].bias, activation[0], layers[-1].name, activation[1])
-            open_dense = False
-    if not layers and not problems:
+            layers.append(layer)
+        if isinstance(layer, DenseLayer):
+            width = layer.n_outputs
+        elif width is None and isinstance(layer, (BatchNormLayer, PReLULayer)):
+            width = int((layer.mean if isinstance(layer, BatchNormLayer) else layer.slopes).shape[0])
+    if not any(isinstance(layer, DenseLayer) for layer in layers) and not problems:
         problems.append("no Linear layer")
     if problems:
         raise UnsupportedModelError(f"{what} holds modules nnconvert cannot convert", problems)
-    n_features = layers[0].n_inputs
+    n_features = _input_width(layers)
     try:
+        shell = Model(layers=tuple(layers), head=Head(Task.RAW), input=InputSpec(n_features))
         return Model(
             layers=tuple(layers),
-            head=detected_head(layers[-1], task, classes),
+            head=detected_head(shell.output_activation, shell.n_outputs, task, classes),
             input=InputSpec(n_features, feature_names=None if feature_names is None else tuple(feature_names)),
             steps=tuple(steps),
             metadata=metadata or Metadata(),
         )
     except InvalidModelError as exc:
         raise UnsupportedModelError(f"{what} is not a consistent chain of layers: {exc}") from None
+
+
+def _open_dense(layer: Any) -> bool:
+    return isinstance(layer, DenseLayer) and layer.activation == Activation.IDENTITY
+
+
+def _input_width(layers: Sequence[Any]) -> int:
+    for layer in layers:
+        if isinstance(layer, DenseLayer):
+            return layer.n_inputs
+        if isinstance(layer, BatchNormLayer):
+            return int(layer.mean.shape[0])
+        if isinstance(layer, PReLULayer) and layer.slopes.shape[0] > 1:
+            return int(layer.slopes.shape[0])
+        for array in (getattr(layer, "scale", None), getattr(layer, "offset", None)):
+            if array is not None:
+                return int(array.shape[0])
+    return layers[0].n_inputs  # a dense layer is always there: checked before
+
+
+def _layer(module: TorchModule, width: int | None, problems: list[str]) -> Any:
+    """The graph layer of one module (None, with a problem recorded, when there is none)."""
+    name = module.path or module.type
+    if module.type == "Linear":
+        return _dense(module)
+    if module.type == "BatchNorm1d":
+        return _batch_norm(module, name, problems)
+    if module.type == "LayerNorm":
+        return _layer_norm(module, name, width, problems)
+    if module.type == "PReLU":
+        slopes = module.tensors["weight"].reshape(-1)
+        if slopes.shape[0] == 1 and width is not None:  # one shared slope: one per unit in the graph
+            slopes = np.full(width, slopes[0], dtype=slopes.dtype)
+        return PReLULayer(slopes, module.path)
+    activation = ir_activation(module)
+    if isinstance(activation, str):
+        problems.append(f"{name} ({module.type}): {activation}")
+        return None
+    return ActivationLayer(activation[0], activation[1], module.path)
+
+
+def _batch_norm(module: TorchModule, name: str, problems: list[str]) -> BatchNormLayer | None:
+    tensors = module.tensors
+    if "running_mean" not in tensors or "running_var" not in tensors:
+        problems.append(f"{name} (BatchNorm1d): no running statistics (track_running_stats=False normalizes with each batch's own)")
+        return None
+    return BatchNormLayer(
+        tensors["running_mean"],
+        tensors["running_var"],
+        float(module.settings.get("eps", 1e-5)),
+        tensors.get("weight"),
+        tensors.get("bias"),
+        module.path,
+    )
+
+
+def _layer_norm(module: TorchModule, name: str, width: int | None, problems: list[str]) -> LayerNormLayer | None:
+    shape = module.settings.get("normalized_shape")
+    if shape is not None and len(tuple(shape)) != 1:
+        problems.append(f"{name} (LayerNorm): normalized_shape {tuple(shape)}: only the feature dimension is supported")
+        return None
+    return LayerNormLayer(float(module.settings.get("eps", 1e-5)), module.tensors.get("weight"), module.tensors.get("bias"), name=module.path)
 
 
 def _dense(module: TorchModule) -> DenseLayer:
@@ -245,12 +403,11 @@ def _preprocessing_step(module: TorchModule) -> PreprocessStep:
     return PreprocessStep(settings.get("kind", "affine"), tuple(ops), settings.get("name", ""), settings.get("params", {}))
 
 
-def detected_head(last: DenseLayer, task: Any = None, classes: Any = None) -> Head:
-    """The head: ``task``/``classes`` when given, else what the output layer says (softmax: multiclass,
-    one sigmoid output: binary, anything else: raw outputs)."""
-    n_out, activation = last.n_outputs, last.activation
+def detected_head(activation: Activation, n_out: int, task: Any = None, classes: Any = None) -> Head:
+    """The head: ``task``/``classes`` when given, else what the output says (softmax or log_softmax:
+    multiclass, one sigmoid output: binary, anything else: raw outputs)."""
     if task is None:
-        if activation == Activation.SOFTMAX and n_out >= 2:
+        if activation in (Activation.SOFTMAX, Activation.LOG_SOFTMAX) and n_out >= 2:
             task = Task.MULTICLASS
         elif activation == Activation.LOGISTIC and n_out == 1:
             task = Task.BINARY

@@ -61,7 +61,8 @@ def read_torch(path: str | Path, *, arch: Any = None, task: Any = None, classes:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if not trust:
-            reason = str(exc).strip().splitlines()[-1][:300]
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = next((line for line in lines if "global" in line.lower()), lines[-1] if lines else "")[:300]
             raise UntrustedInputError(
                 f"{path}: the file is not a plain state_dict: loading it needs full unpickling, which runs code stored "
                 f"in it (torch's safe loader refused: {reason}). Load it only if you trust its source, with trust=True "

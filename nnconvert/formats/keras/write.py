@@ -75,7 +75,7 @@ def layer_entries(model: Model, dtype: str, writer: str) -> tuple[Model, list[di
     """
     if dtype not in ("float32", "float64"):
         raise UsageError(f"dtype={dtype!r}: the {writer} writer writes 'float32' or 'float64'")
-    require_supported(model, f"a Keras {writer} file", KERAS_LAYER_KINDS)
+    require_supported(model, "a Keras .keras file" if writer == "keras" else "a Keras .h5 file", KERAS_LAYER_KINDS)
     target = model.astype(dtype)
     problems: list[str] = []
     preprocessing = _preprocessing_layers(target, problems)
