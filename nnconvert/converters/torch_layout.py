@@ -287,6 +287,7 @@ def modules_to_model(
     steps: list[PreprocessStep] = []
     layers: list[Any] = []
     width: int | None = None
+    dtype = next((np.dtype(t.dtype) for m in modules for t in m.tensors.values() if t.dtype.kind == "f"), np.dtype(np.float32))
     for module in modules:
         name = module.path or module.type
         if module.type in SKIPPED_TYPES:
@@ -297,7 +298,7 @@ def modules_to_model(
             else:
                 steps.append(_preprocessing_step(module))
             continue
-        layer = _layer(module, width, problems)
+        layer = _layer(module, width, dtype, problems)
         if layer is None:
             continue
         if isinstance(layer, ActivationLayer) and layers and _open_dense(layers[-1]):
@@ -345,7 +346,7 @@ def _input_width(layers: Sequence[Any]) -> int:
     return layers[0].n_inputs  # a dense layer is always there: checked before
 
 
-def _layer(module: TorchModule, width: int | None, problems: list[str]) -> Any:
+def _layer(module: TorchModule, width: int | None, dtype: np.dtype, problems: list[str]) -> Any:
     """The graph layer of one module (None, with a problem recorded, when there is none)."""
     name = module.path or module.type
     if module.type == "Linear":
@@ -363,7 +364,11 @@ def _layer(module: TorchModule, width: int | None, problems: list[str]) -> Any:
     if isinstance(activation, str):
         problems.append(f"{name} ({module.type}): {activation}")
         return None
-    return ActivationLayer(activation[0], activation[1], module.path)
+    kind, params = activation
+    if kind == Activation.SOFTPLUS and params == {"beta": 1.0, "threshold": 20.0} and dtype.itemsize <= 4:
+        # above 20, log1p(exp(x)) - x < 2.1e-9, below half a float32 ulp of x: the plain softplus, which every format holds
+        params = {}
+    return ActivationLayer(kind, params, module.path)
 
 
 def _batch_norm(module: TorchModule, name: str, problems: list[str]) -> BatchNormLayer | None:
