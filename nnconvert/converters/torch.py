@@ -203,9 +203,13 @@ def to_torch(model: Model) -> Any:
     modules = [_torch_module(entry) for entry in model_to_modules(model)]
     network = torch.nn.Sequential(*modules)
     network.eval()
-    network.task = model.task.value
-    network.classes = None if model.classes is None else np.array(model.classes)
-    network.feature_names = None if model.input.feature_names is None else list(model.input.feature_names)
+    head = {
+        "task": model.task.value,
+        "classes": None if model.classes is None else np.array(model.classes),
+        "feature_names": None if model.input.feature_names is None else list(model.input.feature_names),
+    }
+    for attribute, value in head.items():  # plain attributes: torch keeps them on the module, not in state_dict()
+        setattr(network, attribute, value)
     return network
 
 
