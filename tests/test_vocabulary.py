@@ -56,7 +56,7 @@ def _every_kind_model(dtype: str = "float32") -> Model:
         PReLULayer(a(6, low=0, high=0.3), name="prelu"),
         LayerNormLayer(1e-5, None, a(6), name="ln"),
         DenseLayer(a(6, 5), a(5), Activation.MISH, name="d1"),
-        ActivationLayer(Activation.CLIP, {"min": -1.0}, name="clip"),
+        ActivationLayer(Activation.CLIP, {"min": -0.2}, name="clip"),
         DenseLayer(a(5, 3), a(3), Activation.SOFTPLUS, name="d2", activation_params={"beta": 2.0, "threshold": 10.0}),
         ActivationLayer(Activation.LOG_SOFTMAX, name="head"),
     ]

@@ -50,6 +50,8 @@ class OutputTail(GraphIndex):
         kinds = tuple(a.kind if a else None for a in args)
         if op in ("Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Dropout") and first is not None:
             return first
+        if op == "Exp" and kinds == ("values",) and self._follows_log_softmax(node.input[0]):
+            return first  # probabilities from a log_softmax head (nnconvert writes them so)
         if op == "Cast" and first is not None:
             return self._tail_cast(index, first, attrs.get("to"))
         if op == "Sub" and kinds == (None, "values") and width == 1 and _is_one(self.constant(node.input[0])):
@@ -71,8 +73,20 @@ class OutputTail(GraphIndex):
             return TailSymbol("zipmap", _zipmap_classes(attrs))
         if op == f"{ML_DOMAIN}.LabelEncoder" and first is not None and first.kind in ("labels", "index"):
             return self._label_encoder(index, first, width, attrs)
-        self.problem(index, "is not part of a recognised classifier or regressor output")
+        if "values" in kinds:
+            self.problem(
+                index,
+                f"computes on the network's values after the last layer nnconvert recognised, and {op} with these "
+                "inputs and attributes is neither a layer nnconvert reads (dense, normalization, PRelu, activation) "
+                "nor a classifier or regressor output",
+            )
+        else:
+            self.problem(index, "is not part of a recognised classifier or regressor output")
         return None
+
+    def _follows_log_softmax(self, tensor: str) -> bool:
+        index = self.producer.get(tensor)
+        return index is not None and self.nodes[index].op_type == "LogSoftmax"
 
     def _tail_cast(self, index: int, symbol: TailSymbol, to: int | None) -> TailSymbol | None:
         if symbol.kind in ("values", "neg", "probs2"):

@@ -71,6 +71,10 @@ def _ignored(model: Model, path: Path, reason: str) -> Model:
 def _described_model(document: Any, model: Model, path: Path) -> Model:
     """The document's model with every array taken from the graph."""
     arrays: dict[str, np.ndarray] = {}
+    described_kinds = [layer.get("kind", "dense") for layer in document.get("layers", [])]
+    graph_kinds = [layer.kind for layer in model.layers]
+    if described_kinds != graph_kinds:
+        raise ValueError(f"it describes layers {described_kinds} and the graph computes {graph_kinds}")
     for index, layer in enumerate(model.layers):
         for name, array in layer_arrays(layer).items():
             if array is not None:

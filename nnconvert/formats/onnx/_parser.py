@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from ...errors import UnsupportedModelError
 from ._graph_index import DENSE_OPS, SUPPORTED_OPS
-from ._match_activations import ActivationPatterns
 from ._match_dense import DenseFolding
+from ._match_kinds import KindPatterns
 from ._match_preprocessing import PreprocessingPatterns
 from ._match_tail import OutputTail
 from ._parsed import ParsedGraph, ParsedLayer
 from ._tensors import FLOAT, FLOAT_TYPES
 
 
-class GraphParser(PreprocessingPatterns, DenseFolding, ActivationPatterns, OutputTail):
+class GraphParser(PreprocessingPatterns, DenseFolding, KindPatterns, OutputTail):
     """Walks one ONNX graph along the data flow; collects every misfit before failing."""
 
     def parse(self) -> ParsedGraph:
@@ -107,5 +107,5 @@ class GraphParser(PreprocessingPatterns, DenseFolding, ActivationPatterns, Outpu
             if activated == cur:  # no activation here: maybe an exact scaling first, then one
                 cur = self._skip_noops(self._fold_after_dense(layer, cur, bias_only=False), width)
                 activated = self._activation(layer, cur)
-            cur = activated
+            cur = self._after_layers(layer, activated, width)
             layers.append(layer)

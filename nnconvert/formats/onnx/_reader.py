@@ -121,8 +121,11 @@ def _apply_head_override(model: Model, task: Task | None, classes: np.ndarray | 
 
 def _build_model(parsed: ParsedGraph, proto: Any, path: Path) -> Model:
     dtype = parsed.layers[0].weights.dtype
-    layers = [_ir_layer(index, layer, dtype, parsed.layers, path) for index, layer in enumerate(parsed.layers)]
-    n_features = layers[0].n_inputs
+    dense = [_ir_layer(index, layer, dtype, parsed.layers, path) for index, layer in enumerate(parsed.layers)]
+    layers: list[Any] = []
+    for ir_layer, layer in zip(dense, parsed.layers, strict=True):
+        layers += [ir_layer, *layer.after]
+    n_features = dense[0].n_inputs
     if parsed.declared_width is not None and parsed.declared_width != n_features:
         raise ReadError(
             f"input {parsed.input_name!r} declares {parsed.declared_width} features but the first layer's weights "

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError
-from ...ir import Model, require_supported
+from ...ir import Activation, Model, require_supported
 from ...serde import json_default, model_to_document
 from ._common import DESCRIPTION_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, ML_DOMAIN
 from ._wire import Payload
 from ._write_head import classifier_head, value_info
-from ._write_layers import ONNX_LAYER_KINDS, GraphBuilder, dense, preprocess, unsupported_layers
+from ._write_kinds import layer_nodes
+from ._write_layers import ONNX_LAYER_KINDS, GraphBuilder, preprocess, unsupported_layers
 from ._write_options import WriteOptions, ir_version
 
 ML_OPSET = 1  # ZipMap has not changed since ai.onnx.ml 1
@@ -66,8 +67,10 @@ def build_skeleton(model: Model, options: WriteOptions) -> tuple[Any, list[Paylo
     x = "X"
     for index, step in enumerate(model.steps):
         x = preprocess(b, x, step, index)
-    for index, layer in enumerate(model.dense_layers):
-        x = dense(b, x, layer, index, options.linear)
+    for index, (layer, (n_in, _)) in enumerate(zip(model.layers, model.layer_shapes(), strict=True)):
+        x = layer_nodes(b, x, layer, index, options.linear, n_in)
+    if model.head.is_classifier and model.output_activation == Activation.LOG_SOFTMAX:
+        x = b.node("Exp", [x], "head")  # output_probability holds probabilities, as scikit-learn's predict_proba
     if model.head.is_classifier:
         outputs = classifier_head(b, x, model, options.zipmap)
     else:
