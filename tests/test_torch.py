@@ -256,8 +256,13 @@ def test_forward_that_is_not_a_chain_is_refused() -> None:
 
     with pytest.raises(UnsupportedModelError, match=r"\(root\) \(Residual\)"):
         nnconvert.from_torch(Residual())
-    with pytest.raises(UnsupportedModelError, match="does not follow a Linear"):
-        nnconvert.from_torch(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Tanh()))
+    with pytest.raises(UnsupportedModelError, match=r"1 \(Softmax\): Softmax over dim 0"):
+        nnconvert.from_torch(nn.Sequential(nn.Linear(3, 3), nn.Softmax(dim=0)))
+    with pytest.raises(UnsupportedModelError, match=r"0 \(BatchNorm1d\): no running statistics"):
+        nnconvert.from_torch(nn.Sequential(nn.BatchNorm1d(3, track_running_stats=False), nn.Linear(3, 3)))
+    # an activation after another is a layer of its own
+    stacked = nnconvert.from_torch(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Tanh()))
+    assert [layer.kind for layer in stacked.layers] == ["dense", "activation"]
     with pytest.raises(UsageError, match="torch.nn.Module"):
         nnconvert.from_torch("not a module")
 
