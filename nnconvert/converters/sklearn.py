@@ -329,11 +329,13 @@ def _python_number(value: Any) -> int | float:
 # -- IR -> scikit-learn -----------------------------------------------------
 
 
-def to_sklearn(model: Model) -> Any:
+def to_sklearn(model: Model, *, fold_batchnorm: bool = False) -> Any:
     """A fitted scikit-learn estimator computing exactly what ``model`` computes.
 
     Args:
         model: the model graph.
+        fold_batchnorm: fold inference batch norm layers into the adjacent dense layer (close, not
+            bit-identical: ``verify`` reports the difference); without it they are refused.
 
     Returns:
         A fitted ``MLPClassifier`` or ``MLPRegressor``, or a ``Pipeline`` of the rebuilt scalers ending
@@ -344,7 +346,12 @@ def to_sklearn(model: Model) -> Any:
             activations, an output activation that does not fit the task, preprocessing other than
             the three scalers, a raw head); every problem is listed with its layer or step.
     """
-    require_supported(model, "scikit-learn", SKLEARN_LAYER_KINDS)
+    if fold_batchnorm and "batch_norm" in model.layer_kinds:
+        from ..fold import fold_batch_norms
+
+        model = fold_batch_norms(model)[0]
+    hint = "pass fold_batchnorm=True (--fold-batchnorm) to fold batch norms into dense layers" if "batch_norm" in model.layer_kinds else ""
+    require_supported(model, "scikit-learn", SKLEARN_LAYER_KINDS, hint=hint)
     model = replace(model, steps=tuple(_as_scaler_step(step) for step in model.steps))
     problems = _expressibility_problems(model)
     if problems:
