@@ -101,6 +101,10 @@ def _add_convert(commands: Any) -> None:
     parser.add_argument("--zipmap", action="store_true", help="ONNX: add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does")
     parser.add_argument("--arrays", choices=["auto", "list", "base64"], help="json: how arrays are written")
     parser.add_argument("--compression", choices=["gzip", "none"], help="hdf5: dataset compression")
+    parser.add_argument(
+        "--fold-batchnorm", action="store_true",
+        help="sklearn-pickle/skops: fold batch norm layers into the adjacent dense layers (close, not identical)",
+    )
     try:
         _verify_command().add_convert_options(parser)
     except ImportError:  # pragma: no cover - verify is part of the package
@@ -160,6 +164,8 @@ def _write_options(args: argparse.Namespace) -> dict[str, Any]:
     options["arrays"] = args.arrays
     if args.compression == "gzip":  # "none" is the writer's default
         options["compression"] = "gzip"
+    if getattr(args, "fold_batchnorm", False):
+        options["fold_batchnorm"] = True
     return {key: value for key, value in options.items() if value is not None}
 
 

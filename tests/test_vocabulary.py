@@ -203,3 +203,43 @@ def test_sklearn_refuses_other_kinds_naming_each_layer() -> None:
     for expected in ("layer 1 ('bn'): batch_norm layer", "layer 3 ('prelu'): prelu layer",
                      "layer 2 ('relu'): activation layer (relu", "layer 8 ('head'): activation layer (log_softmax)"):
         assert expected in str(info.value)
+
+
+# -- scikit-learn: batch norm folding on request ------------------------------------
+
+
+def _batch_norm_classifier() -> Model:
+    rng = np.random.default_rng(5)
+    layers = [
+        DenseLayer(rng.normal(size=(4, 6)), rng.normal(size=6), name="d0"),
+        BatchNormLayer(rng.normal(size=6), rng.uniform(0.5, 2, 6), 1e-3, rng.normal(size=6), rng.normal(size=6), name="bn_before"),
+        ActivationLayer(Activation.RELU, name="act"),
+        DenseLayer(rng.normal(size=(6, 5)), rng.normal(size=5), Activation.RELU, name="d1"),
+        BatchNormLayer(rng.normal(size=5), rng.uniform(0.5, 2, 5), 1e-3, None, rng.normal(size=5), name="bn_after"),
+        DenseLayer(rng.normal(size=(5, 3)), rng.normal(size=3), Activation.SOFTMAX, name="out"),
+    ]
+    return Model(layers, Head("multiclass", np.array([3, 5, 7])), InputSpec(4))
+
+
+def test_sklearn_refuses_batch_norm_unless_folding_is_asked(tmp_path: Path) -> None:
+    model = _batch_norm_classifier()
+    with pytest.raises(UnsupportedModelError, match="fold_batchnorm=True") as info:
+        nnconvert.to_sklearn(model)
+    assert "layer 1 ('bn_before'): batch_norm layer" in str(info.value)
+    estimator = nnconvert.to_sklearn(model, fold_batchnorm=True)
+    X = np.random.default_rng(6).normal(size=(200, 4)) * 2
+    np.testing.assert_allclose(estimator.predict_proba(X), model.predict_proba(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(estimator.predict(X), model.predict(X))
+    assert [c.shape for c in estimator.coefs_] == [(4, 6), (6, 5), (5, 3)]
+
+
+def test_cli_fold_batchnorm_and_verify_reports_the_difference(tmp_path: Path) -> None:
+    from nnconvert.cli import main
+
+    source, target = tmp_path / "bn.json", tmp_path / "bn.skops"
+    nnconvert.save(_batch_norm_classifier(), source)
+    assert main(["convert", str(source), str(target)]) == 3
+    assert not target.exists()
+    assert main(["convert", str(source), str(target), "--fold-batchnorm", "--verify"]) == 0
+    report = nnconvert.verify(nnconvert.load(source), nnconvert.load(target))
+    assert report.passed

@@ -332,7 +332,7 @@ def _python_number(value: Any) -> int | float:
 # -- IR -> scikit-learn -----------------------------------------------------
 
 
-def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
+def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnorm: bool = False) -> Any:
     """A fitted scikit-learn estimator computing exactly what ``model`` computes.
 
     Args:
@@ -341,6 +341,8 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
             written as float64: ``model.metadata.source_dtype`` says so and every value is exactly a float32),
             rebuild the float32 original (``Model.as_source_dtype()``), whose predictions are the original
             estimator's bit for bit. False keeps the model's own dtype.
+        fold_batchnorm: fold inference batch norm layers into the adjacent dense layer (close, not
+            bit-identical: ``verify`` reports the difference); without it they are refused.
 
     Returns:
         A fitted ``MLPClassifier`` or ``MLPRegressor``, or a ``Pipeline`` of the rebuilt scalers ending
@@ -352,7 +354,12 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
             activations, an output activation that does not fit the task, preprocessing other than
             the three scalers, a raw head); every problem is listed with its layer or step.
     """
-    require_supported(model, "scikit-learn", SKLEARN_LAYER_KINDS)
+    if fold_batchnorm and "batch_norm" in model.layer_kinds:
+        from ..fold import fold_batch_norms
+
+        model = fold_batch_norms(model)[0]
+    hint = "pass fold_batchnorm=True (--fold-batchnorm) to fold batch norms into dense layers" if "batch_norm" in model.layer_kinds else ""
+    require_supported(model, "scikit-learn", SKLEARN_LAYER_KINDS, hint=hint)
     if restore_source_dtype:
         restored = model.as_source_dtype()
         if restored.dtype in _SKLEARN_DTYPES:  # a float16 source stays in the file's dtype

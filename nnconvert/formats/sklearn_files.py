@@ -171,7 +171,13 @@ def _check_pickle_options(compress: Any, protocol: Any) -> None:
 
 
 def write_pickle(
-    model: Model, path: str | Path, *, final_path: str | Path | None = None, compress: Any = 0, protocol: Any = None
+    model: Model,
+    path: str | Path,
+    *,
+    final_path: str | Path | None = None,
+    compress: Any = 0,
+    protocol: Any = None,
+    fold_batchnorm: bool = False,
 ) -> None:
     """Write the scikit-learn estimator of ``model`` with joblib.
 
@@ -181,6 +187,7 @@ def write_pickle(
         final_path: the eventual file name (unused: joblib's format does not depend on it).
         compress: joblib's compression level 0-9 (or True for 3).
         protocol: the pickle protocol (2-5); joblib's default when None.
+        fold_batchnorm: fold batch norm layers into the adjacent dense layers (see :func:`to_sklearn`).
 
     Raises:
         UnsupportedModelError: scikit-learn cannot express the model.
@@ -189,7 +196,7 @@ def write_pickle(
     import joblib
 
     _check_pickle_options(compress, protocol)
-    estimator = to_sklearn(model)
+    estimator = to_sklearn(model, fold_batchnorm=fold_batchnorm)
     joblib.dump(estimator, str(path), compress=compress, protocol=protocol)
 
 
@@ -318,6 +325,7 @@ def write_skops(
     final_path: str | Path | None = None,
     compression: Any = zipfile.ZIP_STORED,
     compresslevel: Any = None,
+    fold_batchnorm: bool = False,
 ) -> None:
     """Write the scikit-learn estimator of ``model`` as a skops file.
 
@@ -327,6 +335,7 @@ def write_skops(
         final_path: the eventual file name (unused).
         compression: a zipfile method constant (``zipfile.ZIP_DEFLATED``...), or its name.
         compresslevel: the zip compression level, as zipfile takes it.
+        fold_batchnorm: fold batch norm layers into the adjacent dense layers (see :func:`to_sklearn`).
 
     Raises:
         UnsupportedModelError: scikit-learn cannot express the model.
@@ -342,7 +351,7 @@ def write_skops(
         )
     if compresslevel is not None and (isinstance(compresslevel, bool) or not isinstance(compresslevel, int)):
         raise UsageError(f"skops option compresslevel must be an integer, got {compresslevel!r}")
-    estimator = to_sklearn(model)
+    estimator = to_sklearn(model, fold_batchnorm=fold_batchnorm)
     buffer = io.BytesIO()
     skops.io.dump(estimator, buffer, compression=method, compresslevel=compresslevel)
     with open(path, "wb") as handle:
@@ -410,7 +419,7 @@ register(
         write=write_pickle,
         sniff=sniff_pickle,
         requires={"joblib": "joblib", "sklearn": "scikit-learn"},
-        write_options=("compress", "protocol"),
+        write_options=("compress", "protocol", "fold_batchnorm"),
         needs_trust=True,
     )
 )
@@ -423,6 +432,6 @@ register(
         write=write_skops,
         sniff=sniff_skops,
         requires={"skops": "skops", "sklearn": "scikit-learn"},
-        write_options=("compression", "compresslevel"),
+        write_options=("compression", "compresslevel", "fold_batchnorm"),
     )
 )

@@ -26,6 +26,10 @@ class KindPatterns(ActivationPatterns):
                 cur = out
                 continue
             composed, out = self._composed_prelu(cur, width)
+            if composed is None:
+                composed, out = self._tf2onnx_prelu(cur, width)
+            if composed is None:
+                composed, out = self._affine_batch_norm(cur, width)
             if composed is not None:
                 layer.after.append(composed)
                 cur = out
@@ -141,6 +145,51 @@ class KindPatterns(ActivationPatterns):
         self.used.update([*by_op.values(), mul, add])
         vector = np.broadcast_to(np.asarray(slopes).reshape(-1), (width,)).copy()
         return PReLULayer(vector, name=self.nodes[mul].name or cur), self.nodes[add].output[0]
+
+    def _affine_pair(self, cur: str, width: int) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+        """Mul(x, per-unit constant) then Add(per-unit constant): tf2onnx's inference batch norm."""
+        mul = self.sole_consumer(cur)
+        if mul is None or self.nodes[mul].op_type != "Mul":
+            return None
+        scale = self._other_constant(mul, cur)
+        add = self.sole_consumer(self.nodes[mul].output[0])
+        if scale is None or scale.size != width or add is None or self.nodes[add].op_type != "Add":
+            return None
+        offset = self._other_constant(add, self.nodes[mul].output[0])
+        if offset is None or offset.size not in (1, width):
+            return None
+        return mul, add, scale, offset
+
+    def _affine_batch_norm(self, cur: str, width: int) -> tuple[Any, str]:
+        """The pair as a batch norm with mean 0, variance 1 and epsilon 0: x * 1 * scale + offset, the same rounding."""
+        found = self._affine_pair(cur, width)
+        if found is None:
+            return None, cur
+        mul, add, scale, offset = found
+        self.used.update([mul, add])
+        dtype = scale.dtype
+        vector = lambda v: np.broadcast_to(np.asarray(v).reshape(-1), (width,)).astype(dtype)  # noqa: E731
+        layer = BatchNormLayer(np.zeros(width, dtype), np.ones(width, dtype), 0.0, vector(scale), vector(offset),
+                               name=self.nodes[mul].name or cur)
+        return layer, self.nodes[add].output[0]
+
+    def _tf2onnx_prelu(self, cur: str, width: int) -> tuple[Any, str]:
+        """tf2onnx's Keras PReLU: Add(Relu(x), Mul(Relu(Neg(x)), -slopes))."""
+        readers = [i for i in self.consumers.get(cur, []) if i not in self.used]
+        if cur in self.output_names or sorted(self.nodes[i].op_type for i in readers) != ["Neg", "Relu"]:
+            return None, cur
+        by_op = {self.nodes[i].op_type: i for i in readers}
+        relu_neg = self._reader_of(self.nodes[by_op["Neg"]].output[0], ("Relu",))
+        mul = self._reader_of(self.nodes[relu_neg].output[0], ("Mul",)) if relu_neg is not None else None
+        negated = self._other_constant(mul, self.nodes[relu_neg].output[0]) if mul is not None and relu_neg is not None else None
+        add = self._reader_of(self.nodes[mul].output[0], ("Add",)) if mul is not None else None
+        if relu_neg is None or mul is None or negated is None or add is None:
+            return None, cur
+        if sorted(self.nodes[add].input) != sorted([self.nodes[by_op["Relu"]].output[0], self.nodes[mul].output[0]]):
+            return None, cur
+        self.used.update([*by_op.values(), relu_neg, mul, add])
+        slopes = -np.broadcast_to(np.asarray(negated).reshape(-1), (width,))
+        return PReLULayer(slopes.copy(), name=self.nodes[mul].name or cur), self.nodes[add].output[0]
 
     def _squares(self, index: int, tensor: str) -> bool:
         node = self.nodes[index]

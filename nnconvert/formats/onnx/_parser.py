@@ -104,7 +104,8 @@ class GraphParser(PreprocessingPatterns, DenseFolding, KindPatterns, OutputTail)
             width = layer.weights.shape[1]
             cur = self._skip_noops(self._fold_after_dense(layer, cur, bias_only=True), width)
             activated = self._activation(layer, cur)
-            if activated == cur:  # no activation here: maybe an exact scaling first, then one
+            if activated == cur and self._affine_pair(cur, width) is None:
+                # no activation here: maybe an exact scaling first, then one
                 cur = self._skip_noops(self._fold_after_dense(layer, cur, bias_only=False), width)
                 activated = self._activation(layer, cur)
             cur = self._after_layers(layer, activated, width)

@@ -92,6 +92,8 @@ def _bounded(b: GraphBuilder, x: str, low: float | None, high: float | None, pre
 def _relu(b: GraphBuilder, x: str, params: Mapping[str, Any], prefix: str, native: bool) -> str:
     # Keras' relu(x, negative_slope, max_value, threshold), step for step
     slope, threshold = params.get("negative_slope", 0.0), params.get("threshold", 0.0)
+    if set(params) == {"max_value"}:  # relu6 and the like: one Clip, as torch writes ReLU6
+        return _bounded(b, x, 0.0, params["max_value"], prefix)
     if threshold:
         above = b.node("Greater", [x, b.scalar(f"{prefix}/threshold", threshold)], prefix)
         y = b.node("Where", [above, x, b.scalar(f"{prefix}/zero", 0.0)], prefix)
