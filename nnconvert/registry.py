@@ -17,9 +17,20 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .errors import UnknownFormatError
+from .errors import UnknownFormatError, UsageError
 
-__all__ = ["FormatSpec", "register", "get", "formats", "detect", "format_for_suffix", "HEAD_SIZE"]
+__all__ = [
+    "Option",
+    "FormatSpec",
+    "RUNNER_KINDS",
+    "register",
+    "get",
+    "formats",
+    "detect",
+    "format_for_suffix",
+    "check_options",
+    "HEAD_SIZE",
+]
 
 HEAD_SIZE = 4096  # bytes read for content sniffing
 
@@ -36,6 +47,77 @@ _BUILTIN_MODULES = (
 )
 
 
+# How verify runs a file of a format: "ir" reads it into the model graph and runs that;
+# "onnxruntime" runs the file itself; "sklearn" runs the estimator the spec's load_native returns.
+RUNNER_KINDS = ("ir", "onnxruntime", "sklearn")
+OPTION_TYPES = (str, int, float, bool, list)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One reader or writer option, declared once: the API validates it and the CLI builds its flag from it.
+
+    Attributes:
+        name: the keyword (``opset``).
+        type: str, int, float, bool or list; values of another type are refused (no "yes" for True).
+        choices: the allowed values, when they are few.
+        default: what the reader/writer does when the option is not given (for help texts).
+        help: one line, without the format names (the CLI adds them).
+        flag: the command-line flag, ``--<name>`` by default; None keeps the option off the CLI.
+        flag_value: the flag takes no argument and sets this value (``--matmul`` sets linear="matmul").
+        parse: turns the flag's text into the value (``--classes a,b``); ``type`` by default.
+        metavar: the flag's placeholder in --help.
+        also: further types a value may have, checked by the format itself (``compression=zipfile.ZIP_DEFLATED``).
+    """
+
+    name: str
+    type: type = str
+    choices: tuple[Any, ...] = ()
+    default: Any = None
+    help: str = ""
+    flag: str | None = ""
+    flag_value: Any = None
+    parse: Callable[[str], Any] | None = None
+    metavar: str | None = None
+    also: tuple[type, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in OPTION_TYPES:
+            raise ValueError(f"option {self.name}: type must be one of {[t.__name__ for t in OPTION_TYPES]}")
+        if self.flag == "":
+            object.__setattr__(self, "flag", "--" + self.name.replace("_", "-"))
+
+    def check(self, value: Any, owner: str) -> Any:
+        """``value`` if it is of the declared type (and among the choices); :class:`UsageError` otherwise."""
+        if self.also and isinstance(value, self.also):
+            return value
+        if not _has_type(value, self.type):
+            raise UsageError(f"{owner} option {self.name} must be {_TYPE_WORDS[self.type]}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise UsageError(f"{owner} option {self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        return value
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "True or False", list: "a list"}
+
+
+def _has_type(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is list:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, kind)
+
+
+def _as_options(options: tuple[Option | str, ...]) -> tuple[Option, ...]:
+    # a bare name declares an option whose values the format checks itself (third-party formats)
+    return tuple(option if isinstance(option, Option) else Option(option, flag=None, also=(object,)) for option in options)
+
+
 @dataclass(frozen=True)
 class FormatSpec:
     """One on-disk format.
@@ -48,8 +130,14 @@ class FormatSpec:
         write: ``write(model, path, **options)`` or None when not writable.
         sniff: ``sniff(head_bytes, path) -> bool``; True when the content is this format's.
         requires: importable module names this format needs, with the pip name of each.
-        read_options / write_options: option names the reader / writer accepts.
+        read_options / write_options: the :class:`Option` s the reader / writer accepts.
         needs_trust: reading runs code from the file (pickle): only with ``trust=True``.
+        isolated_reads: reading may run a C parser that can hang on a corrupt file (libhdf5):
+            the command line reads such files in a child process with a time limit.
+        runner: how verify runs a file of this format, one of :data:`RUNNER_KINDS`.
+        load_native: for runner "sklearn": ``load_native(path, trust=...)`` -> the framework object.
+        priority: settles suffix ties (``.h5``: hdf5 before keras-h5): lower comes first.
+            Content detection decides first; the priority only orders the suffix fallback.
     """
 
     name: str
@@ -59,13 +147,44 @@ class FormatSpec:
     write: Writer | None = None
     sniff: Sniffer | None = None
     requires: Mapping[str, str] = field(default_factory=dict)
-    read_options: tuple[str, ...] = ()
-    write_options: tuple[str, ...] = ()
+    read_options: tuple[Option, ...] = ()
+    write_options: tuple[Option, ...] = ()
     needs_trust: bool = False
+    isolated_reads: bool = False
+    runner: str = "ir"
+    load_native: Callable[..., Any] | None = None
+    priority: int = 100
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "read_options", _as_options(tuple(self.read_options)))
+        object.__setattr__(self, "write_options", _as_options(tuple(self.write_options)))
+        if self.runner not in RUNNER_KINDS:
+            raise ValueError(f"format {self.name}: runner must be one of {RUNNER_KINDS}, got {self.runner!r}")
+        if self.runner == "sklearn" and self.load_native is None:
+            raise ValueError(f"format {self.name}: runner 'sklearn' needs load_native")
 
     def missing_dependencies(self) -> list[str]:
         """pip names of the required packages that are not installed."""
         return [pip for module, pip in self.requires.items() if importlib.util.find_spec(module) is None]
+
+
+def check_options(spec: FormatSpec, options: Mapping[str, Any], verb: str) -> dict[str, Any]:
+    """The options of a read (``verb="reader"``) or write (``"writer"``), checked against the spec.
+
+    None values mean "not given" and are dropped.
+
+    Raises:
+        UsageError: an option the format does not take, or a value of the wrong type or not among its choices.
+    """
+    declared = {option.name: option for option in (spec.read_options if verb == "reader" else spec.write_options)}
+    given = {key: value for key, value in options.items() if value is not None}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise UsageError(
+            f"the {spec.name} {verb} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(declared) or 'none'}"
+        )
+    owner = f"the {spec.name} {verb}'s"
+    return {key: declared[key].check(value, owner) for key, value in given.items()}
 
 
 _REGISTRY: dict[str, FormatSpec] = {}
@@ -103,11 +222,17 @@ def get(name: str) -> FormatSpec:
         raise UnknownFormatError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}") from None
 
 
+def _by_priority() -> list[FormatSpec]:
+    # sorted() is stable: equal priorities keep registration order, which decides nothing for
+    # the built-in formats (every tie among them is settled by a declared priority)
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.priority)
+
+
 def format_for_suffix(path: str | Path, *, writable: bool = False) -> FormatSpec | None:
-    """The first format (in registration order) whose suffix matches ``path``."""
+    """The format of highest priority (lowest ``priority``) whose suffix matches ``path``."""
     _load_builtins()
     suffix = Path(path).suffix.lower()
-    for spec in _REGISTRY.values():
+    for spec in _by_priority():
         if suffix in spec.suffixes and (spec.write if writable else spec.read) is not None:
             return spec
     return None
@@ -131,7 +256,7 @@ def sniff_content(path: str | Path) -> list[FormatSpec]:
     path = Path(path)
     head = _read_head(path)
     claimed = []
-    for spec in _REGISTRY.values():
+    for spec in _by_priority():
         if spec.sniff is None or spec.read is None:
             continue
         try:

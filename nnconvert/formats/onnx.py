@@ -144,5 +144,6 @@ register(
         requires={"onnx": "onnx"},
         read_options=tuple(READ_OPTIONS),
         write_options=WRITE_OPTIONS,
+        runner="onnxruntime",
     )
 )

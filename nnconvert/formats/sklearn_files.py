@@ -28,7 +28,7 @@ from ..errors import (
     UsageError,
 )
 from ..ir import Model
-from ..registry import FormatSpec, register
+from ..registry import FormatSpec, Option, register
 
 __all__ = [
     "read_pickle",
@@ -410,8 +410,13 @@ register(
         write=write_pickle,
         sniff=sniff_pickle,
         requires={"joblib": "joblib", "sklearn": "scikit-learn"},
-        write_options=("compress", "protocol"),
+        write_options=(
+            Option("compress", int, choices=tuple(range(10)), default=0, help="joblib compression level 0-9", flag=None, also=(bool,)),
+            Option("protocol", int, choices=_PICKLE_PROTOCOLS, help="pickle protocol (joblib's default when not given)", flag=None),
+        ),
         needs_trust=True,
+        runner="sklearn",
+        load_native=load_pickled_estimator,
     )
 )
 register(
@@ -423,6 +428,11 @@ register(
         write=write_skops,
         sniff=sniff_skops,
         requires={"skops": "skops", "sklearn": "scikit-learn"},
-        write_options=("compression", "compresslevel"),
+        write_options=(
+            Option("compression", str, choices=tuple(_ZIP_METHODS.values()), default="stored", help="zip method", flag=None, also=(int,)),
+            Option("compresslevel", int, help="zip compression level, as zipfile takes it", flag=None),
+        ),
+        runner="sklearn",
+        load_native=load_skops_estimator,
     )
 )
