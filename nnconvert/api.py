@@ -68,7 +68,7 @@ def load_with_format(
     if not path.is_file():
         raise ReadError("no such file" if not path.exists() else "not a regular file", path=path, format=format)
     if timeout is not None:
-        return load_isolated(path, format, trust, _none_dropped(options), timeout)
+        return load_isolated(path, format, trust, {key: value for key, value in options.items() if value is not None}, timeout)
     spec = registry.get(format) if format is not None else registry.detect(path)
     if spec.read is None:
         raise UsageError(f"the {spec.name} format can be written but not read")
