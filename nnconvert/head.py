@@ -21,12 +21,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import InvalidModelError, UsageError
+from .options import Option
 
 __all__ = [
     "Task",
     "Head",
     "OutputLayer",
     "TASK_CHOICES",
+    "READ_OPTIONS",
+    "parse_classes_text",
     "CLASSIFIER_TASKS",
     "LabelCodecError",
     "head_with_options",
@@ -120,6 +123,22 @@ class OutputLayer(Protocol):
 
 
 # -- task/classes options --------------------------------------------------------
+
+
+def parse_classes_text(text: str) -> list[Any]:
+    """``--classes a,b,c`` as labels: integers when every label is one, else strings."""
+    labels_text = [label.strip() for label in text.split(",")]
+    try:
+        return [int(label) for label in labels_text]
+    except ValueError:
+        return labels_text
+
+
+# The options of every reader whose files may not say what the outputs mean.
+READ_OPTIONS = (
+    Option("task", str, choices=TASK_CHOICES, help="state the task where the file cannot"),
+    Option("classes", list, parse=parse_classes_text, metavar="A,B,...", help="comma-separated class labels where the file has none"),
+)
 
 
 def head_with_options(current: Head, last: OutputLayer, task: Any = None, classes: Any = None) -> Head:

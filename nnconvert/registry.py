@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import UnknownFormatError, UsageError
+from .options import Option
 
 __all__ = [
     "Option",
@@ -50,69 +51,6 @@ _BUILTIN_MODULES = (
 # How verify runs a file of a format: "ir" reads it into the model graph and runs that;
 # "onnxruntime" runs the file itself; "sklearn" runs the estimator the spec's load_native returns.
 RUNNER_KINDS = ("ir", "onnxruntime", "sklearn")
-OPTION_TYPES = (str, int, float, bool, list)
-
-
-@dataclass(frozen=True)
-class Option:
-    """One reader or writer option, declared once: the API validates it and the CLI builds its flag from it.
-
-    Attributes:
-        name: the keyword (``opset``).
-        type: str, int, float, bool or list; values of another type are refused (no "yes" for True).
-        choices: the allowed values, when they are few.
-        default: what the reader/writer does when the option is not given (for help texts).
-        help: one line, without the format names (the CLI adds them).
-        flag: the command-line flag, ``--<name>`` by default; None keeps the option off the CLI.
-        flag_value: the flag takes no argument and sets this value (``--matmul`` sets linear="matmul").
-        parse: turns the flag's text into the value (``--classes a,b``); ``type`` by default.
-        metavar: the flag's placeholder in --help.
-        also: further types a value may have, checked by the format itself (``compression=zipfile.ZIP_DEFLATED``).
-    """
-
-    name: str
-    type: type = str
-    choices: tuple[Any, ...] = ()
-    default: Any = None
-    help: str = ""
-    flag: str | None = ""
-    flag_value: Any = None
-    parse: Callable[[str], Any] | None = None
-    metavar: str | None = None
-    also: tuple[type, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.type not in OPTION_TYPES:
-            raise ValueError(f"option {self.name}: type must be one of {[t.__name__ for t in OPTION_TYPES]}")
-        if self.flag == "":
-            object.__setattr__(self, "flag", "--" + self.name.replace("_", "-"))
-
-    def check(self, value: Any, owner: str) -> Any:
-        """``value`` if it is of the declared type (and among the choices); :class:`UsageError` otherwise."""
-        if self.also and isinstance(value, self.also):
-            return value
-        if not _has_type(value, self.type):
-            raise UsageError(f"{owner} option {self.name} must be {_TYPE_WORDS[self.type]}, got {value!r}")
-        if self.choices and value not in self.choices:
-            raise UsageError(f"{owner} option {self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
-        return value
-
-
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "True or False", list: "a list"}
-
-
-def _has_type(value: Any, kind: type) -> bool:
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind in (int, float) and isinstance(value, bool):
-        return False
-    if kind is float:
-        return isinstance(value, (int, float))
-    if kind is list:
-        return isinstance(value, (list, tuple))
-    return isinstance(value, kind)
-
-
 def _as_options(options: tuple[Option | str, ...]) -> tuple[Option, ...]:
     # a bare name declares an option whose values the format checks itself (third-party formats)
     return tuple(option if isinstance(option, Option) else Option(option, flag=None, also=(object,)) for option in options)

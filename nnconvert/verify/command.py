@@ -216,7 +216,7 @@ def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:
 
     Files whose format verify runs natively (the registry's ``runner``: pickles and skops
     files as the estimator, ONNX files in onnxruntime) run as themselves, unless
-    --from/--task/--classes changed how the conversion read them; a pickle always runs
+    --from or a reader option (--task, --classes...) changed how the conversion read them; a pickle always runs
     as the estimator. Everything else runs as ``model``, the graph the conversion read.
     """
     from .runners import IRRunner, runner_format
@@ -224,7 +224,7 @@ def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:
     spec = runner_format(source)
     if spec is not None and spec.runner == "sklearn" and spec.needs_trust:
         return source
-    read_as_given = not (getattr(args, "from_format", None) or getattr(args, "task", None) or getattr(args, "classes", None))
+    read_as_given = not (getattr(args, "from_format", None) or getattr(args, "read_options", None))
     if spec is not None and spec.runner != "ir" and read_as_given:
         return source
     return IRRunner(model, description=str(source))
