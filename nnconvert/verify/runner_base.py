@@ -7,6 +7,7 @@ imports this and nothing imports back: no cycle.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ class Runner:
     dtype: np.dtype | None = None  # the dtype it computes in (None: unknown)
     n_features: int | None = None
     is_classifier: bool | None = None
+    path: Path | None = None  # the file this side was read from, for the report's provenance
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -274,14 +274,18 @@ def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Run
 
         return OnnxRuntimeRunner(path, optimizations=ort_optimizations)
     # scikit-learn files run as the estimator itself, not as its IR: that is what they are compared as
+    runner: Runner
     if spec is not None and spec.runner == "sklearn" and spec.load_native is not None:
         if spec.needs_trust and not trust:
             raise UntrustedInputError(
                 f"{path}: loading a {spec.name} file runs arbitrary code stored in it; verify it only if you trust "
                 "its source, with trust=True (--trust-pickle on the command line)"
             )
-        return SklearnRunner(spec.load_native(path), description=f"{path.name}")
-    # files libhdf5 parses are read in a child process with a time limit, as `nnconvert convert` does:
-    # a corrupt one can hang libhdf5 itself (SECURITY.md)
-    format_name = None if spec is None else spec.name
-    return IRRunner(load(path, format_name, trust=trust, timeout=default_read_timeout(path)), description=str(path))
+        runner = SklearnRunner(spec.load_native(path), description=f"{path.name}")
+    else:
+        # files libhdf5 parses are read in a child process with a time limit, as `nnconvert convert` does:
+        # a corrupt one can hang libhdf5 itself (SECURITY.md)
+        format_name = None if spec is None else spec.name
+        runner = IRRunner(load(path, format_name, trust=trust, timeout=default_read_timeout(path)), description=str(path))
+    runner.path = path
+    return runner
