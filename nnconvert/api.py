@@ -68,7 +68,13 @@ def load_with_format(
     if not path.is_file():
         raise ReadError("no such file" if not path.exists() else "not a regular file", path=path, format=format)
     if timeout is not None:
-        return load_isolated(path, format, trust, {key: value for key, value in options.items() if value is not None}, timeout)
+        given = {key: value for key, value in options.items() if value is not None}
+        return load_isolated(path, format, trust, given, timeout, reader=_read_here)
+    return _read_here(path, format, trust, options)
+
+
+def _read_here(path: Path, format: str | None, trust: bool, options: dict[str, Any]) -> tuple[Model, str]:
+    """The read itself, in this process (also what the isolated reader's child runs)."""
     spec = registry.get(format) if format is not None else registry.detect(path)
     if spec.read is None:
         raise UsageError(f"the {spec.name} format can be written but not read")
@@ -118,8 +124,8 @@ def save(model: Model, path: PathLike, format: str | None = None, **options: Any
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the folder {path.parent} does not exist")
     try:
-        with atomic_output(path) as temp:
-            spec.write(model, temp, final_path=path, **options)
+        with atomic_output(path) as output:
+            spec.write(model, output, **options)
     except NnconvertError:
         raise
     except OSError as exc:

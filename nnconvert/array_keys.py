@@ -1,4 +1,4 @@
-"""The array-key scheme: one stable slash path per array of the model graph.
+"""The array-key scheme: one stable slash path per array of the model graph (and layers' display names).
 
 Every format that stores arrays by name uses these keys: the IR document
 (:mod:`nnconvert.serde`) hands them to its array encoder, HDF5 names its
@@ -13,7 +13,10 @@ formats (docs/formats.md).
 
 from __future__ import annotations
 
-__all__ = ["LAYER_ARRAYS", "layer_array", "layer_prefix", "step_operand", "field_path"]
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["LAYER_ARRAYS", "layer_array", "layer_prefix", "step_operand", "role", "field_path", "layer_names"]
 
 LAYER_ARRAYS = ("weights", "bias")
 
@@ -35,6 +38,16 @@ def step_operand(step: int, op: int) -> str:
     return f"steps/{step}/ops/{op}"
 
 
+def role(key: str) -> str:
+    """What a key's array is: ``"weights"``, ``"bias"`` or ``"operand"`` (``""`` for keys this scheme does not make)."""
+    parts = key.strip("/").split("/")
+    if len(parts) == 4 and parts[0] == "steps" and parts[2] == "ops":
+        return "operand"
+    if len(parts) == 3 and parts[0] == "layers" and parts[2] in LAYER_ARRAYS:
+        return parts[2]
+    return ""
+
+
 def field_path(key: str) -> str:
     """A key as the document's field path, for messages: ``layers/0/weights`` -> ``layers[0].weights``.
 
@@ -46,3 +59,8 @@ def field_path(key: str) -> str:
     if len(parts) == 3 and parts[0] == "layers":
         return f"layers[{parts[1]}].{parts[2]}"
     return key
+
+
+def layer_names(layers: Sequence[Any]) -> list[str]:
+    """Display names of layers (anything with a ``name``): the layer's own or ``dense_<index>``."""
+    return [layer.name or f"dense_{index}" for index, layer in enumerate(layers)]

@@ -33,6 +33,8 @@ __all__ = [
     "CLASSIFIER_TASKS",
     "LabelCodecError",
     "head_with_options",
+    "task_from_output",
+    "default_head",
     "classes_dtype_name",
     "encode_classes",
     "decode_classes",
@@ -158,6 +160,9 @@ def head_with_options(current: Head, last: OutputLayer, task: Any = None, classe
     if task is None and classes is None:
         return current
     chosen = _task_option(task) if task is not None else current.task
+    if task is None and chosen not in CLASSIFIER_TASKS:
+        # labels alone for a model the file does not call a classifier: its output layer decides
+        chosen = task_from_output(last)
     if chosen not in CLASSIFIER_TASKS:
         if classes is not None:
             raise UsageError(_classes_on_non_classifier(chosen, task is None, last))
@@ -176,6 +181,25 @@ def head_with_options(current: Head, last: OutputLayer, task: Any = None, classe
         raise UsageError(f"the task/classes options do not fit the model: {exc}") from None
 
 
+def task_from_output(last: OutputLayer) -> Task:
+    """The task an output layer computes by itself: one sigmoid is binary, softmax multiclass, anything else raw.
+
+    A linear output may be a regression or a classifier's logits: only the caller can say which.
+    """
+    if last.activation == "logistic" and last.n_outputs == 1:
+        return Task.BINARY
+    if last.activation == "softmax" and last.n_outputs >= 2:
+        return Task.MULTICLASS
+    return Task.RAW
+
+
+def default_head(task: Task, last: OutputLayer) -> Head:
+    """A head of ``task`` with labels ``0..n-1`` for a classifier (2 for binary)."""
+    if task not in CLASSIFIER_TASKS:
+        return Head(task)
+    return Head(task, np.arange(2 if task == Task.BINARY else last.n_outputs, dtype=np.int64))
+
+
 def _value(activation: Any) -> str:
     return str(getattr(activation, "value", activation))
 
@@ -187,8 +211,8 @@ def _describe(last: OutputLayer) -> str:
 def _classes_on_non_classifier(task: Task, task_from_file: bool, last: OutputLayer) -> str:
     if task_from_file:
         return (
-            f"classes were given but {_describe(last)} does not look like a classifier (its task is "
-            f"{task.value}); also pass task='binary', 'multiclass' or 'multilabel'"
+            f"classes were given but {_describe(last)} does not look like a classifier; also pass "
+            "task='binary', 'multiclass' or 'multilabel'"
         )
     return f"classes make no sense for task={task.value!r}; drop them or choose a classifier task"
 

@@ -13,7 +13,7 @@ IR never copies or casts weights unless asked (:meth:`Model.astype`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from . import head as head_policy
+from .array_keys import layer_names
 from .errors import InvalidModelError
 from .head import Head, Task
 
 __all__ = [
+    "layer_names",
     "Activation",
     "Task",
     "ElementwiseOp",
@@ -538,7 +540,3 @@ def _model_signature(model: Model) -> Any:
         model.metadata,
     )
 
-
-def layer_names(layers: Sequence[DenseLayer]) -> list[str]:
-    """Display names: the layer's own or ``dense_<index>``."""
-    return [layer.name or f"dense_{index}" for index, layer in enumerate(layers)]

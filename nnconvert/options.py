@@ -10,13 +10,13 @@ options and the CLI never lists them by hand.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
 
-__all__ = ["Option", "OPTION_TYPES"]
+__all__ = ["Option", "OPTION_TYPES", "check_values"]
 
 OPTION_TYPES = (str, int, float, bool, list)
 
@@ -79,3 +79,20 @@ def _has_type(value: Any, kind: type) -> bool:
     if kind is list:  # any sequence of values: a list, a tuple, a numpy array
         return isinstance(value, Iterable) and not isinstance(value, (str, bytes))
     return isinstance(value, kind)
+
+
+def check_values(declared: Iterable[Option], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """``given`` checked against ``declared``: names known, values of the declared type and choices.
+
+    None values mean "not given" and are dropped. ``owner`` names the reader or
+    writer in messages (``"the onnx writer"``).
+
+    Raises:
+        UsageError: an option not declared, or a value of the wrong type or not among the choices.
+    """
+    by_name = {option.name: option for option in declared}
+    values = {key: value for key, value in given.items() if value is not None}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise UsageError(f"{owner} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(by_name) or 'none'}")
+    return {key: by_name[key].check(value, f"{owner}'s") for key, value in values.items()}

@@ -17,8 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .errors import UnknownFormatError, UsageError
-from .options import Option
+from .errors import UnknownFormatError
+from .options import Option, check_values
 
 __all__ = [
     "Option",
@@ -114,15 +114,8 @@ def check_options(spec: FormatSpec, options: Mapping[str, Any], verb: str) -> di
     Raises:
         UsageError: an option the format does not take, or a value of the wrong type or not among its choices.
     """
-    declared = {option.name: option for option in (spec.read_options if verb == "reader" else spec.write_options)}
-    given = {key: value for key, value in options.items() if value is not None}
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise UsageError(
-            f"the {spec.name} {verb} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(declared) or 'none'}"
-        )
-    owner = f"the {spec.name} {verb}'s"
-    return {key: declared[key].check(value, owner) for key, value in given.items()}
+    declared = spec.read_options if verb == "reader" else spec.write_options
+    return check_values(declared, options, f"the {spec.name} {verb}")
 
 
 _REGISTRY: dict[str, FormatSpec] = {}
