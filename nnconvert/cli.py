@@ -104,7 +104,7 @@ def _add_format_flags(parser: argparse.ArgumentParser, verb: str) -> None:
             settings.update(action="store_const", const=True if option.flag_value is None else option.flag_value)
         else:
             choices = list(dict.fromkeys(choice for _, o in declared for choice in o.choices))
-            settings.update(type=option.parse or option.type, metavar=option.metavar)
+            settings.update(type=option.parse or option.type, metavar=option.metavar or option.name.upper())
             if choices:
                 settings.update(choices=choices, metavar=None)
         group.add_argument(flag, **settings)

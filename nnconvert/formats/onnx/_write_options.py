@@ -25,7 +25,7 @@ ORT_GUARANTEED_OPSET = 19
 DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 LINEAR_FORMS = ("gemm", "matmul")
 WRITE_OPTIONS = (
-    Option("opset", int, default=DEFAULT_OPSET, help=f"ONNX opset, {MIN_OPSET} to the newest onnx and onnxruntime share (default {DEFAULT_OPSET})"),
+    Option("opset", int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset, {MIN_OPSET} to the newest onnx and onnxruntime share (default {DEFAULT_OPSET})"),
     Option("dtype", str, choices=tuple(DTYPES), default="float32", help="dtype of the written weights"),
     Option("linear", str, choices=LINEAR_FORMS, default="gemm", flag="--matmul", flag_value="matmul", help="MatMul+Add per layer instead of Gemm"),
     Option("zipmap", bool, default=False, help="add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does"),
