@@ -27,10 +27,12 @@ import numpy as np
 
 from ..errors import ReadError, UnsupportedModelError, UsageError
 from ..ir import Metadata, Model
+from ..options import Option
 from ..serde import model_from_document, model_to_document
 from .torch_layout import ACTIVATION_TYPES, LAYER_TYPES, SKIPPED_TYPES, TorchModule, model_to_modules, modules_to_model
 
 __all__ = [
+    "ARCH_OPTION",
     "DOCUMENT_KEY",
     "state_dict_and_document",
     "model_from_own_file",
@@ -44,6 +46,16 @@ ARCH_HELP = (
     "give the architecture with arch= (--arch on the command line): the activation after each Linear layer, "
     "comma-separated (relu,relu,softmax; identity for none), or a JSON list of modules such as "
     '[{"type": "Linear"}, {"type": "BatchNorm1d", "eps": 1e-5}, {"type": "ReLU"}, {"type": "Linear"}]'
+)
+
+# the reader option both state-dict formats declare (one --arch flag)
+ARCH_OPTION = Option(
+    "arch",
+    str,
+    metavar="ARCH",
+    help="architecture of a weights-only state_dict: the activation after each Linear layer (relu,relu,softmax) "
+    "or a JSON list of modules (text or a .json file)",
+    also=(list, tuple),
 )
 
 # comma-form names (and JSON type aliases) -> (torch class, settings); None: no module

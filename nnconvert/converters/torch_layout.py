@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, UnsupportedModelError, UsageError
+from ..errors import InvalidModelError, UnsupportedModelError
+from ..head import ModelOutput, default_head, head_with_options, task_from_output
 from ..ir import (
     ACTIVATION_DEFAULTS,
     Activation,
@@ -409,33 +410,7 @@ def _preprocessing_step(module: TorchModule) -> PreprocessStep:
 
 
 def detected_head(activation: Activation, n_out: int, task: Any = None, classes: Any = None) -> Head:
-    """The head: ``task``/``classes`` when given, else what the output says (softmax or log_softmax:
-    multiclass, one sigmoid output: binary, anything else: raw outputs)."""
-    if task is None:
-        if activation in (Activation.SOFTMAX, Activation.LOG_SOFTMAX) and n_out >= 2:
-            task = Task.MULTICLASS
-        elif activation == Activation.LOGISTIC and n_out == 1:
-            task = Task.BINARY
-        elif classes is not None:
-            raise UsageError(
-                f"classes were given but the output layer ({n_out} outputs, {activation.value}) does not look like "
-                "a classifier; also pass task='binary', 'multiclass' or 'multilabel'"
-            )
-        else:
-            task = Task.RAW
-    try:
-        task = Task(task.value if isinstance(task, Task) else task)
-    except ValueError:
-        raise UsageError(f"task={task!r} is not a task; expected one of {[t.value for t in Task]}") from None
-    if task in (Task.REGRESSION, Task.RAW):
-        if classes is not None:
-            raise UsageError(f"classes make no sense for task={task.value!r}")
-        return Head(task)
-    expected = 2 if task == Task.BINARY else n_out
-    labels = np.arange(expected, dtype=np.int64) if classes is None else np.asarray(list(classes))
-    if labels.ndim != 1 or len(labels) != expected:
-        raise UsageError(f"task={task.value!r} with {n_out} outputs needs {expected} class labels, got {len(labels)}")
-    try:
-        return Head(task, labels)
-    except InvalidModelError as exc:
-        raise UsageError(f"the task/classes do not fit the model: {exc}") from None
+    """The head: what the output says (softmax or log_softmax: multiclass, one sigmoid output: binary,
+    anything else: raw outputs), then the ``task``/``classes`` options, by the package's head policy."""
+    last = ModelOutput("output", n_out, activation)
+    return head_with_options(default_head(task_from_output(last), last), last, task, classes)

@@ -22,8 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from ..converters.state_dict import DOCUMENT_KEY, model_from_own_file, model_from_state_dict, state_dict_and_document
+from .._io.atomic import Output, as_output
+from ..converters.state_dict import (
+    ARCH_OPTION,
+    DOCUMENT_KEY,
+    model_from_own_file,
+    model_from_state_dict,
+    state_dict_and_document,
+)
 from ..errors import ReadError, UsageError
+from ..head import READ_OPTIONS
 from ..ir import Model
 from ..registry import FormatSpec, register
 
@@ -123,7 +131,7 @@ def _load_tensors(path: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
     return tensors
 
 
-def write_safetensors(model: Model, path: str | Path, *, final_path: str | Path | None = None) -> None:
+def write_safetensors(model: Model, output: Output | str | Path) -> None:
     """Write every array under its ``state_dict`` name and the model document in ``__metadata__``.
 
     Raises:
@@ -132,7 +140,7 @@ def write_safetensors(model: Model, path: str | Path, *, final_path: str | Path 
     from safetensors.numpy import save_file
 
     tensors, document = state_dict_and_document(model)
-    save_file(dict(tensors), str(path), metadata={"format": "pt", DOCUMENT_KEY: document})
+    save_file(dict(tensors), str(as_output(output).path), metadata={"format": "pt", DOCUMENT_KEY: document})
 
 
 def sniff_safetensors(head: bytes, path: Path) -> bool:
@@ -152,6 +160,6 @@ register(
         write=write_safetensors,
         sniff=sniff_safetensors,
         requires={"safetensors": "nnconvert[safetensors]"},
-        read_options=("arch", "task", "classes"),
+        read_options=(*READ_OPTIONS, ARCH_OPTION),
     )
 )

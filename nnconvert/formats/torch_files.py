@@ -26,10 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from ..converters.state_dict import DOCUMENT_KEY, model_from_own_file, model_from_state_dict, state_dict_and_document
+from .._io.atomic import Output, as_output
+from ..converters.state_dict import (
+    ARCH_OPTION,
+    DOCUMENT_KEY,
+    model_from_own_file,
+    model_from_state_dict,
+    state_dict_and_document,
+)
 from ..errors import ReadError, UntrustedInputError, UsageError
+from ..head import READ_OPTIONS
 from ..ir import Model
-from ..registry import FormatSpec, register
+from ..registry import FormatSpec, Option, register
 
 __all__ = ["read_torch", "write_torch", "sniff_torch"]
 
@@ -120,7 +128,7 @@ def _numpy_tensors(state: Mapping[str, Any], path: Path) -> dict[str, np.ndarray
     return tensors
 
 
-def write_torch(model: Model, path: str | Path, *, final_path: str | Path | None = None) -> None:
+def write_torch(model: Model, output: Output | str | Path) -> None:
     """Write ``to_torch(model).state_dict()`` with ``torch.save``, the model document in its ``_metadata``.
 
     Raises:
@@ -132,7 +140,7 @@ def write_torch(model: Model, path: str | Path, *, final_path: str | Path | None
     state: OrderedDict[str, Any] = OrderedDict((name, torch.from_numpy(array.copy())) for name, array in arrays.items())
     # torch keeps per-module versions in _metadata; an extra entry is ignored by load_state_dict
     state._metadata = OrderedDict({DOCUMENT_KEY: {"document": document}})  # type: ignore[attr-defined]
-    with open(path, "wb") as handle:  # a file object: the archive's inner folder is "archive", not the temp name
+    with open(as_output(output).path, "wb") as handle:  # a file object: the archive's inner folder is "archive", not the temp name
         torch.save(state, handle)
 
 
@@ -159,6 +167,7 @@ register(
         write=write_torch,
         sniff=sniff_torch,
         requires={"torch": "nnconvert[torch]"},
-        read_options=("arch", "task", "classes", "trust"),
+        # trust is load()'s own keyword, passed on to this reader; no flag of its own (--trust-pickle)
+        read_options=(*READ_OPTIONS, ARCH_OPTION, Option("trust", bool, default=False, help="allow full unpickling", flag=None)),
     )
 )

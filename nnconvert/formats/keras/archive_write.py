@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ..._io.atomic import Output, as_output
 from ...ir import Model
 from .config import HEAD_ATTRIBUTE
-from .write import head_attribute, input_layer_name, layer_entries
+from .head import head_document
+from .write import input_layer_name, layer_entries
 
 __all__ = ["write_keras"]
 
@@ -38,13 +40,12 @@ WRITTEN_KERAS_VERSION = "3.0.0"
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
-def write_keras(model: Model, path: str | Path, *, final_path: str | Path | None = None, dtype: str = "float32") -> None:
+def write_keras(model: Model, output: Output | str | Path, *, dtype: str = "float32") -> None:
     """Write a ``.keras`` archive that ``keras.models.load_model`` (Keras 3) loads.
 
     Args:
         model: the model graph.
-        path: the file to write (a temporary file during ``save``).
-        final_path: the eventual target name (unused; accepted by contract).
+        output: where to write (a temporary file's :class:`~nnconvert._io.atomic.Output` during ``save``), or a path.
         dtype: "float32" (default, what Keras computes in) or "float64".
 
     Raises:
@@ -53,9 +54,9 @@ def write_keras(model: Model, path: str | Path, *, final_path: str | Path | None
     """
     target, layers = layer_entries(model, dtype, "keras")
     config = _sequential_config(target, layers, dtype)
-    metadata = {"keras_version": WRITTEN_KERAS_VERSION, "date_saved": "", HEAD_ATTRIBUTE: head_attribute(model, target.dtype)}
+    metadata = {"keras_version": WRITTEN_KERAS_VERSION, "date_saved": "", HEAD_ATTRIBUTE: head_document(model, target.dtype)}
     weights = _weights_file(layers)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(as_output(output).path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in (
             ("metadata.json", json.dumps(metadata).encode("utf-8")),
             ("config.json", json.dumps(config).encode("utf-8")),
