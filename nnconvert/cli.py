@@ -74,14 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_read_options(parser: _SubcommandParser) -> None:
     parser.add_argument("--from", dest="from_format", metavar="FMT", help="input format (default: detected from content, then suffix)")
-    parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files: this runs code stored in the file")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files and .pt files holding a whole torch module: this runs code stored in the file")
     parser.pending.append(lambda p: _add_format_flags(p, "reader"))
-    parser.add_argument(
-        "--arch",
-        metavar="ARCH",
-        help="architecture of a weights-only state_dict (safetensors, torch): the activation after each Linear layer "
-        "(relu,relu,softmax) or a JSON list of modules (text or a .json file)",
-    )
     parser.add_argument(
         "--read-timeout",
         type=_seconds,
