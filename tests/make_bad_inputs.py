@@ -840,7 +840,7 @@ def _torch_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
         ("non-finite", _nan_weights, ("non-finite",)),
     ):
         tensors, document = _own_state_dict(edit)
-        state: Any = OrderedDict((key, torch.from_numpy(array)) for key, array in tensors.items())
+        state: Any = OrderedDict((key, torch.from_numpy(array.copy())) for key, array in tensors.items())
         state._metadata = OrderedDict({"nnconvert": {"document": document}})
         yield BadInput(f"torch/{name}", save(name, state), None, expect)
     bfloat = OrderedDict({"0.weight": torch.zeros(2, 2, dtype=torch.bfloat16)})

@@ -20,12 +20,14 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError, UnsupportedModelError, UsageError
+from ..errors import InvalidModelError, ReadError, UnsupportedModelError, UsageError
+from ..head import ModelOutput, head_with_options
 from ..ir import Metadata, Model
 from ..options import Option
 from ..serde import model_from_document, model_to_document
@@ -142,11 +144,21 @@ def state_dict_and_document(model: Model) -> tuple[OrderedDict[str, np.ndarray],
 # -- reading nnconvert's own files ----------------------------------------------------------
 
 
-def model_from_own_file(document_text: str, tensors: Mapping[str, np.ndarray], path: str | os.PathLike[str], format: str) -> Model:
-    """The model a file written by :func:`state_dict_and_document` holds, bit for bit.
+def model_from_own_file(
+    document_text: str,
+    tensors: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    format: str,
+    *,
+    task: Any = None,
+    classes: Any = None,
+) -> Model:
+    """The model a file written by :func:`state_dict_and_document` holds, bit for bit
+    (then the ``task``/``classes`` options, by the head policy).
 
     Raises:
         ReadError: the document is not valid, or names a tensor the file does not have.
+        UsageError: ``task``/``classes`` do not fit the model.
     """
     try:
         document = json.loads(document_text)
@@ -160,7 +172,15 @@ def model_from_own_file(document_text: str, tensors: Mapping[str, np.ndarray], p
         array = tensors[name]
         return np.ascontiguousarray(array.T) if encoded.get("transposed") is True else array
 
-    return model_from_document(document, decode, path=path, format=format)
+    model = model_from_document(document, decode, path=path, format=format)
+    if task is None and classes is None:
+        return model
+    last = ModelOutput(model.layers[-1].name, model.n_outputs, model.output_activation)
+    head = head_with_options(model.head, last, task, classes)
+    try:
+        return replace(model, head=head)
+    except InvalidModelError as exc:
+        raise UsageError(f"{path}: the task/classes options do not fit the model: {exc}") from None
 
 
 # -- architectures ---------------------------------------------------------------------------

@@ -63,9 +63,9 @@ def read_safetensors(path: str | Path, *, arch: Any = None, task: Any = None, cl
     tensors = _load_tensors(path, header)
     document = metadata.get(DOCUMENT_KEY) if isinstance(metadata, dict) else None
     if isinstance(document, str):
-        if arch is not None or task is not None or classes is not None:
-            raise UsageError(f"{path}: the file is nnconvert's own and says its architecture and head; drop arch/task/classes")
-        return model_from_own_file(document, tensors, path, FORMAT)
+        if arch is not None:
+            raise UsageError(f"{path}: the file is nnconvert's own and says its architecture; drop arch")
+        return model_from_own_file(document, tensors, path, FORMAT, task=task, classes=classes)
     return model_from_state_dict(tensors, arch, path=path, format=FORMAT, task=task, classes=classes)
 
 

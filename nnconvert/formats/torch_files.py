@@ -66,7 +66,7 @@ def read_torch(path: str | Path, *, arch: Any = None, task: Any = None, classes:
 
     path = Path(path)
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        content = _load(path, weights_only=True)
     except pickle.UnpicklingError as exc:
         if not trust:
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -76,7 +76,7 @@ def read_torch(path: str | Path, *, arch: Any = None, task: Any = None, classes:
                 f"in it (torch's safe loader refused: {reason}). Load it only if you trust its source, with trust=True "
                 "(--trust-pickle on the command line), or save net.state_dict() instead and give --arch"
             ) from None
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        content = _load(path, weights_only=False)
     if isinstance(content, torch.nn.Module):
         from ..converters.torch import from_torch
 
@@ -87,10 +87,23 @@ def read_torch(path: str | Path, *, arch: Any = None, task: Any = None, classes:
     document = _own_document(state)
     tensors = _numpy_tensors(state, path)
     if document is not None:
-        if arch is not None or task is not None or classes is not None:
-            raise UsageError(f"{path}: the file is nnconvert's own and says its architecture and head; drop arch/task/classes")
-        return model_from_own_file(document, tensors, path, FORMAT)
+        if arch is not None:
+            raise UsageError(f"{path}: the file is nnconvert's own and says its architecture; drop arch")
+        return model_from_own_file(document, tensors, path, FORMAT, task=task, classes=classes)
     return model_from_state_dict(tensors, arch, path=path, format=FORMAT, task=task, classes=classes)
+
+
+def _load(path: Path, *, weights_only: bool) -> Any:
+    """``torch.load``; a damaged file is a ReadError (the restricted unpickler's refusals pass through)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        detail = str(exc).split(". ")[0] or type(exc).__name__
+        raise ReadError(f"not a readable torch checkpoint (torch.save file): {detail}", path=path, format=FORMAT) from None
 
 
 def _state_dict(content: Any, path: Path) -> Mapping[str, Any]:
