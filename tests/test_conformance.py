@@ -4,7 +4,9 @@ Every registered format gets, for free: IR -> file -> IR round trips
 (bit-identical where the format is lossless), conversion from every readable
 format to every writable one, detection without a format name, and a check
 that writing never modifies the input model. A new format only has to say,
-in ``PROFILES``, which writer options make it lossless and what it keeps.
+in ``PROFILES``, which writer options make it lossless and what it keeps, and in
+``tests/format_profiles.py`` which models it documents it cannot hold: a refusal
+must be one of those, and every other model must be written.
 """
 
 from __future__ import annotations
