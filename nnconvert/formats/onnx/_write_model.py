@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError
+from ...head import classes_dtype_name
 from ...ir import Activation, Model, require_supported
 from ...serde import json_default, model_to_document
 from ._common import DESCRIPTION_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, ML_DOMAIN
@@ -22,7 +23,7 @@ ML_OPSET = 1  # ZipMap has not changed since ai.onnx.ml 1
 
 def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
     # arrays are named, not stored: the reader takes them from the graph
-    document = model_to_document(model, lambda array, key: key)
+    document = model_to_document(model, lambda array, key: key, dtype=options.dtype)
     sizes = [model.n_features] + [n_out for _, n_out in model.layer_shapes()]
     props = {
         DESCRIPTION_KEY: json.dumps(document, sort_keys=True, default=json_default),
@@ -32,11 +33,11 @@ def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
         "layers": "-".join(str(size) for size in sizes),
         "activations": ",".join(layer.activation.value for layer in model.layers),
         "dtype": options.dtype.name,
-        "source_dtype": model.dtype.name,
+        "source_dtype": model.metadata.source_dtype or model.dtype.name,
     }
     if model.classes is not None:
         props["classes"] = json.dumps(model.classes.tolist(), default=json_default)
-        props["classes_dtype"] = "str" if model.classes.dtype.kind == "U" else model.classes.dtype.name
+        props["classes_dtype"] = classes_dtype_name(model.classes)
     source = [model.metadata.source_framework, model.metadata.source_class, model.metadata.source_version]
     if any(source):
         props["source"] = " ".join(part for part in source if part)
