@@ -27,7 +27,6 @@ __all__ = [
     "Task",
     "Head",
     "OutputLayer",
-    "ModelOutput",
     "TASK_CHOICES",
     "READ_OPTIONS",
     "parse_classes_text",
@@ -126,8 +125,9 @@ class OutputLayer(Protocol):
 
 
 @dataclass(frozen=True)
-class ModelOutput:
-    """An :class:`OutputLayer` for any last layer (a norm or activation layer has no width of its own)."""
+class OutputSummary:
+    """An :class:`OutputLayer` for models whose last layer is not dense: the output's name, the model's
+    width and its last activation (``Model.output_summary()``)."""
 
     name: str
     n_outputs: int
@@ -191,6 +191,10 @@ def head_with_options(current: Head, last: OutputLayer, task: Any = None, classe
         raise UsageError(f"the task/classes options do not fit the model: {exc}") from None
 
 
+# a log_softmax head is a classifier too: its argmax is the label, its exp the probabilities
+_SOFTMAXES = ("softmax", "log_softmax")
+
+
 def task_from_output(last: OutputLayer) -> Task:
     """The task an output layer computes by itself: one sigmoid is binary, softmax multiclass, anything else raw.
 
@@ -201,9 +205,6 @@ def task_from_output(last: OutputLayer) -> Task:
     if last.activation in _SOFTMAXES and last.n_outputs >= 2:
         return Task.MULTICLASS
     return Task.RAW
-
-
-_SOFTMAXES = ("softmax", "log_softmax")  # log_softmax: log-probabilities (torch's LogSoftmax heads)
 
 
 def default_head(task: Task, last: OutputLayer) -> Head:

@@ -44,7 +44,6 @@ from .errors import InvalidModelError, UnsupportedModelError
 from .head import Head, Task
 
 __all__ = [
-    "layer_names",
     "Activation",
     "Task",
     "ElementwiseOp",
@@ -299,6 +298,11 @@ class Model:
             width = n_out
         return shapes
 
+    def output_summary(self) -> head_policy.OutputSummary:
+        """The last layer's name, the model's width and its last activation: what the head policy looks at."""
+        last = self.layers[-1]
+        return head_policy.OutputSummary(last.name, self.n_outputs, self.output_activation)
+
     @property
     def dense_layers(self) -> tuple[DenseLayer, ...]:
         return tuple(layer for layer in self.layers if isinstance(layer, DenseLayer))
@@ -360,11 +364,11 @@ class Model:
         return outputs if return_intermediates else x
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes`` (as scikit-learn)."""
+        """Class probabilities, columns in the order of ``classes`` (as scikit-learn); exp of a log_softmax head."""
         head_policy.require_classifier(self.head, "predict_proba")  # before running the model
         y = self.forward(X)
-        if self.output_activation == Activation.LOG_SOFTMAX:  # log-probabilities: their exp are the probabilities
-            return np.exp(y)
+        if self.output_activation == Activation.LOG_SOFTMAX:
+            y = np.exp(y)
         return head_policy.probabilities(self.head, y)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -469,4 +473,3 @@ def _model_signature(model: Model) -> Any:
         model.input,
         model.metadata,
     )
-

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import array_keys
 from .errors import InvalidModelError, ReadError
-from .head import Head, LabelCodecError, encode_classes
+from .head import LabelCodecError, encode_classes
 from .head import decode_classes as decode_labels
 from .ir import (
     LAYER_KINDS,
@@ -28,6 +28,7 @@ from .ir import (
     BatchNormLayer,
     DenseLayer,
     ElementwiseOp,
+    Head,
     InputSpec,
     Layer,
     LayerNormLayer,

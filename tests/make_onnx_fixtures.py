@@ -208,6 +208,36 @@ def _torch_vocabulary_nets():
     return [("norms", _with_running_stats(norms, 5), 5), ("smooth", smooth.eval(), 5), ("shared", shared.eval(), 4)]
 
 
+def make_sklearn_options() -> None:
+    """skl2onnx's input types and output options: int64 and boolean inputs, zipmap="columns", output_class_labels."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import BooleanTensorType, FloatTensorType, Int64TensorType
+    from sklearn_variants import get_variant
+
+    estimator = get_variant("iris-10").estimator
+    X = get_variant("iris-10").X_test[:20]
+    inputs = {
+        "int64": (Int64TensorType, np.rint(X * 2).astype(np.int64)),
+        "bool": (BooleanTensorType, X > X.mean(axis=0)),
+        "float": (FloatTensorType, X.astype(np.float32)),
+    }
+    for name, input_kind, options in [
+        ("skl_input_int64", "int64", None),
+        ("skl_input_bool", "bool", None),
+        ("skl_zipmap_columns", "float", {"zipmap": "columns"}),
+        ("skl_class_labels", "float", {"zipmap": False, "output_class_labels": True}),
+    ]:
+        tensor_type, X_case = inputs[input_kind]
+        onx = convert_sklearn(
+            estimator,
+            initial_types=[("X", tensor_type([None, X.shape[1]]))],
+            options=None if options is None else {id(estimator): options},
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
+        X64 = X_case.astype(np.float64)
+        _save(name, onx.SerializeToString(), X=X_case, label=estimator.predict(X64), proba=estimator.predict_proba(X64))
+
+
 def make_torch_vocabulary() -> None:
     import torch
 
@@ -268,11 +298,13 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if sys.argv[1:] == ["vocabulary"]:  # only the issue-10 fixtures
         make_torch_vocabulary()
+        make_sklearn_options()
         return
     os.environ.setdefault("PYTHONHASHSEED", "0")
     make_sklearn()
     make_torch()
     make_torch_vocabulary()
+    make_sklearn_options()
     make_tf2onnx_style()
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {len(list(OUT.iterdir()))} files, {total / 1024:.1f} KiB, in {OUT}")

@@ -130,7 +130,8 @@ def test_keras_refuses_what_keras_has_no_layer_for_naming_it(tmp_path: Path) -> 
     with pytest.raises(UnsupportedModelError) as info:
         nnconvert.save(model, tmp_path / "smooth.h5", format="keras-h5")
     text = str(info.value)
-    assert "activation softplus with {'beta': 2.0, 'threshold': 5.0}" in text and "activation clip with" in text
+    # the TorchScript exporter drops Softplus' threshold: the file computes softplus(2x) / 2 throughout
+    assert "activation softplus with {'beta': 2.0}" in text and "activation clip with" in text
     assert not (tmp_path / "smooth.h5").exists()
 
 
@@ -152,3 +153,20 @@ def test_live_torchscript_export_matches(tmp_path: Path) -> None:
                           input_names=["input"], output_names=["output"], dynamic_axes={"input": {0: "N"}})
         expected = net(torch.from_numpy(X)).detach().numpy()
     np.testing.assert_allclose(_load(path).forward(X), expected, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", ["skl_input_int64", "skl_input_bool", "skl_zipmap_columns", "skl_class_labels"])
+def test_skl2onnx_input_types_and_output_options(name: str, tmp_path: Path) -> None:
+    path = ONNX_FIXTURES / f"{name}.onnx"
+    with np.load(path.with_suffix(".npz")) as data:
+        X, label, proba = data["X"], data["label"], data["proba"]
+    model = _load(path)
+    np.testing.assert_array_equal(model.predict(X), label)  # scikit-learn's own predictions
+    np.testing.assert_allclose(model.predict_proba(X), proba, atol=TOLERANCE)
+    if X.dtype != np.float32:
+        assert model.metadata.properties["onnx.input_type"] == str(X.dtype)
+    # the producer's file in onnxruntime agrees too
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"X": X})[0], label)
+    _through_onnx(model, X.astype(np.float32), tmp_path)
+    _round_trips(model, tmp_path)

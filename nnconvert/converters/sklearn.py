@@ -337,12 +337,12 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnor
 
     Args:
         model: the model graph.
+        fold_batchnorm: fold inference batch norm layers into the adjacent dense layer (close, not
+            bit-identical: ``verify`` reports the difference); without it they are refused.
         restore_source_dtype: when the model is an exact upcast of a narrower source (a float32 estimator
             written as float64: ``model.metadata.source_dtype`` says so and every value is exactly a float32),
             rebuild the float32 original (``Model.as_source_dtype()``), whose predictions are the original
             estimator's bit for bit. False keeps the model's own dtype.
-        fold_batchnorm: fold inference batch norm layers into the adjacent dense layer (close, not
-            bit-identical: ``verify`` reports the difference); without it they are refused.
 
     Returns:
         A fitted ``MLPClassifier`` or ``MLPRegressor``, or a ``Pipeline`` of the rebuilt scalers ending

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidModelError, ReadError, UnsupportedModelError, UsageError
-from ..head import ModelOutput, head_with_options
+from ..head import head_with_options
 from ..ir import Metadata, Model
 from ..options import Option
 from ..serde import model_from_document, model_to_document
@@ -175,8 +175,7 @@ def model_from_own_file(
     model = model_from_document(document, decode, path=path, format=format)
     if task is None and classes is None:
         return model
-    last = ModelOutput(model.layers[-1].name, model.n_outputs, model.output_activation)
-    head = head_with_options(model.head, last, task, classes)
+    head = head_with_options(model.head, model.output_summary(), task, classes)
     try:
         return replace(model, head=head)
     except InvalidModelError as exc:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidModelError, UnsupportedModelError
-from ..head import ModelOutput, default_head, head_with_options, task_from_output
+from ..head import OutputSummary, default_head, head_with_options, task_from_output
 from ..ir import (
     ACTIVATION_DEFAULTS,
     Activation,
@@ -412,5 +412,5 @@ def _preprocessing_step(module: TorchModule) -> PreprocessStep:
 def detected_head(activation: Activation, n_out: int, task: Any = None, classes: Any = None) -> Head:
     """The head: what the output says (softmax or log_softmax: multiclass, one sigmoid output: binary,
     anything else: raw outputs), then the ``task``/``classes`` options, by the package's head policy."""
-    last = ModelOutput("output", n_out, activation)
+    last = OutputSummary("output", n_out, activation)
     return head_with_options(default_head(task_from_output(last), last), last, task, classes)

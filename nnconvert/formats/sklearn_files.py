@@ -172,12 +172,7 @@ def _check_pickle_options(compress: Any, protocol: Any) -> None:
 
 
 def write_pickle(
-    model: Model,
-    output: Output | str | Path,
-    *,
-    compress: Any = 0,
-    protocol: Any = None,
-    fold_batchnorm: bool = False,
+    model: Model, output: Output | str | Path, *, compress: Any = 0, protocol: Any = None, fold_batchnorm: bool = False
 ) -> None:
     """Write the scikit-learn estimator of ``model`` with joblib.
 
@@ -409,6 +404,16 @@ def sniff_skops(head: bytes, path: Path) -> bool:
         return False
 
 
+# scikit-learn has no normalization layer: folding batch norms into dense layers is the user's call
+_FOLD_BATCHNORM = Option(
+    "fold_batchnorm",
+    bool,
+    default=False,
+    flag_value=True,
+    help="fold batch norm layers into the adjacent dense layers (close, not identical: add --verify to see the difference)",
+)
+
+
 register(
     FormatSpec(
         name="sklearn-pickle",
@@ -421,7 +426,7 @@ register(
         write_options=(
             Option("compress", int, choices=tuple(range(10)), default=0, help="joblib compression level 0-9", flag=None, also=(bool,)),
             Option("protocol", int, choices=_PICKLE_PROTOCOLS, help="pickle protocol (joblib's default when not given)", flag=None),
-            Option("fold_batchnorm", bool, default=False, help="fold batch norm layers into the adjacent dense layer (close, not bit-identical)"),
+            _FOLD_BATCHNORM,
         ),
         needs_trust=True,
         runner="sklearn",
@@ -440,7 +445,7 @@ register(
         write_options=(
             Option("compression", str, choices=tuple(_ZIP_METHODS.values()), default="stored", help="zip method", flag=None, also=(int,)),
             Option("compresslevel", int, help="zip compression level, as zipfile takes it", flag=None),
-            Option("fold_batchnorm", bool, default=False, help="fold batch norm layers into the adjacent dense layer (close, not bit-identical)"),
+            _FOLD_BATCHNORM,
         ),
         runner="sklearn",
         load_native=load_skops_estimator,

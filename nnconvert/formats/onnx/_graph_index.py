@@ -24,7 +24,7 @@ SUPPORTED_OPS = {
         "Relu", "Tanh", "Sigmoid", "Softmax", "Exp", "LeakyRelu", "Elu", "Selu", "Softplus", "HardSigmoid",
         "Gelu", "Erf", "LogSoftmax", "Max", "Min", "Abs", "Log",
         "ArgMax", "Gather", "Concat", "Greater",
-        "BatchNormalization", "LayerNormalization", "PRelu", "ReduceMean", "HardSwish", "Mish", "Softsign", "Where",
+        "Slice", "BatchNormalization", "LayerNormalization", "PRelu", "ReduceMean", "HardSwish", "Mish", "Softsign", "Where",
     },
     ML_DOMAIN: {"Scaler", "ZipMap", "ArrayFeatureExtractor", "Binarizer", "LabelEncoder"},
 }

@@ -230,6 +230,7 @@ def _candidate_activations(f: np.ndarray, constants: Sequence[float]) -> list[tu
         (Activation.SOFTSIGN, {}),
         *_clip_candidates(constants),
         *_relu_candidates(constants),
+        *[(Activation.SOFTPLUS, {"beta": beta}) for beta in list(dict.fromkeys([*constants, 1.0]))[:8] if beta > 0],
         *[(Activation.SOFTPLUS, {"beta": beta, "threshold": threshold})
           for beta in list(dict.fromkeys([*constants, 1.0]))[:8] if beta > 0
           for threshold in list(dict.fromkeys([*constants, 20.0]))[:8]],

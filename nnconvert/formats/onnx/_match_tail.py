@@ -50,6 +50,8 @@ class OutputTail(GraphIndex):
         kinds = tuple(a.kind if a else None for a in args)
         if op in ("Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Dropout") and first is not None:
             return first
+        if op == "Slice" and first is not None and first.kind in ("values", "probs2", "column"):
+            return TailSymbol("column")  # skl2onnx's zipmap="columns": one output per class
         if op == "Exp" and kinds == ("values",) and self._follows_log_softmax(node.input[0]):
             return first  # probabilities from a log_softmax head (nnconvert writes them so)
         if op == "Cast" and first is not None:
@@ -83,6 +85,15 @@ class OutputTail(GraphIndex):
         else:
             self.problem(index, "is not part of a recognised classifier or regressor output")
         return None
+
+    def _constant_output(self, name: str) -> np.ndarray | None:
+        """A graph output that is a constant 1-D array (through Identity nodes), else None."""
+        index = self.producer.get(name)
+        if index is not None and self.nodes[index].op_type == "Identity":
+            self.used.add(index)
+            name = self.nodes[index].input[0]
+        value = self.constant(name)
+        return value if value is not None and value.ndim == 1 else None
 
     def _follows_log_softmax(self, tensor: str) -> bool:
         index = self.producer.get(tensor)
@@ -122,6 +133,8 @@ class OutputTail(GraphIndex):
         outputs = []
         for name in self.output_names:
             symbol = symbols.get(name)
+            if symbol is None and self._constant_output(name) is not None:
+                continue  # skl2onnx's output_class_labels: the class labels themselves, checked below
             if symbol is None:
                 self.problems.append(f"output {name!r} is not computed from the MLP's last layer")
             else:
@@ -131,6 +144,10 @@ class OutputTail(GraphIndex):
         for classes in found[1:]:
             if not same_labels(found[0], classes):
                 self.problems.append(f"the outputs disagree on the class labels: {found[0].tolist()} vs {classes.tolist()}")
+        for name in self.output_names:
+            constant = self._constant_output(name)
+            if constant is not None and found and not same_labels(found[0], constant):
+                self.problems.append(f"output {name!r} lists classes {constant.tolist()} but the labels are {found[0].tolist()}")
         if "indicator" in kinds:
             return Task.MULTILABEL, np.arange(width, dtype=np.int64)
         if found or "index" in kinds:

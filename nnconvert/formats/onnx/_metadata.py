@@ -78,7 +78,7 @@ def _described_model(document: Any, model: Model, path: Path) -> Model:
     for index, layer in enumerate(model.layers):
         for name, array in layer_arrays(layer).items():
             if array is not None:
-                arrays[f"{array_keys.layer_prefix(index)}/{name}"] = array
+                arrays[array_keys.layer_array(index, name)] = array
     if len(document.get("layers", [])) != len(model.layers):
         raise ValueError(f"it describes {len(document.get('layers', []))} layers and the graph has {len(model.layers)}")
     graph_ops = [op for step in model.steps for op in step.ops]

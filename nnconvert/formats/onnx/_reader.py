@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidModelError, NnconvertError, ReadError, UnsupportedModelError, UsageError
-from ...head import READ_OPTIONS, ModelOutput, head_with_options
+from ...head import READ_OPTIONS, head_with_options
 from ...ir import DenseLayer, ElementwiseOp, Head, InputSpec, Model, PreprocessStep
 from ...options import check_values
 from ._common import FORMAT
@@ -86,8 +86,7 @@ def read(path: str | os.PathLike[str], **options: Any) -> Model:
 def _apply_head_options(model: Model, task: Any, classes: Any, path: Path) -> Model:
     from dataclasses import replace
 
-    last = ModelOutput(model.layers[-1].name, model.n_outputs, model.output_activation)
-    head = head_with_options(model.head, last, task, classes)
+    head = head_with_options(model.head, model.output_summary(), task, classes)
     try:
         return replace(model, head=head)
     except InvalidModelError as exc:
@@ -115,10 +114,22 @@ def _build_model(parsed: ParsedGraph, proto: Any, path: Path) -> Model:
             head=Head(parsed.task, parsed.classes),
             input=InputSpec(n_features=n_features, name=parsed.input_name),
             steps=tuple(steps),
-            metadata=foreign_metadata(proto),
+            metadata=_with_input_type(foreign_metadata(proto), parsed.input_type),
         )
     except InvalidModelError as exc:
         raise ReadError(f"the graph does not make a valid MLP: {exc}", path=path, format=FORMAT) from None
+
+
+_INPUT_TYPE_NAMES = {6: "int32", 7: "int64", 9: "bool"}
+
+
+def _with_input_type(metadata: Any, input_type: int) -> Any:
+    """Note an integer/boolean input (cast to float at the input: the model computes in float)."""
+    from dataclasses import replace
+
+    if input_type not in _INPUT_TYPE_NAMES:
+        return metadata
+    return replace(metadata, properties={**metadata.properties, "onnx.input_type": _INPUT_TYPE_NAMES[input_type]})
 
 
 def _ir_layer(index: int, layer: ParsedLayer, dtype: np.dtype, layers: Sequence[ParsedLayer], path: Path) -> DenseLayer:
