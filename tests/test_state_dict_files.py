@@ -245,3 +245,18 @@ def test_formats_lists_the_extras(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["safetensors"]["read"] and rows["safetensors"]["write"]
     assert rows["torch"]["read"] and rows["keras"]["write"]
     assert registry.get("torch").requires == {"torch": "nnconvert[torch]"}
+
+
+def test_missing_torch_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from nnconvert.errors import MissingDependencyError
+
+    source = _save(_mlp(torch.float32), tmp_path / "w.pt", "torch.save")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+    with pytest.raises(MissingDependencyError, match=r'pip install "nnconvert\[torch\]"'):
+        nnconvert.load(source, arch="relu,tanh,softmax")
+    assert main(["convert", str(source), str(tmp_path / "m.onnx"), "--arch", "relu,tanh,softmax"]) == 4
+    assert main(["formats"]) == 0
+    assert 'no: pip install "nnconvert[torch]"' in capsys.readouterr().out
