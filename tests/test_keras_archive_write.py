@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn_variants import get_variant, variant_ids
-from torch_targets import keras_module
+from torch_targets import TARGETS, as_outputs, keras_module, through
 
 import nnconvert
 from nnconvert.errors import UnsupportedModelError
@@ -68,6 +68,20 @@ def test_keras_models_round_trip_through_our_archive(fixture: str, tmp_path: Pat
     keras_model = keras_module().models.load_model(path)
     np.testing.assert_allclose(keras_model.predict(data["X"], verbose=0), data["y"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(nnconvert.load(path).forward(data["X"]), data["y"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("fixture", ["multiclass.keras", "binary.keras", "regression.keras", "functional.keras", "tf2_style.h5"])
+def test_keras_models_through_every_target_predict_like_keras(fixture: str, target: str, tmp_path: Path) -> None:
+    data = np.load(FIXTURES / f"{fixture.rsplit('.', 1)[0]}.npz")  # Keras' own predictions, saved with the file
+    model = nnconvert.load(FIXTURES / fixture)
+    run, restored = through(model, target, tmp_path)
+    np.testing.assert_allclose(as_outputs(run(data["X"]), model), data["y"].reshape(len(data["X"]), -1), rtol=1e-5, atol=1e-5)
+    assert restored is not None
+    if model.head.is_classifier:
+        np.testing.assert_array_equal(restored.predict(data["X"]), model.predict(data["X"]))
+    if target in ("safetensors", "torch-file"):
+        assert restored.equals(model)
 
 
 def test_archive_layout_is_keras_3_s(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def state_dict_and_document(model: Model) -> tuple[OrderedDict[str, np.ndarray],
     references: dict[int, dict[str, Any]] = {}
     for index, module in enumerate(model_to_modules(model)):
         for local, array in module.tensors.items():
-            tensors[f"{index}.{local}"] = np.ascontiguousarray(array)
+            tensors[f"{index}.{local}"] = np.asarray(array, order="C")  # keeps 0-d operands 0-d
         for array_id, (local, transposed) in module.sources.items():
             references[array_id] = {"tensor": f"{index}.{local}", "transposed": transposed}
 
