@@ -129,7 +129,7 @@ def model_to_modules(model: Model) -> list[TorchModule]:
 
 
 def _where(layer: Any, index: int) -> str:
-    return f"layer {index} ({layer.name!r})" if getattr(layer, "name", "") else f"layer {index}"
+    return f"layer {index} ({layer.name or f'{layer.kind}_{index}'!r})"  # as array_keys.layer_names names it
 
 
 def _preprocessing_module(step: PreprocessStep) -> TorchModule:
