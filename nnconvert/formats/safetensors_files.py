@@ -89,16 +89,30 @@ def _checked_header(path: Path) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ReadError("the header is not a JSON object", path=path, format=FORMAT)
     data_size = size - 8 - header_size
+    ranges = []
     for name, entry in header.items():
         if name != "__metadata__":
-            _check_entry(name, entry, data_size, path)
+            ranges.append((*_check_entry(name, entry, data_size, path), name))
+    _check_coverage(sorted(ranges), data_size, path)
     metadata = header.get("__metadata__")
     if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise ReadError("__metadata__ must map names to strings", path=path, format=FORMAT)
     return header
 
 
-def _check_entry(name: str, entry: Any, data_size: int, path: Path) -> None:
+def _check_coverage(ranges: list[tuple[int, int, str]], data_size: int, path: Path) -> None:
+    """The tensors' byte ranges tile the data area exactly, as the format requires: no gap, no overlap."""
+    position = 0
+    for begin, end, name in ranges:
+        if begin != position:
+            what = "overlaps the previous tensor" if begin < position else f"leaves bytes [{position}, {begin}) unused"
+            raise ReadError(f"tensor {name!r}: its bytes start at {begin}: it {what}", path=path, format=FORMAT)
+        position = end
+    if position != data_size:
+        raise ReadError(f"the tensors cover {position} of the file's {data_size} data bytes", path=path, format=FORMAT)
+
+
+def _check_entry(name: str, entry: Any, data_size: int, path: Path) -> tuple[int, int]:
     def fail(message: str) -> ReadError:
         return ReadError(f"tensor {name!r}: {message}", path=path, format=FORMAT)
 
@@ -119,15 +133,19 @@ def _check_entry(name: str, entry: Any, data_size: int, path: Path) -> None:
         raise fail(f"shape {shape} of {dtype} needs {declared} bytes but its range holds {end - begin}")
     if dtype not in _READABLE:
         raise fail(f"dtype {dtype} is not a weight type nnconvert reads (F16, F32, F64)")
+    return begin, end
 
 
 def _load_tensors(path: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
     from safetensors import safe_open
 
     tensors: dict[str, np.ndarray] = {}
-    with safe_open(str(path), framework="numpy") as handle:
-        for name in header:  # the header's order: nnconvert writes module order
-            tensors[name] = handle.get_tensor(name)
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            for name in header:
+                tensors[name] = handle.get_tensor(name)
+    except Exception as exc:  # noqa: BLE001 - the library's own refusal (SafetensorError) of what the checks above let pass
+        raise ReadError(f"the safetensors library cannot read the file: {exc}", path=path, format=FORMAT) from None
     return tensors
 
 
@@ -140,7 +158,8 @@ def write_safetensors(model: Model, output: Output | str | Path) -> None:
     from safetensors.numpy import save_file
 
     tensors, document = state_dict_and_document(model)
-    save_file(dict(tensors), str(as_output(output).path), metadata={"format": "pt", DOCUMENT_KEY: document})
+    # one metadata entry: the library keeps metadata in a hash map, so several would come out in any order
+    save_file(dict(tensors), str(as_output(output).path), metadata={DOCUMENT_KEY: document})
 
 
 def sniff_safetensors(head: bytes, path: Path) -> bool:
