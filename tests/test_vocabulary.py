@@ -24,7 +24,8 @@ from nnconvert.ir import (
     apply_activation,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# samples/iris_mlp.json and .h5 as nnconvert wrote them before format 1.1
+FORMAT_1_0 = Path(__file__).resolve().parent / "fixtures" / "format_1_0"
 F32 = np.float32
 
 
@@ -172,11 +173,11 @@ def test_every_kind_round_trips_bit_identically(tmp_path: Path, fmt: str, dtype:
 
 
 def test_format_1_0_files_still_read() -> None:
-    document = json.loads((SAMPLES / "iris_mlp.json").read_text())
+    document = json.loads((FORMAT_1_0 / "iris_mlp.json").read_text())
     assert document["format_version"] == "1.0"
-    model = nnconvert.load(SAMPLES / "iris_mlp.json")
+    model = nnconvert.load(FORMAT_1_0 / "iris_mlp.json")
     assert model.layer_kinds == {"dense"}
-    assert nnconvert.load(SAMPLES / "iris_mlp.h5", format="hdf5").equals(model)
+    assert nnconvert.load(FORMAT_1_0 / "iris_mlp.h5", format="hdf5").equals(model)
 
 
 def test_unknown_layer_kinds_are_refused_naming_them(tmp_path: Path) -> None:
