@@ -296,3 +296,14 @@ def test_keras_unsupported_activation_is_named_once(tmp_path: Path) -> None:
     assert "Activation layer 'act' (layer 2): activation 'sparse_plus' has no IR equivalent" in text
     assert text.count("has no IR equivalent") == 1
     assert "LayerNormalization layer 'rms' (layer 3): LayerNormalization with rms_scaling=True is not supported" in text
+
+
+@pytest.mark.parametrize("arrays", ["list", "base64"])
+def test_every_kind_follows_the_schema(tmp_path: Path, arrays: str) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = Path(nnconvert.__file__).parent / "schemas" / "json_weights.schema.json"
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
+    path = tmp_path / "every.json"
+    nnconvert.save(_every_kind_model(), path, arrays=arrays)
+    validator.validate(json.loads(path.read_text(encoding="utf-8")))
+    validator.validate(json.loads((FORMAT_1_0 / "iris_mlp.json").read_text(encoding="utf-8")))
