@@ -8,6 +8,7 @@ from typing import Any
 
 from . import registry
 from ._io.atomic import atomic_output
+from ._io.budget import file_budget
 from ._io.isolation import check_timeout, default_read_timeout, load_isolated, reads_with_libhdf5
 from .errors import (
     MissingDependencyError,
@@ -95,7 +96,8 @@ def load_with_format(
         )
     _require(spec, "reading")
     try:
-        return spec.read(path, **options), spec.name
+        with file_budget(path, spec.name):  # one expansion limit for the whole file, however nested
+            return spec.read(path, **options), spec.name
     except NnconvertError:
         raise
     except MemoryError:

@@ -343,6 +343,29 @@ def _sparse_huge(name: str, shape: tuple[int, ...]) -> Callable[[Any], None]:
     return apply
 
 
+BOMB_SHAPE = (4, 4_000_000)  # 128 MB of float64 zeros, a few hundred KB once gzip-compressed
+
+
+def _gzip_bomb(name: str, shape: tuple[int, int] = BOMB_SHAPE) -> Callable[[Any], None]:
+    """Replace dataset ``name`` by a gzip-compressed dataset of zeros of ``shape``; every chunk is really stored.
+
+    The chunks are written directly from one precompressed chunk, so the file takes milliseconds to make.
+    """
+    import zlib
+
+    chunk = (1, 1 << 18)
+    compressed = zlib.compress(np.zeros(chunk, "<f8").tobytes(), 9)
+
+    def apply(handle: Any) -> None:
+        del handle[name]
+        dataset = handle.create_dataset(name, shape=shape, dtype="<f8", chunks=chunk, compression="gzip")
+        for row in range(shape[0]):
+            for column in range(0, shape[1], chunk[1]):
+                dataset.id.write_direct_chunk((row, column), compressed)
+
+    return apply
+
+
 def _hdf5_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     import h5py
 
@@ -404,6 +427,17 @@ def _hdf5_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
         lambda h: h.attrs.__setitem__("document", "[" * 50_000 + "]" * 50_000),
         ("nested",),
     )
+    def gzip_bomb(handle: Any) -> None:
+        _gzip_bomb("layers/1/weights")(handle)
+        _replace_dataset(handle, "layers/1/bias", np.zeros(BOMB_SHAPE[1]), compression="gzip", compression_opts=1)
+
+        def declare(document: dict[str, Any]) -> None:
+            document["layers"][1]["weights"]["shape"] = list(BOMB_SHAPE)
+            document["layers"][1]["bias"]["shape"] = [BOMB_SHAPE[1]]
+
+        _change_document(declare)(handle)
+
+    yield case("gzip-bomb", gzip_bomb, ("layers/1/weights", "whole-file limit"))
     yield case("external-link", _external_link(directory, "hdf5", "layers/0/weights"), ("external link",))
     yield case("external-storage", _external_storage(directory, "hdf5", "layers/0/weights"), ("external",))
     yield case("virtual-dataset", _virtual(directory, "hdf5", "layers/0/weights"), ("virtual",))
@@ -525,6 +559,12 @@ def _keras_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
         _external_link(directory, "keras", "layers/dense/vars/0")(handle)
 
     yield case("external-link", ("external link",), weights=linked)
+
+    def gzip_hdf5(handle: Any) -> None:
+        _keras_weights(good_weights)(handle)
+        _gzip_bomb("layers/dense/vars/0")(handle)
+
+    yield case("gzip-hdf5-bomb", ("layers/dense/vars/0", "whole-file limit"), weights=gzip_hdf5)
     yield _keras_not_hdf5(directory, good_config)
     traversal = directory / "keras_path-traversal.keras"
     write_valid_keras(traversal, model)
@@ -735,6 +775,7 @@ def _skops_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     path = directory / "skops_incomplete-mlp.skops"
     skops.io.dump(incomplete, path)
     yield BadInput("skops/incomplete-mlp", path, None, ("mlpclassifier",))
+    yield from _skops_npy_cases(directory, valid)
     path = directory / "skops_no-schema.skops"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("other.json", "{}")
@@ -747,6 +788,21 @@ def _skops_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("schema.json", "[" * 50_000 + "]" * 50_000)
     yield BadInput("skops/schema-nested-deep", path, None, ("schema",))
+
+
+def _skops_npy_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
+    """A skops file whose first ``.npy`` member is a deflated 128 MB of zeros, and one whose header lies."""
+    with zipfile.ZipFile(valid) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    target = next(name for name in members if name.endswith(".npy"))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (BOMB_SHAPE[0] * BOMB_SHAPE[1],)})
+    for name, content in (("npy-bomb", header.getvalue() + bytes(8 * BOMB_SHAPE[0] * BOMB_SHAPE[1])), ("npy-header-lies", header.getvalue() + bytes(64))):
+        path = directory / f"skops_{name}.skops"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for member, data in members.items():
+                archive.writestr(member, content if member == target else data)
+        yield BadInput(f"skops/{name}", path, None, (target,))
 
 
 # -- the corpus -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReadError
+from .budget import charge
 
 __all__ = ["SIGNATURE", "has_signature", "outside_data_problem", "unstored_data_problem", "refuse_outside_data"]
 
@@ -39,6 +40,8 @@ def unstored_data_problem(dataset: Any) -> str | None:
     filtered = dataset.id.get_create_plist().get_nfilters() > 0
     if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
         return f"declares shape {list(dataset.shape)} ({declared} bytes) but the file stores only {stored} bytes of it"
+    # filters stay within their own ratio; the whole file stays within one budget whatever the nesting
+    charge(declared, f"dataset {dataset.name}")
     return None
 
 
