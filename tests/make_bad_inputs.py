@@ -564,6 +564,14 @@ def _keras_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
         _keras_weights(good_weights)(handle)
         _gzip_bomb("layers/dense/vars/0")(handle)
 
+    duplicate = _keras_config([_dense_entry("same", 4), _dense_entry("same", 3, "softmax")])
+    yield case("duplicate-layer-names", ("same",), config=duplicate)
+
+    def unowned(handle: Any) -> None:
+        _keras_weights(good_weights)(handle)
+        handle.create_dataset("layers/dense_7/vars/0", data=np.zeros((4, 3), np.float32))
+
+    yield case("variables-no-layer-owns", ("layers/dense_7/vars",), weights=unowned)
     yield case("gzip-hdf5-bomb", ("layers/dense/vars/0", "whole-file limit"), weights=gzip_hdf5)
     yield _keras_not_hdf5(directory, good_config)
     traversal = directory / "keras_path-traversal.keras"
