@@ -690,7 +690,34 @@ def _onnx_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
 
     yield case("attribute-wrong-type", attribute_wrong_type, ("gemm",))
     del TensorProto
+    yield from _onnx_description_cases(directory, valid)
     yield from _onnx_external_cases(directory, valid)
+
+
+def _onnx_description_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
+    """nnconvert's description in metadata_props forged to contradict the graph: refused, the field named."""
+    import onnx
+
+    import nnconvert
+
+    def forged(name: str, source: Path, change: Callable[[dict[str, Any]], None], expect: tuple[str, ...]) -> BadInput:
+        proto = onnx.load(str(source))
+        for prop in proto.metadata_props:
+            if prop.key == "nnconvert.model":
+                document = json.loads(prop.value)
+                change(document)
+                prop.value = json.dumps(document)
+        path = directory / f"onnx_{name}.onnx"
+        path.write_bytes(proto.SerializeToString())
+        return BadInput(f"onnx/{name}", path, None, expect)
+
+    yield forged("description-task-multilabel", valid, lambda d: d["head"].__setitem__("task", "multilabel"), ("head.task", "multilabel"))
+    yield forged("description-classes-reordered", valid, lambda d: d["head"]["classes"]["values"].reverse(), ("head.classes",))
+    yield forged("description-extra-layer", valid, lambda d: d["layers"].append(d["layers"][-1]), ("layers",))
+    big = directory / "valid" / "onnx_labels_2_53.onnx"
+    nnconvert.save(tiny_model(classes=(2**53, 2**53 + 1, 5)), big)
+    swapped = [2**53 + 1, 2**53, 5]  # one value in float64: a float comparison would take the swap
+    yield forged("description-labels-collide-in-float64", big, lambda d: d["head"]["classes"].__setitem__("values", swapped), ("head.classes",))
 
 
 def _external(proto: Any, name: str, location: str, **extra: str) -> None:
