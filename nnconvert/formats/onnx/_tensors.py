@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..._io.safe_open import read_at
 from ...errors import ReadError
 from ._common import FORMAT
-from ..._io.safe_open import read_at
 from ._load import EXTERNAL, external_info, open_external
 
 # TensorProto.DataType codes (kept here so this module imports without onnx)
@@ -121,3 +121,31 @@ def _external_bytes(tensor: Any, where: str, path: Path, expected: int, dims: li
     if len(raw) != expected:
         raise ReadError(f"{where}: external data file {name} ended early", path=path, format=FORMAT)
     return raw
+
+
+def inline_external_data(proto: Any, path: Path) -> bool:
+    """Replace every external tensor of ``proto`` (subgraphs included) by its bytes, read with ``load``'s checks.
+
+    A runtime handed the model's bytes resolves external data against the
+    current directory, not the model's folder; inlined, nothing is left for
+    it to resolve. Returns True when something was inlined.
+    """
+    from onnx.external_data_helper import _get_all_tensors
+
+    changed = False
+    for tensor in _get_all_tensors(proto):
+        if tensor.data_location != EXTERNAL and not len(tensor.external_data):
+            continue
+        where = f"tensor {tensor.name!r}"
+        dtype = DTYPES.get(tensor.data_type)
+        if dtype is None:
+            raise ReadError(f"{where}: unsupported tensor data type {tensor.data_type}", path=path, format=FORMAT)
+        dims = [int(d) for d in tensor.dims]
+        if any(d < 0 for d in dims):
+            raise ReadError(f"{where}: negative dimension in shape {dims}", path=path, format=FORMAT)
+        raw = _external_bytes(tensor, where, path, math.prod(dims) * dtype.itemsize, dims, dtype)
+        del tensor.external_data[:]
+        tensor.data_location = 0  # DEFAULT
+        tensor.raw_data = raw
+        changed = True
+    return changed
