@@ -187,6 +187,8 @@ def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
 
     _verify_command().check_convert_target(dst, args)
     model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **_read_options(args))
+    if getattr(args, "emit_test_data", False):  # the model and its evidence land together or not at all
+        return int(_verify_command().convert_with_evidence(src, dst, args, model, lambda path: save(model, path, format=args.to_format, **_write_options(args))))
     save(model, dst, format=args.to_format, **_write_options(args))
     print(f"{src} -> {dst}")
     if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):

@@ -6,8 +6,11 @@ Library errors propagate: ``cli.main`` maps them to exit codes 2/3/4.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +204,32 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         for folder in emit_test_data(written_path, report):
             print(f"wrote {folder}")
     return 0 if report.passed or getattr(args, "warn_only", False) else 1
+
+
+def convert_with_evidence(source: Path, target: Path, args: argparse.Namespace, model: Any, write: Callable[[Path], Any]) -> int:
+    """``convert --emit-test-data``: the ONNX output and its ``test_data_set_*`` land together or not at all.
+
+    ``write(path)`` writes the converted model. Everything is written into a
+    staging folder this process creates beside ``target``, verified there,
+    then moved into place, model last (:mod:`nnconvert._io.bundle`); evidence
+    sets of the replaced model beyond the new ones are removed with it.
+    """
+    from .._io.bundle import staged_bundle
+    from .evidence import test_data_dirs
+
+    check_convert_target(target, args)
+    with staged_bundle(target.parent) as bundle:
+        staged = bundle.path(target.name)
+        write(staged)
+        with contextlib.redirect_stdout(io.StringIO()) as staged_output:
+            status = verify_after_convert(source, staged, args, model)
+        sets = [folder.name for folder in test_data_dirs(staged)]
+        companions = sorted(p.name for p in bundle.staging.iterdir() if p.name != target.name and p.name not in sets)
+        stale = [folder.name for folder in test_data_dirs(target) if folder.name not in sets]
+        bundle.commit([*companions, *sets, target.name], retire=stale)
+    print(f"{source} -> {target}")
+    print(staged_output.getvalue().replace(str(bundle.staging), str(target.parent)), end="")
+    return status
 
 
 def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:

@@ -68,6 +68,8 @@ def write_test_data(
         raise UsageError(f"{onnx_path} has {len(graph_inputs)} inputs but {len(arrays)} input arrays were given")
     by_name = _outputs_by_name(graph, outputs, onnx_path)
     folder = onnx_path.parent / f"test_data_set_{index}"
+    if folder.is_symlink():
+        raise WriteError(f"{folder} is a symbolic link; nnconvert writes test data only into a real folder")
     try:
         folder.mkdir(exist_ok=True)
         for i, (spec, array) in enumerate(zip(graph_inputs, arrays, strict=True)):
@@ -120,7 +122,11 @@ def _output_proto(spec: Any, value: Any) -> Any:
 
 
 def _write_proto(path: Path, proto: Any) -> None:
-    path.write_bytes(proto.SerializeToString())
+    from .._io.atomic import atomic_output
+
+    # a new file renamed over the name: a link planted there is replaced, never written through
+    with atomic_output(path) as temp:
+        temp.write_bytes(proto.SerializeToString())
 
 
 def read_test_data(onnx_path: str | Path) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
