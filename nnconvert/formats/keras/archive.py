@@ -120,8 +120,7 @@ def _zip_weight_reader(handle: Any, layers: list[Layer], model_class: str, path:
     if root is not None and not isinstance(root, h5py.Group):
         raise fail("model.weights.h5: 'layers' is not a group")
     owned = set(keys.values())
-    for key in root.keys() if root is not None else ():
-        group = root.get(key)
+    for key, group in root.items() if root is not None else ():
         variables = group.get("vars") if isinstance(group, h5py.Group) else None
         if key not in owned and isinstance(variables, h5py.Group) and len(variables) > 0:
             raise fail(

@@ -145,7 +145,7 @@ def inline_external_data(proto: Any, path: Path) -> bool:
             raise ReadError(f"{where}: negative dimension in shape {dims}", path=path, format=FORMAT)
         raw = _external_bytes(tensor, where, path, math.prod(dims) * dtype.itemsize, dims, dtype)
         del tensor.external_data[:]
-        tensor.data_location = 0  # DEFAULT
+        tensor.data_location = tensor.DEFAULT
         tensor.raw_data = raw
         changed = True
     return changed
