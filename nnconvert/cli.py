@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,8 +170,23 @@ def _conversion_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     spec = registry.get(args.to_format)
     if not spec.suffixes:
         raise UsageError(f"the {spec.name} format has no file suffix to name outputs with")
+    pairs = [(src, args.out_dir / (src.stem + spec.suffixes[0])) for src in paths]
+    _refuse_collisions(pairs)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    return [(src, args.out_dir / (src.stem + spec.suffixes[0])) for src in paths]
+    return pairs
+
+
+def _refuse_collisions(pairs: list[tuple[Path, Path]]) -> None:
+    """Two sources mapping to one output would lose the first conversion: refused before converting anything."""
+    from .errors import WriteError
+
+    by_output: dict[str, list[Path]] = {}
+    for src, dst in pairs:
+        by_output.setdefault(os.path.normcase(os.path.abspath(dst)), []).append(src)
+    clashes = {dst: srcs for dst, srcs in by_output.items() if len(srcs) > 1}
+    if clashes:
+        listed = "; ".join(f"{', '.join(map(str, srcs))} -> {dst}" for dst, srcs in clashes.items())
+        raise WriteError(f"--out-dir: several inputs would be written to the same output ({listed}); nothing was converted")
 
 
 def _read_timeout(args: argparse.Namespace, path: Path) -> float | None:
@@ -183,9 +199,10 @@ def _read_timeout(args: argparse.Namespace, path: Path) -> float | None:
 
 
 def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
-    from .api import load, save
+    from .api import check_destination, load, save
 
     _verify_command().check_convert_target(dst, args)
+    check_destination(src, dst, args.from_format, args.to_format)
     model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **_read_options(args))
     if getattr(args, "emit_test_data", False):  # the model and its evidence land together or not at all
         return int(_verify_command().convert_with_evidence(src, dst, args, model, lambda path: save(model, path, format=args.to_format, **_write_options(args))))
