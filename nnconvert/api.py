@@ -183,8 +183,8 @@ def check_destination(source: PathLike, destination: PathLike, from_format: str 
         return
     if not same:
         return
-    read_as = registry.get(from_format) if from_format is not None else registry.detect(source)
-    write_as = registry.get(to_format) if to_format is not None else registry.format_for_suffix(destination, writable=True)
+    read_as = registry.get(from_format) if from_format is not None else registry.detect(Path(source))
+    write_as = registry.get(to_format) if to_format is not None else registry.format_for_suffix(Path(destination), writable=True)
     if write_as is None or write_as.name != read_as.name:
         raise WriteError(
             f"{destination} is the source file itself ({source}); writing it as "
