@@ -8,13 +8,18 @@ only by the functions that need it.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ReadError
+from ..errors import NnconvertError, ReadError, WriteError
 from .budget import charge
 
-__all__ = ["SIGNATURE", "has_signature", "outside_data_problem", "unstored_data_problem", "refuse_outside_data"]
+__all__ = ["SIGNATURE", "has_signature", "outside_data_problem", "unstored_data_problem", "refuse_outside_data",
+           "hdf5_write_errors"]
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MAX_FILTER_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
@@ -80,3 +85,21 @@ def refuse_outside_data(handle: Any, path: Path, format_name: str) -> None:
     problem = handle.visititems_links(check)
     if problem is not None:
         raise ReadError(f"{problem}; nnconvert reads only data stored inside the file", path=path, format=format_name)
+
+
+@contextlib.contextmanager
+def hdf5_write_errors(target: str | os.PathLike[str]) -> Iterator[None]:
+    """libhdf5's write failures (a full disk, a file size limit) as a :class:`WriteError` naming ``target``.
+
+    libhdf5 reports them as RuntimeError/OSError carrying the C errno in the
+    text ("unable to extend file properly, errno = 28, ..."); h5py adds
+    nothing better to catch.
+    """
+    try:
+        yield
+    except NnconvertError:
+        raise
+    except (RuntimeError, OSError) as exc:
+        found = re.search(r"errno = (\d+)", str(exc))
+        reason = os.strerror(int(found.group(1))) if found else str(exc)
+        raise WriteError(f"{target}: cannot write the HDF5 file: {reason} ({exc})") from None

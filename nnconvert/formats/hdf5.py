@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._io.budget import declare_parameters
-from .._io.hdf5_safety import has_signature, outside_data_problem, unstored_data_problem
+from .._io.hdf5_safety import has_signature, hdf5_write_errors, outside_data_problem, unstored_data_problem
 from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
 from ..registry import FormatSpec, register
@@ -102,7 +102,7 @@ def write(
         return {"dataset": "/" + key, "dtype": array.dtype.name, "shape": list(array.shape)}
 
     text = _document_text(model_to_document(model, reference))
-    with h5py.File(path, "w") as handle:
+    with hdf5_write_errors(final_path or path), h5py.File(path, "w") as handle:
         handle.attrs["nnconvert_format"] = FORMAT_NAME
         handle.attrs["format_version"] = FORMAT_VERSION
         if len(text.encode("utf-8")) <= ATTRIBUTE_LIMIT:

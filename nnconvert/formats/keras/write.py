@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._io.hdf5_safety import hdf5_write_errors
 from ...errors import UnsupportedModelError, UsageError
 from ...ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, ElementwiseOp, Model
 from .config import HARD_SIGMOID_KERAS3, HEAD_ATTRIBUTE, KERAS_EPSILON
@@ -61,7 +62,7 @@ def write_h5(model: Model, path: str | Path, *, final_path: str | Path | None = 
         raise UnsupportedModelError("the model cannot be written as a Keras file without changing what it computes", problems)
     layers = preprocessing + dense
     config = _model_config(target, layers, dtype)
-    with h5py.File(path, "w") as handle:
+    with hdf5_write_errors(final_path or path), h5py.File(path, "w") as handle:
         handle.attrs["keras_version"] = WRITTEN_KERAS_VERSION
         handle.attrs["backend"] = "tensorflow"
         handle.attrs["model_config"] = json.dumps(config)
