@@ -279,14 +279,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (never raises for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ._io.signals import Terminated, terminate_like_interrupt
+
     try:
-        return _COMMANDS[args.command](args)
+        with terminate_like_interrupt():  # SIGTERM/SIGHUP clean up like Ctrl-C: no .part file, no child left
+            return _COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = f"terminated by {exc}" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{PROG}: {how}; no output was written", file=sys.stderr)
+        return 128 + exc.signum if isinstance(exc, Terminated) else 130
     except Exception as exc:  # noqa: BLE001 - never a traceback on the command line
         return _report(exc)
 
