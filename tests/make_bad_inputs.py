@@ -29,7 +29,7 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-__all__ = ["BadInput", "tiny_model", "write_valid_files", "make_corpus", "make_pickle_payload", "READABLE_FORMATS"]
+__all__ = ["BadInput", "ScaledCase", "make_scaled_cases", "tiny_model", "write_valid_files", "make_corpus", "make_pickle_payload", "READABLE_FORMATS"]
 
 READABLE_FORMATS = ("onnx", "json", "hdf5", "keras-h5", "keras", "sklearn-pickle", "skops")
 SUFFIXES = {
@@ -865,6 +865,65 @@ def make_corpus(directory: str | os.PathLike[str], formats: tuple[str, ...] = RE
     names = [case.name for case in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     return cases
+
+
+# -- size-scaled cases: readers must be linear (or n log n) in the file's size ------------
+
+
+@dataclass(frozen=True)
+class ScaledCase:
+    """One shape of file at two sizes, ``n`` and ``4n`` of the repeated part: reading must scale ~4x, not ~16x."""
+
+    name: str
+    small: Path
+    large: Path
+    format: str | None = None
+
+
+def _onnx_reversed_tail(directory: Path, n: int) -> Path:
+    """A regression graph whose output passes through ``n`` Squeeze nodes, listed in reverse order."""
+    import onnx
+    from onnx import helper
+
+    import nnconvert
+    from nnconvert.ir import Activation, DenseLayer, Head, InputSpec, Model, Task
+
+    rng = np.random.default_rng(0)
+    layers = (DenseLayer(rng.normal(size=(3, 4)), rng.normal(size=4), Activation.RELU), DenseLayer(rng.normal(size=(4, 2)), rng.normal(size=2)))
+    base = nnconvert.save(Model(layers=layers, head=Head(Task.REGRESSION), input=InputSpec(3)), directory / f"onnx_tail_base_{n}.onnx")
+    proto = onnx.load(str(base))
+    output = proto.graph.output[0].name
+    producer = next(node for node in proto.graph.node if output in node.output)
+    producer.output[list(producer.output).index(output)] = "tail0"
+    nodes = [helper.make_node("Squeeze", [f"tail{i}"], [f"tail{i + 1}" if i < n - 1 else output], name=f"squeeze{i}") for i in range(n)]
+    proto.graph.node.extend(reversed(nodes))
+    path = directory / f"onnx_reversed_tail_{n}.onnx"
+    path.write_bytes(proto.SerializeToString())
+    base.unlink()
+    return path
+
+
+def _nested_groups(directory: Path, valid: Path, n: int, prefix: str) -> Path:
+    """A valid Keras HDF5 file plus ``n`` groups nested in one another."""
+
+    def nest(handle: Any) -> None:
+        group = handle.create_group("junk")
+        for _ in range(n):
+            group = group.create_group("g")
+
+    return _h5_copy(directory, valid, f"nested_{n}", nest, prefix=prefix)
+
+
+def make_scaled_cases(directory: str | os.PathLike[str], n: int = 250) -> list[ScaledCase]:
+    """Valid files at sizes ``n`` and ``4n`` for the readers a hostile file could make quadratic."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    valid = write_valid_files(directory / "valid")
+    return [
+        ScaledCase("onnx/reversed-tail", _onnx_reversed_tail(directory, 2 * n), _onnx_reversed_tail(directory, 8 * n)),
+        ScaledCase("keras-h5/nested-groups", _nested_groups(directory, valid["keras-h5"], n, "keras_h5"),
+                   _nested_groups(directory, valid["keras-h5"], 4 * n, "keras_h5")),
+    ]
 
 
 def main(argv: list[str]) -> int:
