@@ -12,6 +12,7 @@ Reading validates every field's type before use and names the field at fault.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from os import PathLike
 from typing import Any
@@ -143,30 +144,64 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+LABEL_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64", "str")
+
+
 def decode_classes(encoded: Any, reader: DocumentReader, field: str = "head.classes") -> np.ndarray | None:
-    """Inverse of :func:`encode_classes`."""
+    """Inverse of :func:`encode_classes`; every label checked against its declared dtype, exactly."""
     if encoded is None:
         return None
     dtype_name = reader.get(encoded, "dtype", f"{field}.dtype", str)
     values = reader.get(encoded, "values", f"{field}.values", list)
-    if dtype_name == "str":
+    return checked_labels(values, dtype_name, reader, field)
+
+
+def checked_labels(values: list[Any], dtype_name: str, reader: DocumentReader, field: str) -> np.ndarray:
+    """``values`` as an array of ``dtype_name`` (one of :data:`LABEL_DTYPES`, or its numpy spelling).
+
+    Refused, naming ``field``: another dtype, a value of the wrong kind, a non-finite
+    float, or a value its dtype cannot hold exactly (2**53 + 1 in float64, 0.1 in float32, 300 in uint8).
+    """
+    if dtype_name == "str" or (dtype_name.lstrip("<>=|").startswith("U") and _is_dtype(dtype_name)):
         if not all(isinstance(v, str) for v in values):
             raise reader.fail(f"{field}.values", "expected strings for dtype 'str'")
         return np.array(values, dtype=str) if values else np.array([], dtype="<U1")
+    dtype = np.dtype(dtype_name) if _is_dtype(dtype_name) else None
+    if dtype is None or dtype.name not in LABEL_DTYPES:
+        raise reader.fail(f"{field}.dtype", f"class labels must be one of {', '.join(LABEL_DTYPES)}, got {dtype_name!r}")
+    for position, value in enumerate(values):
+        problem = _label_problem(value, dtype)
+        if problem:
+            raise reader.fail(f"{field}.values[{position}]", f"{_short(value)} {problem}")
+    return np.array(values, dtype=dtype)
+
+
+def _is_dtype(name: str) -> bool:
     try:
-        dtype = np.dtype(dtype_name)
+        np.dtype(name)
     except TypeError:
-        raise reader.fail(f"{field}.dtype", f"unknown dtype {dtype_name!r}") from None
-    if dtype.kind not in "biuf":
-        raise reader.fail(f"{field}.dtype", f"class labels must be str, bool, integer or float, got {dtype_name!r}")
-    expected_types: dict[str, type | tuple[type, ...]] = {"b": bool, "i": int, "u": int, "f": (int, float)}
-    expected = expected_types[dtype.kind]
-    if not all(isinstance(v, expected) and (dtype.kind == "b" or not isinstance(v, bool)) for v in values):
-        raise reader.fail(f"{field}.values", f"expected {dtype_name} values")
+        return False
+    return True
+
+
+def _label_problem(value: Any, dtype: np.dtype) -> str | None:
+    if dtype.kind == "b":
+        return None if isinstance(value, bool) else "is not a bool"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"is not a number ({dtype.name} labels)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "is not finite; a class label must be a finite number"
+    if dtype.kind in "iu":
+        if not isinstance(value, int):
+            return f"is not an integer ({dtype.name} labels)"
+        info = np.iinfo(dtype)
+        return None if info.min <= value <= info.max else f"does not fit {dtype.name}"
     try:
-        return np.array(values, dtype=dtype)
+        stored = dtype.type(value)
     except OverflowError:
-        raise reader.fail(f"{field}.values", f"a value does not fit {dtype_name}") from None
+        return f"does not fit {dtype.name}"
+    exact = math.isfinite(float(stored)) and (int(stored) == value if isinstance(value, int) else float(stored) == value)
+    return None if exact else f"cannot be represented exactly in {dtype.name} (it would become {stored!r})"
 
 
 def model_from_document(
@@ -186,6 +221,9 @@ def model_from_document(
         raise r.fail("(root)", f"expected an object, got {type(document).__name__}")
     input_doc = r.get(document, "input", "input", dict)
     feature_names = r.get(input_doc, "feature_names", "input.feature_names", list, optional=True)
+    for position, name in enumerate(feature_names or ()):
+        if not isinstance(name, str):
+            raise r.fail(f"input.feature_names[{position}]", f"expected a string, got {_short(name)}")
     try:
         input_spec = InputSpec(
             n_features=r.get(input_doc, "n_features", "input.n_features", int),
@@ -208,11 +246,19 @@ def model_from_document(
             source_framework=r.get(meta_doc, "source_framework", "metadata.source_framework", str, optional=True),
             source_class=r.get(meta_doc, "source_class", "metadata.source_class", str, optional=True),
             source_version=r.get(meta_doc, "source_version", "metadata.source_version", str, optional=True),
-            properties=r.get(meta_doc, "properties", "metadata.properties", dict, optional=True, default={}),
+            properties=_scalar_properties(r, r.get(meta_doc, "properties", "metadata.properties", dict, optional=True, default={})),
         )
         return Model(layers=tuple(layers), head=head, input=input_spec, steps=tuple(steps), metadata=metadata)
     except InvalidModelError as exc:
         raise ReadError(f"invalid model: {exc}", path=path, format=format) from None
+
+
+def _scalar_properties(r: DocumentReader, properties: dict[str, Any]) -> dict[str, Any]:
+    """Metadata properties are flat key/value text: a nested value is refused, not stringified."""
+    for key, value in properties.items():
+        if not (value is None or isinstance(value, (str, int, float, bool))):
+            raise r.fail(f"metadata.properties.{key}", f"expected a string or number, got {type(value).__name__}")
+    return properties
 
 
 def _read_step(r: DocumentReader, step: Any, index: int, decode_array: ArrayDecoder) -> PreprocessStep:

@@ -247,6 +247,19 @@ def _json_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     yield variant("unknown-task", set_field("head", "task", value="clustering"), ("task", "clustering"))
     yield variant("duplicate-classes", set_field("head", "classes", "values", value=[1, 1, 2]), ("class",))
     yield variant("layer-not-object", set_field("layers", 0, value=42), ("layers[0]",))
+    # every field validated at read time: labels exactly in their dtype, finite; names are strings; flat properties
+    yield variant("labels-float16", set_field("head", "classes", value={"dtype": "float16", "values": [0.0, 1.0, 2.0]}), ("head.classes.dtype",))
+    yield variant("labels-inexact-float32", set_field("head", "classes", value={"dtype": "float32", "values": [0.1, 1.0, 2.0]}), ("head.classes.values[0]",))
+    yield variant("labels-inexact-float64", set_field("head", "classes", value={"dtype": "float64", "values": [2**53 + 1, 1, 2]}), ("head.classes.values[0]",))
+    yield variant("labels-overflow-uint8", set_field("head", "classes", value={"dtype": "uint8", "values": [0, 1, 300]}), ("head.classes.values[2]",))
+    yield variant("labels-object", set_field("head", "classes", value={"dtype": "object", "values": [0, 1, 2]}), ("head.classes.dtype",))
+    path = directory / "json_labels-non-finite.json"
+    non_finite = json.loads(valid.read_text())
+    non_finite["head"]["classes"] = {"dtype": "float64", "values": ["NAN_HERE", 1.0, 2.0]}
+    path.write_text(json.dumps(non_finite).replace('"NAN_HERE"', "NaN"))
+    yield BadInput("json/labels-non-finite", path, None, ("nan",))  # the JSON reader refuses the token itself
+    yield variant("feature-names-not-strings", set_field("input", "feature_names", value=["a", 2, "c"]), ("input.feature_names[1]",))
+    yield variant("properties-nested", set_field("metadata", "properties", value={"deep": {"a": [1, {"b": 2}]}}), ("metadata.properties.deep",))
     deep = directory / "json_nested-deep.json"
     deep.write_text('{"format": "nnconvert-json-weights", "format_version": "1.0", "input": ' + "[" * 100_000 + "]" * 100_000 + "}")
     yield BadInput("json/nested-deep", deep, None, ("nested",))
@@ -512,6 +525,16 @@ def _keras_h5_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     yield case("external-storage", lambda h: _external_storage(directory, "keras_h5", kernel(h))(h), ("external",))
     yield case("virtual-dataset", lambda h: _virtual(directory, "keras_h5", kernel(h))(h), ("virtual",))
     yield case("missing-head", lambda h: h.attrs.__setitem__("nnconvert_head", "[1, 2"), ("nnconvert_head",))
+
+    def head(**fields: Any) -> Callable[[Any], None]:
+        document = {"task": "multiclass", "classes": [0, 1, 2], "classes_dtype": "<i8", "feature_names": None, **fields}
+        return lambda h: h.attrs.__setitem__("nnconvert_head", json.dumps(document))
+
+    yield case("head-labels-float16", head(classes=[0.0, 1.0, 2.0], classes_dtype="<f2"), ("nnconvert_head.classes.dtype",))
+    yield case("head-labels-inexact", head(classes=[0.1, 1.0, 2.0], classes_dtype="<f4"), ("nnconvert_head.classes.values[0]",))
+    yield case("head-labels-non-finite", head(classes=[float("nan"), 1.0, 2.0], classes_dtype="<f8"), ("nnconvert_head.classes.values[0]", "finite"))
+    yield case("head-unknown-task", head(task="clustering"), ("nnconvert_head.task",))
+    yield case("head-feature-names-not-strings", head(feature_names=[1, 2, 3]), ("nnconvert_head.feature_names",))
 
 
 # -- Keras .keras -----------------------------------------------------------------

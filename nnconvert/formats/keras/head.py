@@ -9,6 +9,7 @@ import numpy as np
 
 from ...errors import UsageError
 from ...ir import Activation, DenseLayer, Head, Task
+from .config import HEAD_ATTRIBUTE
 
 
 def choose_head(last: DenseLayer, task: Any, classes: Any, stored: Mapping[str, Any]) -> Head:
@@ -77,6 +78,37 @@ def _classes_option(task: Task, classes: Any, last: DenseLayer) -> np.ndarray | 
 
 def _stored_classes(stored: Mapping[str, Any]) -> np.ndarray | None:
     classes = stored.get("classes")
-    if classes is None:
-        return None
+    if classes is None or isinstance(classes, np.ndarray):  # an array: checked by validated_stored_head
+        return classes
     return np.asarray(classes, dtype=stored.get("classes_dtype") or None)
+
+
+def validated_stored_head(stored: Any, path: Any, format_name: str) -> dict[str, Any] | None:
+    """nnconvert's own head attribute, every field checked at read time (the field named), or None when absent.
+
+    Returns:
+        ``{"task", "classes" (an array or None), "feature_names"}``.
+    """
+    from ...serde import DocumentReader, checked_labels
+
+    if stored is None:
+        return None
+    reader = DocumentReader(path, format_name)
+    field = HEAD_ATTRIBUTE
+    if not isinstance(stored, dict):
+        raise reader.fail(field, f"expected an object, got {type(stored).__name__}")
+    task = stored.get("task")
+    if task is not None and task not in [t.value for t in Task]:
+        raise reader.fail(f"{field}.task", f"expected one of {[t.value for t in Task]}, got {task!r:.60}")
+    classes = stored.get("classes")
+    if classes is not None:
+        if not isinstance(classes, list):
+            raise reader.fail(f"{field}.classes", f"expected a list, got {type(classes).__name__}")
+        dtype = stored.get("classes_dtype")
+        if not isinstance(dtype, str):
+            raise reader.fail(f"{field}.classes_dtype", f"expected a dtype name, got {dtype!r:.60}")
+        classes = checked_labels(classes, dtype, reader, f"{field}.classes")
+    names = stored.get("feature_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        raise reader.fail(f"{field}.feature_names", "expected a list of strings")
+    return {"task": task, "classes": classes, "feature_names": names}
