@@ -126,3 +126,34 @@ def test_malformed_test_data_is_an_input_error_naming_the_file(tmp_path, capsys,
     assert cli.main(["verify", str(path)]) == 3
     err = capsys.readouterr().err
     assert str(output_file) in err and "Traceback" not in err and "bug" not in err
+
+
+def _absurd_npy(path: Path) -> Path:
+    header = __import__("io").BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+    path.write_bytes(header.getvalue() + bytes(64))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["npy-absurd", "npz-absurd", "wrong-width", "csv-garbage"])
+def test_verify_data_files_are_input_errors_naming_the_file(tmp_path, capsys, kind):
+    import zipfile
+
+    model = make_bad_inputs.tiny_model()
+    reference = nnconvert.save(model, tmp_path / "model.json")
+    candidate = nnconvert.save(model, tmp_path / "model.onnx")
+    if kind == "npy-absurd":
+        data = _absurd_npy(tmp_path / "rows.npy")
+    elif kind == "npz-absurd":
+        data = tmp_path / "rows.npz"
+        with zipfile.ZipFile(data, "w") as archive:
+            archive.writestr("X.npy", _absurd_npy(tmp_path / "inner.npy").read_bytes())
+    elif kind == "wrong-width":
+        data = tmp_path / "rows.npy"
+        np.save(data, np.zeros((5, 7)))
+    else:
+        data = tmp_path / "rows.csv"
+        data.write_text("a,b,c\n1,2,x\n")
+    assert cli.main(["verify", str(reference), str(candidate), "--data", str(data)]) == 3
+    err = capsys.readouterr().err
+    assert str(data) in err and "Traceback" not in err and "bug" not in err and "MemoryError" not in err, err

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import NnconvertError, ReadError, UsageError
 
 __all__ = [
     "configure_parser",
@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             hash_inputs=bool(args.report_json or args.report_md or args.save_inputs) and not args.no_input_hash,
             progress=progress,
         )
+    except UsageError as exc:
+        raise _data_width_error(exc, args.data) from None
     finally:
         progress.close()
     print(report.summary())
@@ -139,6 +141,13 @@ def _write_outputs(report: Any, args: argparse.Namespace) -> None:
         report.save_inputs(args.save_inputs)
     if getattr(args, "plot", None):
         report.plot(args.plot)
+
+
+def _data_width_error(exc: UsageError, data: str | None) -> NnconvertError:
+    """Rows of the wrong width from a data file are an input error naming the file (exit 3), not a usage error."""
+    if data is not None and str(exc).startswith("X has shape"):
+        return ReadError(f"the data do not fit the models: {exc}", path=data)
+    return exc
 
 
 # -- convert --verify -------------------------------------------------------------
@@ -188,15 +197,18 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     check_convert_target(written_path, args)
     emit = getattr(args, "emit_test_data", False)
     data = getattr(args, "verify_data", None)
-    report = verify(
-        _source_model(Path(source), args, model),
-        written_path,
-        None if data is None else load_data(data),
-        n_samples=getattr(args, "verify_n_samples", 1000),
-        seed=getattr(args, "verify_seed", 0),
-        trust=getattr(args, "trust_pickle", False),
-        hash_inputs=bool(getattr(args, "verify_report_json", None)),
-    )
+    try:
+        report = verify(
+            _source_model(Path(source), args, model),
+            written_path,
+            None if data is None else load_data(data),
+            n_samples=getattr(args, "verify_n_samples", 1000),
+            seed=getattr(args, "verify_seed", 0),
+            trust=getattr(args, "trust_pickle", False),
+            hash_inputs=bool(getattr(args, "verify_report_json", None)),
+        )
+    except UsageError as exc:
+        raise _data_width_error(exc, data) from None
     print(report.summary())
     if getattr(args, "verify_report_json", None):
         report.to_json(args.verify_report_json)
