@@ -50,7 +50,7 @@ def test_planted_links_are_replaced_not_written_through(tmp_path, source, capsys
 
 
 def test_a_failure_after_writing_the_model_leaves_everything_as_it_was(tmp_path, source, monkeypatch, capsys):
-    from nnconvert.verify import command
+    from nnconvert.verify.onnx import evidence
 
     out = tmp_path / "out"
     out.mkdir()
@@ -62,7 +62,7 @@ def test_a_failure_after_writing_the_model_leaves_everything_as_it_was(tmp_path,
         raise WriteError(f"{onnx_path}: disk full (simulated)")
 
     other = nnconvert.save(make_bad_inputs.tiny_model(classes=(5, 6, 7)), tmp_path / "other.json")
-    monkeypatch.setattr(command, "emit_test_data", failing)
+    monkeypatch.setattr(evidence, "emit_test_data", failing)
     assert cli.main(["convert", str(other), str(target), "--emit-test-data"]) == 3
     assert "disk full" in capsys.readouterr().err
     assert _snapshot(out) == before

@@ -248,10 +248,12 @@ def _metadata(source: Source) -> Metadata:
         properties["keras_version"] = source.keras_version
     if source.backend:
         properties["backend"] = source.backend
+    stored_source_dtype = (source.stored_head or {}).get("source_dtype")  # written by nnconvert's writer
     return Metadata(
         producer="keras",
         source_framework="keras",
         source_class=source.model_class,
         source_version=source.keras_version,
         properties=properties,
+        source_dtype=stored_source_dtype,
     )

@@ -1,114 +1,84 @@
-"""The head of a Keras model: the user's task/classes options, the stored head, or the output layer."""
+"""The head of a Keras model: nnconvert's stored head or the output layer, then the user's options.
+
+The rules themselves (which task fits which output layer, what the
+``task``/``classes`` options may say, the labels' dtype spelling) are the
+package-wide head policy in :mod:`nnconvert.head`; this module only says
+where a Keras file keeps its head.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ...errors import UsageError
-from ...ir import Activation, DenseLayer, Head, Task
-from .config import HEAD_ATTRIBUTE
+from ...head import classes_from_numpy_spelling, default_head, head_with_options, numpy_dtype_spelling, task_from_output
+from ...ir import DenseLayer, Head, Model
+from ...serde import recorded_source_dtype
+
+__all__ = ["choose_head", "head_document"]
 
 
 def choose_head(last: DenseLayer, task: Any, classes: Any, stored: Mapping[str, Any]) -> Head:
-    """The head: from the user's options, else nnconvert's own stored head, else the output layer."""
-    if task is None and classes is None and stored.get("task"):
-        return Head(stored["task"], _stored_classes(stored))
-    detected = _detected_task(last)
-    chosen = _task_option(task) if task is not None else detected
-    if task is None and classes is not None and detected == Task.RAW:
-        raise UsageError(
-            f"classes were given but the output layer ({last.name!r}, {last.n_outputs} outputs, "
-            f"{last.activation.value}) does not look like a classifier; also pass task='binary', 'multiclass' "
-            "or 'multilabel'"
-        )
-    _check_task_fits(chosen, last)
-    return Head(chosen, _classes_option(chosen, classes, last))
+    """The head: nnconvert's own stored head, else the output layer's task; then the user's options."""
+    if stored.get("task"):
+        current = Head(stored["task"], classes_from_numpy_spelling(stored.get("classes"), stored.get("classes_dtype")))
+    else:
+        current = default_head(task_from_output(last), last)
+    return head_with_options(current, last, task, classes)
 
 
-def _detected_task(last: DenseLayer) -> Task:
-    if last.activation == Activation.LOGISTIC and last.n_outputs == 1:
-        return Task.BINARY
-    if last.activation == Activation.SOFTMAX and last.n_outputs >= 2:
-        return Task.MULTICLASS
-    # a linear output may be a regression or a classifier's logits: the file does not say which
-    return Task.RAW
+def head_document(model: Model, dtype: np.dtype) -> dict[str, Any]:
+    """What nnconvert stores beside a Keras file's config (the labels' dtype in numpy's spelling).
 
-
-def _task_option(task: Any) -> Task:
-    try:
-        return Task(task.value if isinstance(task, Task) else task)
-    except ValueError:
-        raise UsageError(f"task={task!r} is not a task; expected one of {[t.value for t in Task]}") from None
-
-
-def _check_task_fits(task: Task, last: DenseLayer) -> None:
-    n_out, activation = last.n_outputs, last.activation
-    fits = {
-        Task.BINARY: (n_out == 1 and activation == Activation.LOGISTIC) or (n_out == 2 and activation == Activation.SOFTMAX),
-        Task.MULTICLASS: n_out >= 2 and activation == Activation.SOFTMAX,
-        Task.MULTILABEL: activation == Activation.LOGISTIC,
-    }.get(task, True)
-    if not fits:
-        raise UsageError(
-            f"task={task.value!r} does not fit the output layer {last.name!r} ({n_out} outputs, {activation.value}); "
-            "binary needs 1 sigmoid output or 2 softmax outputs, multiclass softmax outputs, multilabel sigmoid outputs"
-        )
-
-
-def _classes_option(task: Task, classes: Any, last: DenseLayer) -> np.ndarray | None:
-    if task in (Task.REGRESSION, Task.RAW):
-        if classes is not None:
-            raise UsageError(f"classes make no sense for task={task.value!r}; drop them or choose a classifier task")
-        return None
-    expected = 2 if task == Task.BINARY else last.n_outputs
-    if classes is None:
-        return np.arange(expected, dtype=np.int64)
-    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
-        raise UsageError(f"classes must be a list of labels, got {classes!r}")
-    labels = np.asarray(list(classes))
-    if labels.ndim != 1 or len(labels) != expected:
-        raise UsageError(f"task={task.value!r} with output layer {last.name!r} needs {expected} class labels, got {len(labels)}")
-    if len(np.unique(labels)) != len(labels):
-        raise UsageError(f"class labels must be distinct, got {labels.tolist()}")
-    return labels
-
-
-def _stored_classes(stored: Mapping[str, Any]) -> np.ndarray | None:
-    classes = stored.get("classes")
-    if classes is None or isinstance(classes, np.ndarray):  # an array: checked by validated_stored_head
-        return classes
-    return np.asarray(classes, dtype=stored.get("classes_dtype") or None)
+    ``dtype`` is the dtype the file's weights are written in.
+    """
+    classes = model.head.classes
+    document: dict[str, Any] = {
+        "task": model.task.value,
+        "classes": None if classes is None else classes.tolist(),
+        "classes_dtype": None if classes is None else numpy_dtype_spelling(classes),
+        "feature_names": None if model.input.feature_names is None else list(model.input.feature_names),
+    }
+    source_dtype = recorded_source_dtype(model, dtype)
+    if source_dtype is not None:  # a float32 model written as float64: readers can restore it
+        document["source_dtype"] = source_dtype
+    return document
 
 
 def validated_stored_head(stored: Any, path: Any, format_name: str) -> dict[str, Any] | None:
-    """nnconvert's own head attribute, every field checked at read time (the field named), or None when absent.
+    """nnconvert's own head attribute with every field checked at read time (the field named); None when absent.
 
-    Returns:
-        ``{"task", "classes" (an array or None), "feature_names"}``.
+    The labels come back as an array checked against their declared dtype
+    (exact, finite, an allowed label dtype), so no writer meets them unchecked later.
     """
-    from ...serde import DocumentReader, checked_labels
+    from ...head import LabelCodecError, labels_from_numpy_spelling
+    from ...ir import Task
+    from ...serde import DocumentReader
+    from .config import HEAD_ATTRIBUTE
 
     if stored is None:
         return None
     reader = DocumentReader(path, format_name)
-    field = HEAD_ATTRIBUTE
     if not isinstance(stored, dict):
-        raise reader.fail(field, f"expected an object, got {type(stored).__name__}")
+        raise reader.fail(HEAD_ATTRIBUTE, f"expected an object, got {type(stored).__name__}")
+    tasks = [t.value for t in Task]
     task = stored.get("task")
-    if task is not None and task not in [t.value for t in Task]:
-        raise reader.fail(f"{field}.task", f"expected one of {[t.value for t in Task]}, got {task!r:.60}")
+    if task is not None and task not in tasks:
+        raise reader.fail(f"{HEAD_ATTRIBUTE}.task", f"expected one of {tasks}, got {task!r:.60}")
     classes = stored.get("classes")
     if classes is not None:
         if not isinstance(classes, list):
-            raise reader.fail(f"{field}.classes", f"expected a list, got {type(classes).__name__}")
+            raise reader.fail(f"{HEAD_ATTRIBUTE}.classes", f"expected a list, got {type(classes).__name__}")
         dtype = stored.get("classes_dtype")
         if not isinstance(dtype, str):
-            raise reader.fail(f"{field}.classes_dtype", f"expected a dtype name, got {dtype!r:.60}")
-        classes = checked_labels(classes, dtype, reader, f"{field}.classes")
+            raise reader.fail(f"{HEAD_ATTRIBUTE}.classes_dtype", f"expected a dtype name, got {dtype!r:.60}")
+        try:
+            classes = labels_from_numpy_spelling(classes, dtype)
+        except LabelCodecError as exc:
+            raise reader.fail(f"{HEAD_ATTRIBUTE}.classes.{exc.part}", str(exc)) from None
     names = stored.get("feature_names")
     if names is not None and not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
-        raise reader.fail(f"{field}.feature_names", "expected a list of strings")
-    return {"task": task, "classes": classes, "feature_names": names}
+        raise reader.fail(f"{HEAD_ATTRIBUTE}.feature_names", "expected a list of strings")
+    return {**stored, "classes": classes}

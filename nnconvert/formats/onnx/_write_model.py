@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError
+from ...head import classes_dtype_name
 from ...ir import Model
 from ...serde import json_default, model_to_document
 from ._common import DESCRIPTION_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, ML_DOMAIN
@@ -20,7 +21,7 @@ ML_OPSET = 1  # ZipMap has not changed since ai.onnx.ml 1
 
 
 def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
-    document = model_to_document(model, lambda array, key: None)
+    document = model_to_document(model, lambda array, key: None, dtype=options.dtype)
     sizes = [model.n_features] + [layer.n_outputs for layer in model.layers]
     props = {
         DESCRIPTION_KEY: json.dumps(document, sort_keys=True, default=json_default),
@@ -30,11 +31,11 @@ def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
         "layers": "-".join(str(size) for size in sizes),
         "activations": ",".join(layer.activation.value for layer in model.layers),
         "dtype": options.dtype.name,
-        "source_dtype": model.dtype.name,
+        "source_dtype": model.metadata.source_dtype or model.dtype.name,
     }
     if model.classes is not None:
         props["classes"] = json.dumps(model.classes.tolist(), default=json_default)
-        props["classes_dtype"] = "str" if model.classes.dtype.kind == "U" else model.classes.dtype.name
+        props["classes_dtype"] = classes_dtype_name(model.classes)
     source = [model.metadata.source_framework, model.metadata.source_class, model.metadata.source_version]
     if any(source):
         props["source"] = " ".join(part for part in source if part)

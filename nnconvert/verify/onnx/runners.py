@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError, UnsupportedModelError
-from .runners import Runner, as_2d
+from ...errors import ReadError, UnsupportedModelError
+from ..runner_base import Runner, as_2d
 
 __all__ = ["OnnxRuntimeRunner", "ReferenceEvaluatorRunner", "output_names_map", "normalise_outputs", "layer_tensors"]
 
@@ -96,6 +96,8 @@ def _layer_tail(graph: Any, tensor: str, constants: set[str]) -> str:
 class _OnnxRunner(Runner):
     """What both ONNX runners share: the parsed file, its input and its outputs."""
 
+    path: Path  # always a file, unlike Runner.path
+
     def __init__(self, path: Path):
         import onnx
 
@@ -109,7 +111,7 @@ class _OnnxRunner(Runner):
         except Exception as exc:  # noqa: BLE001 - protobuf errors are a bad input
             raise ReadError(f"not a valid ONNX file: {type(exc).__name__}: {exc}", path=path, format="onnx") from exc
         # external data resolved against the model's own folder with load's checks, never the working directory
-        from ..formats.onnx import inline_external_data
+        from ...formats.onnx import inline_external_data
 
         if inline_external_data(self.proto, self.path):
             self.raw = self.proto.SerializeToString()
