@@ -966,7 +966,7 @@ def make_scaled_cases(directory: str | os.PathLike[str], n: int = 250) -> list[S
     directory.mkdir(parents=True, exist_ok=True)
     valid = write_valid_files(directory / "valid")
     return [
-        ScaledCase("onnx/reversed-tail", _onnx_reversed_tail(directory, 2 * n), _onnx_reversed_tail(directory, 8 * n)),
+        ScaledCase("onnx/reversed-tail", _onnx_reversed_tail(directory, 4 * n), _onnx_reversed_tail(directory, 16 * n)),
         ScaledCase("keras-h5/nested-groups", _nested_groups(directory, valid["keras-h5"], n, "keras_h5"),
                    _nested_groups(directory, valid["keras-h5"], 4 * n, "keras_h5")),
     ]
