@@ -8,6 +8,7 @@ from typing import Any
 
 from . import registry
 from ._io.atomic import atomic_output
+from ._io.budget import file_budget
 from ._io.isolation import check_timeout, default_read_timeout, load_isolated, reads_with_libhdf5
 from .errors import (
     MissingDependencyError,
@@ -19,7 +20,7 @@ from .errors import (
 )
 from .ir import Model
 
-__all__ = ["load", "load_with_format", "save", "convert", "default_read_timeout", "reads_with_libhdf5"]
+__all__ = ["load", "load_with_format", "save", "convert", "check_destination", "default_read_timeout", "reads_with_libhdf5"]
 
 PathLike = str | os.PathLike[str]
 
@@ -92,7 +93,8 @@ def _read_here(path: Path, format: str | None, trust: bool, options: dict[str, A
     if any(option.name == "trust" for option in spec.read_options):
         options["trust"] = trust  # the reader decides itself whether this file needs it (torch checkpoints)
     try:
-        return spec.read(path, **options), spec.name
+        with file_budget(path, spec.name):  # one expansion limit for the whole file, however nested
+            return spec.read(path, **options), spec.name
     except NnconvertError:
         raise
     except MemoryError:
@@ -156,9 +158,35 @@ def convert(
     Returns:
         The model graph that was written.
     """
+    if isinstance(source, (str, os.PathLike)):
+        check_destination(source, destination, from_format, to_format)
     model = as_model(source, format=from_format, trust=trust, timeout=timeout, **(read_options or {}))
     save(model, destination, format=to_format, **write_options)
     return model
+
+
+def check_destination(source: PathLike, destination: PathLike, from_format: str | None, to_format: str | None) -> None:
+    """Refuse a destination that is the source file itself (a link or another name for it) in another format.
+
+    Converting in place would replace the only copy of the model with a file of another kind.
+
+    Raises:
+        WriteError: the destination is the source and the formats differ.
+    """
+    try:
+        same = os.path.samefile(source, destination)
+    except OSError:  # the destination does not exist yet (or the source is missing: load reports it)
+        return
+    if not same:
+        return
+    read_as = registry.get(from_format) if from_format is not None else registry.detect(Path(source))
+    write_as = registry.get(to_format) if to_format is not None else registry.format_for_suffix(Path(destination), writable=True)
+    if write_as is None or write_as.name != read_as.name:
+        raise WriteError(
+            f"{destination} is the source file itself ({source}); writing it as "
+            f"{write_as.name if write_as else 'another format'} would replace the {read_as.name} model. "
+            "Choose another destination"
+        )
 
 
 def as_model(source: Any, format: str | None = None, *, trust: bool = False, timeout: float | None = None, **options: Any) -> Model:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,8 +199,23 @@ def _conversion_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     spec = registry.get(args.to_format)
     if not spec.suffixes:
         raise UsageError(f"the {spec.name} format has no file suffix to name outputs with")
+    pairs = [(src, args.out_dir / (src.stem + spec.suffixes[0])) for src in paths]
+    _refuse_collisions(pairs)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    return [(src, args.out_dir / (src.stem + spec.suffixes[0])) for src in paths]
+    return pairs
+
+
+def _refuse_collisions(pairs: list[tuple[Path, Path]]) -> None:
+    """Two sources mapping to one output would lose the first conversion: refused before converting anything."""
+    from .errors import WriteError
+
+    by_output: dict[str, list[Path]] = {}
+    for src, dst in pairs:
+        by_output.setdefault(os.path.normcase(os.path.abspath(dst)), []).append(src)
+    clashes = {dst: srcs for dst, srcs in by_output.items() if len(srcs) > 1}
+    if clashes:
+        listed = "; ".join(f"{', '.join(map(str, srcs))} -> {dst}" for dst, srcs in clashes.items())
+        raise WriteError(f"--out-dir: several inputs would be written to the same output ({listed}); nothing was converted")
 
 
 def _read_timeout(args: argparse.Namespace, path: Path) -> float | None:
@@ -212,11 +228,14 @@ def _read_timeout(args: argparse.Namespace, path: Path) -> float | None:
 
 
 def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
-    from .api import load, save
+    from .api import check_destination, load, save
 
     _verify_command().check_convert_target(dst, args)
+    check_destination(src, dst, args.from_format, args.to_format)
     args.read_options = _read_options(args)  # verify_after_convert checks whether they changed the reading
     model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **args.read_options)
+    if getattr(args, "emit_test_data", False):  # the model and its evidence land together or not at all
+        return int(_verify_command().convert_with_evidence(src, dst, args, model, lambda path: save(model, path, format=args.to_format, **_write_options(args))))
     save(model, dst, format=args.to_format, **_write_options(args))
     print(f"{src} -> {dst}")
     if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
@@ -294,14 +313,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (never raises for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ._io.signals import Terminated, terminate_like_interrupt
+
     try:
-        return _COMMANDS[args.command](args)
+        with terminate_like_interrupt():  # SIGTERM/SIGHUP clean up like Ctrl-C: no .part file, no child left
+            return _COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = f"terminated by {exc}" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{PROG}: {how}; no output was written", file=sys.stderr)
+        return 128 + exc.signum if isinstance(exc, Terminated) else 130
     except Exception as exc:  # noqa: BLE001 - never a traceback on the command line
         return _report(exc)
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -302,16 +303,51 @@ def decode_classes(dtype_name: str, values: list[Any]) -> np.ndarray:
         dtype = np.dtype(dtype_name)
     except TypeError:
         raise LabelCodecError("dtype", f"unknown dtype {dtype_name!r}") from None
-    if dtype.kind not in "biuf":
-        raise LabelCodecError("dtype", f"class labels must be str, bool, integer or float, got {dtype_name!r}")
-    expected_types: dict[str, type | tuple[type, ...]] = {"b": bool, "i": int, "u": int, "f": (int, float)}
-    expected = expected_types[dtype.kind]
-    if not all(isinstance(v, expected) and (dtype.kind == "b" or not isinstance(v, bool)) for v in values):
-        raise LabelCodecError("values", f"expected {dtype_name} values")
+    if dtype.name not in LABEL_DTYPES:
+        raise LabelCodecError("dtype", f"class labels must be one of {', '.join(LABEL_DTYPES)}, got {dtype_name!r}")
+    for position, value in enumerate(values):
+        problem = _label_problem(value, dtype)
+        if problem:
+            raise LabelCodecError(f"values[{position}]", f"{value!r:.60} {problem}")
+    return np.array(values, dtype=dtype)
+
+
+# the dtypes every writer can hold labels in; read-time checks keep anything else out of the IR
+LABEL_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64", "str")
+
+
+def _label_problem(value: Any, dtype: np.dtype) -> str | None:
+    """Why ``value`` is not a label of ``dtype`` exactly (2**53 + 1 in float64, 0.1 in float32, 300 in uint8), or None."""
+    if dtype.kind == "b":
+        return None if isinstance(value, bool) else "is not a bool"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"is not a number ({dtype.name} labels)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "is not finite; a class label must be a finite number"
+    if dtype.kind in "iu":
+        if not isinstance(value, int):
+            return f"is not an integer ({dtype.name} labels)"
+        info = np.iinfo(dtype)
+        return None if info.min <= value <= info.max else f"does not fit {dtype.name}"
     try:
-        return np.array(values, dtype=dtype)
+        stored = dtype.type(value)
     except OverflowError:
-        raise LabelCodecError("values", f"a value does not fit {dtype_name}") from None
+        return f"does not fit {dtype.name}"
+    exact = math.isfinite(float(stored)) and (int(stored) == value if isinstance(value, int) else float(stored) == value)
+    return None if exact else f"cannot be represented exactly in {dtype.name} (it would become {stored!r})"
+
+
+def labels_from_numpy_spelling(values: list[Any], dtype_spelling: str) -> np.ndarray:
+    """:func:`decode_classes` for labels whose dtype is spelt as numpy's ``dtype.str`` (``"<i8"``, ``"<U6"``).
+
+    Raises:
+        LabelCodecError: as :func:`decode_classes`.
+    """
+    try:
+        dtype = np.dtype(dtype_spelling)
+    except TypeError:
+        raise LabelCodecError("dtype", f"unknown dtype {dtype_spelling!r}") from None
+    return decode_classes("str" if dtype.kind == "U" else dtype.name, values)
 
 
 def numpy_dtype_spelling(classes: np.ndarray) -> str:

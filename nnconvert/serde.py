@@ -204,6 +204,9 @@ def model_from_document(
         raise r.fail("(root)", f"expected an object, got {type(document).__name__}")
     input_doc = r.get(document, "input", "input", dict)
     feature_names = r.get(input_doc, "feature_names", "input.feature_names", list, optional=True)
+    for position, name in enumerate(feature_names or ()):
+        if not isinstance(name, str):
+            raise r.fail(f"input.feature_names[{position}]", f"expected a string, got {_short(name)}")
     try:
         input_spec = InputSpec(
             n_features=r.get(input_doc, "n_features", "input.n_features", int),
@@ -227,12 +230,20 @@ def model_from_document(
             source_framework=r.get(meta_doc, "source_framework", "metadata.source_framework", str, optional=True),
             source_class=r.get(meta_doc, "source_class", "metadata.source_class", str, optional=True),
             source_version=r.get(meta_doc, "source_version", "metadata.source_version", str, optional=True),
-            properties=r.get(meta_doc, "properties", "metadata.properties", dict, optional=True, default={}),
+            properties=_scalar_properties(r, r.get(meta_doc, "properties", "metadata.properties", dict, optional=True, default={})),
             source_dtype=r.get(meta_doc, "source_dtype", "metadata.source_dtype", str, optional=True),
         )
         return Model(layers=tuple(layers), head=head, input=input_spec, steps=tuple(steps), metadata=metadata)
     except InvalidModelError as exc:
         raise ReadError(f"invalid model: {exc}", path=path, format=format) from None
+
+
+def _scalar_properties(r: DocumentReader, properties: dict[str, Any]) -> dict[str, Any]:
+    """Metadata properties are flat key/value text: a nested value is refused, not stringified."""
+    for key, value in properties.items():
+        if not (value is None or isinstance(value, (str, int, float, bool))):
+            raise r.fail(f"metadata.properties.{key}", f"expected a string or number, got {type(value).__name__}")
+    return properties
 
 
 def _read_step(r: DocumentReader, step: Any, index: int, decode_array: ArrayDecoder) -> PreprocessStep:

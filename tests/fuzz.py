@@ -155,8 +155,62 @@ def _mutate_zip_member(data: bytes, rng: random.Random, seeds: list[Seed]) -> tu
     return out.getvalue(), f"zip-member[{name}]:{how}"
 
 
+# -- structural mutations: the classes of issue 14, applied to well-formed files -------------
+
+
+def _zip_member_bomb(data: bytes, rng: random.Random) -> tuple[bytes, str] | None:
+    """A zip member padded with megabytes of zeros and re-deflated: expansion nested in the container."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    except Exception:  # noqa: BLE001 - not a readable zip
+        return None
+    index = rng.randrange(len(members))
+    name, content = members[index]
+    members[index] = (name, content + bytes(rng.choice((1, 16, 96)) * 2**20))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member, payload in members:
+            archive.writestr(member, payload)
+    return out.getvalue(), f"zip-member-bomb[{name}]"
+
+
+def _onnx_structure(data: bytes, rng: random.Random) -> tuple[bytes, str] | None:
+    """Nodes listed in reverse order, or nnconvert's description forged (task, classes, layer count)."""
+    import onnx
+
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception:  # noqa: BLE001 - not a parsable model
+        return None
+    descriptions = [p for p in proto.metadata_props if p.key == "nnconvert.model"]
+    if descriptions and rng.random() < 0.5:
+        document = json.loads(descriptions[0].value)
+        how = rng.choice(("task", "classes", "layers"))
+        if how == "task":
+            document["head"]["task"] = rng.choice(("multilabel", "binary", "regression", "multiclass"))
+        elif how == "classes" and isinstance(document["head"].get("classes"), dict):
+            document["head"]["classes"]["values"] = list(reversed(document["head"]["classes"]["values"]))
+        else:
+            document["layers"] = document["layers"][:-1]
+        descriptions[0].value = json.dumps(document)
+        return proto.SerializeToString(), f"onnx-forged-description[{how}]"
+    nodes = list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(reversed(nodes))
+    return proto.SerializeToString(), "onnx-reversed-nodes"
+
+
+STRUCTURAL = {"keras": _zip_member_bomb, "skops": _zip_member_bomb, "onnx": _onnx_structure}
+
+
 def mutate(seed: Seed, rng: random.Random, seeds: list[Seed]) -> tuple[bytes, str]:
     """One mutated variant of ``seed`` and a description of what was done."""
+    structural = STRUCTURAL.get(seed.format)
+    if structural is not None and rng.random() < 0.1:
+        result = structural(seed.data, rng)
+        if result is not None:
+            return result
     if seed.data[:4] == b"PK\x03\x04" and rng.random() < 0.6:
         result = _mutate_zip_member(seed.data, rng, seeds)
         if result is not None:

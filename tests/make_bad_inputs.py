@@ -32,6 +32,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 __all__ = [
     "BadInput",
+    "ScaledCase",
+    "make_scaled_cases",
     "tiny_model",
     "write_valid_files",
     "make_corpus",
@@ -268,6 +270,19 @@ def _json_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     yield variant("unknown-task", set_field("head", "task", value="clustering"), ("task", "clustering"))
     yield variant("duplicate-classes", set_field("head", "classes", "values", value=[1, 1, 2]), ("class",))
     yield variant("layer-not-object", set_field("layers", 0, value=42), ("layers[0]",))
+    # every field validated at read time: labels exactly in their dtype, finite; names are strings; flat properties
+    yield variant("labels-float16", set_field("head", "classes", value={"dtype": "float16", "values": [0.0, 1.0, 2.0]}), ("head.classes.dtype",))
+    yield variant("labels-inexact-float32", set_field("head", "classes", value={"dtype": "float32", "values": [0.1, 1.0, 2.0]}), ("head.classes.values[0]",))
+    yield variant("labels-inexact-float64", set_field("head", "classes", value={"dtype": "float64", "values": [2**53 + 1, 1, 2]}), ("head.classes.values[0]",))
+    yield variant("labels-overflow-uint8", set_field("head", "classes", value={"dtype": "uint8", "values": [0, 1, 300]}), ("head.classes.values[2]",))
+    yield variant("labels-object", set_field("head", "classes", value={"dtype": "object", "values": [0, 1, 2]}), ("head.classes.dtype",))
+    path = directory / "json_labels-non-finite.json"
+    non_finite = json.loads(valid.read_text())
+    non_finite["head"]["classes"] = {"dtype": "float64", "values": ["NAN_HERE", 1.0, 2.0]}
+    path.write_text(json.dumps(non_finite).replace('"NAN_HERE"', "NaN"))
+    yield BadInput("json/labels-non-finite", path, None, ("nan",))  # the JSON reader refuses the token itself
+    yield variant("feature-names-not-strings", set_field("input", "feature_names", value=["a", 2, "c"]), ("input.feature_names[1]",))
+    yield variant("properties-nested", set_field("metadata", "properties", value={"deep": {"a": [1, {"b": 2}]}}), ("metadata.properties.deep",))
     deep = directory / "json_nested-deep.json"
     deep.write_text('{"format": "nnconvert-json-weights", "format_version": "1.0", "input": ' + "[" * 100_000 + "]" * 100_000 + "}")
     yield BadInput("json/nested-deep", deep, None, ("nested",))
@@ -364,6 +379,29 @@ def _sparse_huge(name: str, shape: tuple[int, ...]) -> Callable[[Any], None]:
     return apply
 
 
+BOMB_SHAPE = (4, 4_000_000)  # 128 MB of float64 zeros, a few hundred KB once gzip-compressed
+
+
+def _gzip_bomb(name: str, shape: tuple[int, int] = BOMB_SHAPE) -> Callable[[Any], None]:
+    """Replace dataset ``name`` by a gzip-compressed dataset of zeros of ``shape``; every chunk is really stored.
+
+    The chunks are written directly from one precompressed chunk, so the file takes milliseconds to make.
+    """
+    import zlib
+
+    chunk = (1, 1 << 18)
+    compressed = zlib.compress(np.zeros(chunk, "<f8").tobytes(), 9)
+
+    def apply(handle: Any) -> None:
+        del handle[name]
+        dataset = handle.create_dataset(name, shape=shape, dtype="<f8", chunks=chunk, compression="gzip")
+        for row in range(shape[0]):
+            for column in range(0, shape[1], chunk[1]):
+                dataset.id.write_direct_chunk((row, column), compressed)
+
+    return apply
+
+
 def _hdf5_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     import h5py
 
@@ -425,6 +463,17 @@ def _hdf5_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
         lambda h: h.attrs.__setitem__("document", "[" * 50_000 + "]" * 50_000),
         ("nested",),
     )
+    def gzip_bomb(handle: Any) -> None:
+        _gzip_bomb("layers/1/weights")(handle)
+        _replace_dataset(handle, "layers/1/bias", np.zeros(BOMB_SHAPE[1]), compression="gzip", compression_opts=1)
+
+        def declare(document: dict[str, Any]) -> None:
+            document["layers"][1]["weights"]["shape"] = list(BOMB_SHAPE)
+            document["layers"][1]["bias"]["shape"] = [BOMB_SHAPE[1]]
+
+        _change_document(declare)(handle)
+
+    yield case("gzip-bomb", gzip_bomb, ("layers/1/weights", "whole-file limit"))
     yield case("external-link", _external_link(directory, "hdf5", "layers/0/weights"), ("external link",))
     yield case("external-storage", _external_storage(directory, "hdf5", "layers/0/weights"), ("external",))
     yield case("virtual-dataset", _virtual(directory, "hdf5", "layers/0/weights"), ("virtual",))
@@ -500,6 +549,16 @@ def _keras_h5_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     yield case("virtual-dataset", lambda h: _virtual(directory, "keras_h5", kernel(h))(h), ("virtual",))
     yield case("missing-head", lambda h: h.attrs.__setitem__("nnconvert_head", "[1, 2"), ("nnconvert_head",))
 
+    def head(**fields: Any) -> Callable[[Any], None]:
+        document = {"task": "multiclass", "classes": [0, 1, 2], "classes_dtype": "<i8", "feature_names": None, **fields}
+        return lambda h: h.attrs.__setitem__("nnconvert_head", json.dumps(document))
+
+    yield case("head-labels-float16", head(classes=[0.0, 1.0, 2.0], classes_dtype="<f2"), ("nnconvert_head.classes.dtype",))
+    yield case("head-labels-inexact", head(classes=[0.1, 1.0, 2.0], classes_dtype="<f4"), ("nnconvert_head.classes.values[0]",))
+    yield case("head-labels-non-finite", head(classes=[float("nan"), 1.0, 2.0], classes_dtype="<f8"), ("nnconvert_head.classes.values[0]", "finite"))
+    yield case("head-unknown-task", head(task="clustering"), ("nnconvert_head.task",))
+    yield case("head-feature-names-not-strings", head(feature_names=[1, 2, 3]), ("nnconvert_head.feature_names",))
+
 
 # -- Keras .keras -----------------------------------------------------------------
 
@@ -546,6 +605,20 @@ def _keras_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
         _external_link(directory, "keras", "layers/dense/vars/0")(handle)
 
     yield case("external-link", ("external link",), weights=linked)
+
+    def gzip_hdf5(handle: Any) -> None:
+        _keras_weights(good_weights)(handle)
+        _gzip_bomb("layers/dense/vars/0")(handle)
+
+    duplicate = _keras_config([_dense_entry("same", 4), _dense_entry("same", 3, "softmax")])
+    yield case("duplicate-layer-names", ("same",), config=duplicate)
+
+    def unowned(handle: Any) -> None:
+        _keras_weights(good_weights)(handle)
+        handle.create_dataset("layers/dense_7/vars/0", data=np.zeros((4, 3), np.float32))
+
+    yield case("variables-no-layer-owns", ("layers/dense_7/vars",), weights=unowned)
+    yield case("gzip-hdf5-bomb", ("layers/dense/vars/0", "whole-file limit"), weights=gzip_hdf5)
     yield _keras_not_hdf5(directory, good_config)
     traversal = directory / "keras_path-traversal.keras"
     write_valid_keras(traversal, model)
@@ -663,7 +736,34 @@ def _onnx_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
 
     yield case("attribute-wrong-type", attribute_wrong_type, ("gemm",))
     del TensorProto
+    yield from _onnx_description_cases(directory, valid)
     yield from _onnx_external_cases(directory, valid)
+
+
+def _onnx_description_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
+    """nnconvert's description in metadata_props forged to contradict the graph: refused, the field named."""
+    import onnx
+
+    import nnconvert
+
+    def forged(name: str, source: Path, change: Callable[[dict[str, Any]], None], expect: tuple[str, ...]) -> BadInput:
+        proto = onnx.load(str(source))
+        for prop in proto.metadata_props:
+            if prop.key == "nnconvert.model":
+                document = json.loads(prop.value)
+                change(document)
+                prop.value = json.dumps(document)
+        path = directory / f"onnx_{name}.onnx"
+        path.write_bytes(proto.SerializeToString())
+        return BadInput(f"onnx/{name}", path, None, expect)
+
+    yield forged("description-task-multilabel", valid, lambda d: d["head"].__setitem__("task", "multilabel"), ("head.task", "multilabel"))
+    yield forged("description-classes-reordered", valid, lambda d: d["head"]["classes"]["values"].reverse(), ("head.classes",))
+    yield forged("description-extra-layer", valid, lambda d: d["layers"].append(d["layers"][-1]), ("layers",))
+    big = directory / "valid" / "onnx_labels_2_53.onnx"
+    nnconvert.save(tiny_model(classes=(2**53, 2**53 + 1, 5)), big)
+    swapped = [2**53 + 1, 2**53, 5]  # one value in float64: a float comparison would take the swap
+    yield forged("description-labels-collide-in-float64", big, lambda d: d["head"]["classes"].__setitem__("values", swapped), ("head.classes",))
 
 
 def _external(proto: Any, name: str, location: str, **extra: str) -> None:
@@ -756,6 +856,7 @@ def _skops_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     path = directory / "skops_incomplete-mlp.skops"
     skops.io.dump(incomplete, path)
     yield BadInput("skops/incomplete-mlp", path, None, ("mlpclassifier",))
+    yield from _skops_npy_cases(directory, valid)
     path = directory / "skops_no-schema.skops"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("other.json", "{}")
@@ -768,6 +869,21 @@ def _skops_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("schema.json", "[" * 50_000 + "]" * 50_000)
     yield BadInput("skops/schema-nested-deep", path, None, ("schema",))
+
+
+def _skops_npy_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
+    """A skops file whose first ``.npy`` member is a deflated 128 MB of zeros, and one whose header lies."""
+    with zipfile.ZipFile(valid) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    target = next(name for name in members if name.endswith(".npy"))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (BOMB_SHAPE[0] * BOMB_SHAPE[1],)})
+    for name, content in (("npy-bomb", header.getvalue() + bytes(8 * BOMB_SHAPE[0] * BOMB_SHAPE[1])), ("npy-header-lies", header.getvalue() + bytes(64))):
+        path = directory / f"skops_{name}.skops"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for member, data in members.items():
+                archive.writestr(member, content if member == target else data)
+        yield BadInput(f"skops/{name}", path, None, (target,))
 
 
 # -- the corpus -------------------------------------------------------------------
@@ -873,6 +989,65 @@ def make_corpus(directory: str | os.PathLike[str], formats: tuple[str, ...] = RE
     names = [case.name for case in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     return cases
+
+
+# -- size-scaled cases: readers must be linear (or n log n) in the file's size ------------
+
+
+@dataclass(frozen=True)
+class ScaledCase:
+    """One shape of file at two sizes, ``n`` and ``4n`` of the repeated part: reading must scale ~4x, not ~16x."""
+
+    name: str
+    small: Path
+    large: Path
+    format: str | None = None
+
+
+def _onnx_reversed_tail(directory: Path, n: int) -> Path:
+    """A regression graph whose output passes through ``n`` Squeeze nodes, listed in reverse order."""
+    import onnx
+    from onnx import helper
+
+    import nnconvert
+    from nnconvert.ir import Activation, DenseLayer, Head, InputSpec, Model, Task
+
+    rng = np.random.default_rng(0)
+    layers = (DenseLayer(rng.normal(size=(3, 4)), rng.normal(size=4), Activation.RELU), DenseLayer(rng.normal(size=(4, 2)), rng.normal(size=2)))
+    base = nnconvert.save(Model(layers=layers, head=Head(Task.REGRESSION), input=InputSpec(3)), directory / f"onnx_tail_base_{n}.onnx")
+    proto = onnx.load(str(base))
+    output = proto.graph.output[0].name
+    producer = next(node for node in proto.graph.node if output in node.output)
+    producer.output[list(producer.output).index(output)] = "tail0"
+    nodes = [helper.make_node("Squeeze", [f"tail{i}"], [f"tail{i + 1}" if i < n - 1 else output], name=f"squeeze{i}") for i in range(n)]
+    proto.graph.node.extend(reversed(nodes))
+    path = directory / f"onnx_reversed_tail_{n}.onnx"
+    path.write_bytes(proto.SerializeToString())
+    base.unlink()
+    return path
+
+
+def _nested_groups(directory: Path, valid: Path, n: int, prefix: str) -> Path:
+    """A valid Keras HDF5 file plus ``n`` groups nested in one another."""
+
+    def nest(handle: Any) -> None:
+        group = handle.create_group("junk")
+        for _ in range(n):
+            group = group.create_group("g")
+
+    return _h5_copy(directory, valid, f"nested_{n}", nest, prefix=prefix)
+
+
+def make_scaled_cases(directory: str | os.PathLike[str], n: int = 250) -> list[ScaledCase]:
+    """Valid files at sizes ``n`` and ``4n`` for the readers a hostile file could make quadratic."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    valid = write_valid_files(directory / "valid")
+    return [
+        ScaledCase("onnx/reversed-tail", _onnx_reversed_tail(directory, 4 * n), _onnx_reversed_tail(directory, 16 * n)),
+        ScaledCase("keras-h5/nested-groups", _nested_groups(directory, valid["keras-h5"], n, "keras_h5"),
+                   _nested_groups(directory, valid["keras-h5"], 4 * n, "keras_h5")),
+    ]
 
 
 def main(argv: list[str]) -> int:

@@ -454,7 +454,7 @@ def test_round_trip_every_sklearn_variant(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.predict(variant.X_test), variant.estimator.predict(variant.X_test), err_msg=variant.id)
 
 
-def test_inconsistent_description_is_ignored_with_a_warning(tmp_path: Path) -> None:
+def test_description_contradicting_the_graph_is_refused(tmp_path: Path) -> None:
     model = _handmade(np.array([1, 2, 3]), [(Activation.RELU, {})])
     path = nnconvert.save(model, tmp_path / "model.onnx", dtype="float64")
     proto = onnx.load(str(path))
@@ -465,12 +465,9 @@ def test_inconsistent_description_is_ignored_with_a_warning(tmp_path: Path) -> N
             document["head"]["classes"]["values"] = [7, 8, 9]
             prop.value = json.dumps(document)
     path.write_bytes(proto.SerializeToString())
-    with pytest.warns(UserWarning, match="description .* is ignored"):
-        back = nnconvert.load(path)
-    assert back.layers[0].activation == Activation.RELU
-    np.testing.assert_array_equal(back.classes, [1, 2, 3])
-    X = np.random.default_rng(6).normal(size=(5, 4))
-    np.testing.assert_allclose(back.predict_proba(X), model.predict_proba(X), rtol=0, atol=1e-12)
+    with pytest.raises(ReadError, match=r"layers\[0\]\.activation") as caught:
+        nnconvert.load(path)
+    assert str(path) in str(caught.value) and "nnconvert.model" in str(caught.value)
 
 
 @pytest.mark.parametrize("name", ["skl_binary_str_zipmap", "torch_dynamo_mlp", "skl_pipeline_standard_double"])

@@ -351,3 +351,32 @@ def test_command_line_values_are_parsed_not_evaluated(tmp_path, capsys):
     assert not marker.exists()
     # the payload is kept as what it is: the text of a class label
     assert nnconvert.load(tmp_path / "out.json").classes.tolist() == [payload, "b", "c"]
+
+
+def test_onnx_external_data_swapped_for_a_link_after_the_check_is_refused(tmp_path, monkeypatch):
+    """The attacker's window: the location is checked, then the file becomes a link outside before the read."""
+    import numpy as np
+
+    from nnconvert.formats.onnx import _reader
+    from nnconvert.ir import Activation, DenseLayer, Head, InputSpec, Model, Task
+
+    rng = np.random.default_rng(0)
+    layers = (DenseLayer(rng.normal(size=(3, 256)), rng.normal(size=256), Activation.RELU), DenseLayer(rng.normal(size=(256, 2)), rng.normal(size=2)))
+    model = Model(layers=layers, head=Head(Task.REGRESSION), input=InputSpec(3))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = nnconvert.save(model, folder / "model.onnx", dtype="float64", external_data=True)
+    sidecar = next(p for p in folder.iterdir() if p.name != "model.onnx")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.ones(sidecar.stat().st_size // 8).tobytes())
+    checked = _reader.check_external_locations
+
+    def check_then_swap(proto, model_path):
+        checked(proto, model_path)
+        sidecar.unlink()
+        sidecar.symlink_to(secret)
+
+    monkeypatch.setattr(_reader, "check_external_locations", check_then_swap)
+    with pytest.raises(ReadError, match="symbolic link") as caught:
+        nnconvert.load(path)
+    assert str(path) in str(caught.value)

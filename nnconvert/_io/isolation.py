@@ -25,6 +25,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import warnings
@@ -56,6 +57,7 @@ __all__ = ["load_isolated", "check_timeout", "reads_with_libhdf5", "default_read
 DEFAULT_TIMEOUT_FLOOR = 60.0
 DEFAULT_TIMEOUT_BYTES_PER_SECOND = 10 * 10**6
 PIPE_BUFFER_BYTES = 1 << 20
+_INHERITED_HANDLERS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def check_timeout(timeout: Any) -> float | None:
@@ -149,7 +151,7 @@ def load_isolated(
     receiver, sender = context.Pipe(duplex=False)
     _widen(receiver)
     child = context.Process(
-        target=_child_main, args=(sender, reader, str(path), format, trust, options), name="nnconvert-reader", daemon=True
+        target=_child_main, args=(sender, reader, str(path), format, trust, options, os.getpid()), name="nnconvert-reader", daemon=True
     )
     child.start()
     sender.close()  # the parent's copy: EOF when the child dies
@@ -231,9 +233,15 @@ def _rebuild_error(message: dict[str, Any], path: Path, format: str | None) -> N
 # -- the child ----------------------------------------------------------------------------
 
 
-def _child_main(sender: Any, reader: Reader, path: str, format: str | None, trust: bool, options: dict[str, Any]) -> None:
+def _child_main(sender: Any, reader: Reader, path: str, format: str | None, trust: bool, options: dict[str, Any], parent_pid: int) -> None:
     """Read the file and send the outcome as JSON messages plus raw array bytes."""
     from .. import registry
+    from .signals import die_with_parent
+
+    die_with_parent(parent_pid)  # never outlive the caller, however it dies
+    for signum in _INHERITED_HANDLERS:  # the parent's SIGTERM/SIGHUP handlers are not the child's business
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_DFL)
 
     def send(message: dict[str, Any]) -> None:
         sender.send_bytes(json.dumps(message, default=json_default).encode())

@@ -13,8 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from ..errors import ReadError
+from .budget import charge
 
-__all__ = ["ZIP_SIGNATURE", "MAX_EXPANSION", "MIN_MEMBER_ALLOWANCE", "MAX_MEMBER_BYTES", "checked_members", "member_bytes"]
+__all__ = [
+    "ZIP_SIGNATURE", "MAX_EXPANSION", "MIN_MEMBER_ALLOWANCE", "MAX_MEMBER_BYTES", "checked_members", "member_bytes", "charge_every_member",
+]
 
 ZIP_SIGNATURE = b"PK\x03\x04"
 # A member may not declare more than this many bytes per byte of archive,
@@ -65,9 +68,54 @@ def member_bytes(
         raise ReadError(f"the archive has no {name!r}: not {expected}", path=path, format=format_name)
     if info.file_size > cap:
         raise ReadError(f"{name!r} declares {info.file_size} bytes, over the limit of {cap}", path=path, format=format_name)
+    charge(info.file_size, f"archive member {name!r}")
     with archive.open(info) as stream:
         # zipfile stops at the declared size and checks the CRC, so a lying header cannot inflate more
         data = stream.read(cap + 1)
     if len(data) > cap:
         raise ReadError(f"{name!r} inflates past the limit of {cap} bytes", path=path, format=format_name)
     return data
+
+
+_NPY_HEADER_BYTES = 65536 + 16  # the magic, version, header length and a header of at most 64 KiB (format 1.0)
+
+
+def charge_every_member(archive: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], path: Path, format_name: str) -> None:
+    """Charge the whole-file budget for every member a library will inflate at once (skops), before it does.
+
+    ``.npy`` members also declare the array they hold; ``numpy.load`` allocates
+    that before reading, so the declared array is checked against the
+    member's size and charged too. Only the first 64 KiB of each ``.npy`` is
+    inflated here.
+    """
+    for name, info in members.items():
+        charge(info.file_size, f"archive member {name!r}")
+        if name.lower().endswith(".npy"):
+            declared = _npy_declared_bytes(archive, info, path, format_name)
+            if declared > info.file_size:
+                raise ReadError(
+                    f"member {name!r} declares an array of {declared} bytes but holds only {info.file_size}",
+                    path=path,
+                    format=format_name,
+                )
+            charge(declared, f"the array in archive member {name!r}")
+
+
+def _npy_declared_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, format_name: str) -> int:
+    import io
+    import math
+
+    import numpy as np
+    from numpy.lib import format as npy
+
+    try:
+        with archive.open(info) as stream:
+            head = io.BytesIO(stream.read(min(info.file_size, _NPY_HEADER_BYTES)))
+        version = npy.read_magic(head)
+        reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _fortran, dtype = reader(head, max_header_size=_NPY_HEADER_BYTES)
+    except Exception as exc:  # noqa: BLE001 - numpy parses the header as a Python literal: any error is a bad header
+        raise ReadError(f"member {info.filename!r} is not a readable .npy array: {exc}", path=path, format=format_name) from None
+    if not all(isinstance(size, int) and size >= 0 for size in shape):
+        raise ReadError(f"member {info.filename!r} declares an invalid shape {shape!r}", path=path, format=format_name)
+    return math.prod(shape) * max(np.dtype(dtype).itemsize, 1)

@@ -17,6 +17,7 @@ them apart by content. The exact specification is in docs/formats.md.
 from __future__ import annotations
 
 import json
+import math
 import re
 from os import PathLike
 from pathlib import Path
@@ -26,7 +27,8 @@ import numpy as np
 
 from .. import array_keys
 from .._io.atomic import Output, as_output
-from .._io.hdf5_safety import has_signature, outside_data_problem, unstored_data_problem
+from .._io.budget import declare_parameters
+from .._io.hdf5_safety import has_signature, hdf5_write_errors, outside_data_problem, unstored_data_problem
 from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
 from ..registry import FormatSpec, Option, register
@@ -97,7 +99,7 @@ def write(model: Model, output: Output | str | PathLike[str], *, compression: st
         return {"dataset": "/" + key, "dtype": array.dtype.name, "shape": list(array.shape)}
 
     text = _document_text(model_to_document(model, reference))
-    with h5py.File(as_output(output).path, "w") as handle:
+    with hdf5_write_errors(as_output(output).final_path), h5py.File(as_output(output).path, "w") as handle:
         handle.attrs["nnconvert_format"] = FORMAT_NAME
         handle.attrs["format_version"] = FORMAT_VERSION
         if len(text.encode("utf-8")) <= ATTRIBUTE_LIMIT:
@@ -279,7 +281,25 @@ class _Reader:
         n_features = input_doc.get("n_features") if isinstance(input_doc, dict) else None
         if isinstance(n_features, int) and not isinstance(n_features, bool):
             self.n_features = self.width = n_features
+        declare_parameters(_declared_parameters(document))
         return model_from_document(document, self.decode, path=self.r.path, format="hdf5")
+
+
+def _declared_parameters(document: Any) -> int:
+    """How many values the document's arrays declare (malformed entries count as none: decode refuses them)."""
+    total = 0
+    layers = document.get("layers") if isinstance(document, dict) else None
+    for layer in layers if isinstance(layers, list) else []:
+        for field in ("weights", "bias"):
+            encoded = layer.get(field) if isinstance(layer, dict) else None
+            shape = encoded.get("shape") if isinstance(encoded, dict) else None
+            if isinstance(shape, list) and all(isinstance(size, int) and size >= 0 for size in shape):
+                total += math.prod(shape)
+    n_features = document.get("input", {}).get("n_features") if isinstance(document, dict) and isinstance(document.get("input"), dict) else 0
+    steps = document.get("steps") if isinstance(document, dict) else None
+    if isinstance(n_features, int) and isinstance(steps, list):
+        total += 2 * n_features * len(steps)  # preprocessing operands: at most one per feature per op
+    return total
 
 
 def _refuse_constant(name: str) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io.atomic import Output, as_output
+from .._io.zip_safety import charge_every_member, checked_members
 from ..converters.sklearn import from_sklearn, to_sklearn
 from ..errors import (
     InvalidModelError,
@@ -220,6 +221,16 @@ def _untrusted_types(path: Path) -> list[str]:
         ) from exc
 
 
+def _charge_members(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            charge_every_member(archive, checked_members(archive, path, "skops"), path, "skops")
+    except zipfile.BadZipFile as exc:
+        raise ReadError(f"not a skops file (not a zip archive): {exc}", path=path, format="skops") from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.LargeZipFile) as exc:
+        raise ReadError(f"the archive's members cannot be read: {exc}", path=path, format="skops") from None
+
+
 def _schema_types(path: Path) -> set[str]:
     """Every type the skops schema names (objects, functions, type references), without loading anything."""
 
@@ -287,6 +298,7 @@ def load_skops_estimator(path: str | Path) -> Any:
 
     path = Path(path)
     allowed = set(TRUSTED_SKOPS_TYPES) | set(_SKOPS_CONTAINER_TYPES)
+    _charge_members(path)  # skops inflates every member (even to list the types): charged before it does
     # the schema is checked against our own list: skops' default trust covers far more than an MLP needs
     refused = sorted((_schema_types(path) | set(_untrusted_types(path))) - allowed)
     if refused:

@@ -6,12 +6,15 @@ Library errors propagate: ``cli.main`` maps them to exit codes 2/3/4.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import NnconvertError, ReadError, UsageError
 
 __all__ = [
     "configure_parser",
@@ -121,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             hash_inputs=bool(args.report_json or args.report_md or args.report_html or args.save_inputs) and not args.no_input_hash,
             progress=progress,
         )
+    except UsageError as exc:
+        raise _data_width_error(exc, args.data) from None
     finally:
         progress.close()
     print(report.summary())
@@ -139,6 +144,13 @@ def _write_outputs(report: Any, args: argparse.Namespace) -> None:
         report.save_inputs(args.save_inputs)
     if getattr(args, "plot", None):
         report.plot(args.plot)
+
+
+def _data_width_error(exc: UsageError, data: str | None) -> NnconvertError:
+    """Rows of the wrong width from a data file are an input error naming the file (exit 3), not a usage error."""
+    if data is not None and str(exc).startswith("X has shape"):
+        return ReadError(f"the data do not fit the models: {exc}", path=data)
+    return exc
 
 
 # -- convert --verify -------------------------------------------------------------
@@ -195,15 +207,18 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     check_convert_target(written_path, args)
     emit = getattr(args, "emit_test_data", False)
     data = getattr(args, "verify_data", None)
-    report = verify(
-        _source_model(Path(source), args, model),
-        written_path,
-        None if data is None else load_data(data),
-        n_samples=getattr(args, "verify_n_samples", 1000),
-        seed=getattr(args, "verify_seed", 0),
-        trust=getattr(args, "trust_pickle", False),
-        hash_inputs=bool(getattr(args, "verify_report_json", None) or getattr(args, "verify_report_html", None)),
-    )
+    try:
+        report = verify(
+            _source_model(Path(source), args, model),
+            written_path,
+            None if data is None else load_data(data),
+            n_samples=getattr(args, "verify_n_samples", 1000),
+            seed=getattr(args, "verify_seed", 0),
+            trust=getattr(args, "trust_pickle", False),
+            hash_inputs=bool(getattr(args, "verify_report_json", None) or getattr(args, "verify_report_html", None)),
+        )
+    except UsageError as exc:
+        raise _data_width_error(exc, data) from None
     print(report.summary())
     if getattr(args, "verify_report_json", None):
         report.to_json(args.verify_report_json)
@@ -215,6 +230,32 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         for folder in emit_test_data(written_path, report):
             print(f"wrote {folder}")
     return 0 if report.passed or getattr(args, "warn_only", False) else 1
+
+
+def convert_with_evidence(source: Path, target: Path, args: argparse.Namespace, model: Any, write: Callable[[Path], Any]) -> int:
+    """``convert --emit-test-data``: the ONNX output and its ``test_data_set_*`` land together or not at all.
+
+    ``write(path)`` writes the converted model. Everything is written into a
+    staging folder this process creates beside ``target``, verified there,
+    then moved into place, model last (:mod:`nnconvert._io.bundle`); evidence
+    sets of the replaced model beyond the new ones are removed with it.
+    """
+    from .._io.bundle import staged_bundle
+    from .onnx.evidence import test_data_dirs
+
+    check_convert_target(target, args)
+    with staged_bundle(target.parent) as bundle:
+        staged = bundle.path(target.name)
+        write(staged)
+        with contextlib.redirect_stdout(io.StringIO()) as staged_output:
+            status = verify_after_convert(source, staged, args, model)
+        sets = [folder.name for folder in test_data_dirs(staged)]
+        companions = sorted(p.name for p in bundle.staging.iterdir() if p.name != target.name and p.name not in sets)
+        stale = [folder.name for folder in test_data_dirs(target) if folder.name not in sets]
+        bundle.commit([*companions, *sets, target.name], retire=stale)
+    print(f"{source} -> {target}")
+    print(staged_output.getvalue().replace(str(bundle.staging), str(target.parent)), end="")
+    return status
 
 
 def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:

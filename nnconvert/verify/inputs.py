@@ -52,6 +52,7 @@ def load_data(path: str | Path) -> np.ndarray:
     path = Path(path)
     suffix = path.suffix.lower()
     try:
+        _check_declared_sizes(path, suffix)
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
@@ -63,11 +64,34 @@ def load_data(path: str | Path) -> np.ndarray:
             data = _read_csv(path)
         else:
             raise ReadError(f"unknown data file type {suffix!r}; expected .npy, .npz or .csv", path=path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, MemoryError, EOFError) as exc:
         if isinstance(exc, ReadError):
             raise
-        raise ReadError(f"cannot read the data: {exc}", path=path) from exc
+        raise ReadError(f"cannot read the data: {type(exc).__name__}: {exc}", path=path) from exc
     return _checked_table(data, path)
+
+
+def _check_declared_sizes(path: Path, suffix: str) -> None:
+    """Refuse arrays declaring more than the file holds, before numpy allocates them (as model files are checked)."""
+    import zipfile
+
+    from .._io.budget import file_budget
+    from .._io.zip_safety import charge_every_member, checked_members
+
+    if suffix == ".npy":
+        from numpy.lib import format as npy
+
+        with open(path, "rb") as handle:
+            version = npy.read_magic(handle)
+            reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _fortran, dtype = reader(handle)
+            declared = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+            available = path.stat().st_size - handle.tell()
+        if declared > available:
+            raise ReadError(f"the array declares shape {list(shape)} of {dtype} ({declared} bytes) but the file holds {available}", path=path)
+    elif suffix == ".npz":
+        with file_budget(path, None), zipfile.ZipFile(path) as archive:
+            charge_every_member(archive, checked_members(archive, path, "npz"), path, "npz")
 
 
 def _read_csv(path: Path) -> np.ndarray:

@@ -96,29 +96,48 @@ def _read_keras_parts(config: Any, metadata: Mapping[str, Any], weights: bytes, 
 
 
 def _zip_weight_reader(handle: Any, layers: list[Layer], model_class: str, path: Path):
-    """Weights of a layer in a Keras 3 weights file: ``layers/<key>/vars/<i>``, located by the vars' name."""
+    """Weights of a layer in a Keras 3 weights file, found by path exactly as Keras 3 loads them.
+
+    Keras 3 (``saving_lib._load_container_state``) reads layer ``i`` from
+    ``layers/<key>/vars``, where the key is the snake-cased class name made
+    unique in layer order (``dense``, ``dense_1``...), and ignores the
+    ``name`` attribute stored beside the variables; so does nnconvert, so an
+    archive whose names were swapped converts to the model Keras runs.
+    Archives Keras itself could not load unambiguously are refused: two
+    layers with one name, or variables under a key no layer owns.
+    """
     import h5py
 
+    def fail(message: str) -> ReadError:
+        return ReadError(message, path=path, format="keras")
+
+    seen: set[str] = set()
+    for layer in layers:
+        if layer.name in seen:
+            raise fail(f"two layers are named {layer.name!r}; Keras requires unique layer names, so the weights are ambiguous")
+        seen.add(layer.name)
+    keys = _derived_keys(layers, model_class)
     root = handle.get("layers")
-    by_name: dict[str, Any] = {}
-    if isinstance(root, h5py.Group):
-        for group in root.values():
-            variables = group.get("vars") if isinstance(group, h5py.Group) else None
-            if isinstance(variables, h5py.Group):
-                by_name.setdefault(attribute_text(variables.attrs.get("name")) or "", variables)
-        fallback = _derived_keys(layers, model_class)
-        for layer in layers:
-            key = fallback.get(layer.name)
-            if layer.name not in by_name and key is not None and key in root and isinstance(root[key].get("vars"), h5py.Group):
-                by_name[layer.name] = root[key]["vars"]
+    if root is not None and not isinstance(root, h5py.Group):
+        raise fail("model.weights.h5: 'layers' is not a group")
+    owned = set(keys.values())
+    for key, group in root.items() if root is not None else ():
+        variables = group.get("vars") if isinstance(group, h5py.Group) else None
+        if key not in owned and isinstance(variables, h5py.Group) and len(variables) > 0:
+            raise fail(
+                f"model.weights.h5 holds variables at 'layers/{key}/vars' that no layer of config.json owns "
+                f"(Keras reads layers at {sorted(owned)}); the archive is ambiguous"
+            )
 
     def read(layer: Layer) -> list[tuple[str, np.ndarray]]:
-        variables = by_name.get(layer.name)
-        if variables is None:
+        key = keys.get(layer.name)
+        group = root.get(key) if root is not None and key is not None else None
+        variables = group.get("vars") if isinstance(group, h5py.Group) else None
+        if not isinstance(variables, h5py.Group):
             return []
         indices = sorted((k for k in variables if k.isdigit()), key=int)
-        if [int(k) for k in indices] != list(range(len(indices))):
-            raise ReadError(f"layer {layer.name!r}: weights numbered {indices}, expected 0..n-1", path=path, format="keras")
+        if [int(k) for k in indices] != list(range(len(indices))) or len(indices) != len(variables):
+            raise fail(f"layer {layer.name!r}: weights at 'layers/{key}/vars' are numbered {sorted(variables)}, expected 0..n-1")
         # vars are saved in layer.weights order; the role is unknown, so order decides
         return [(f"var{k}", float_array(variables[k], layer.name, path, "keras")) for k in indices]
 
@@ -126,7 +145,10 @@ def _zip_weight_reader(handle: Any, layers: list[Layer], model_class: str, path:
 
 
 def _derived_keys(layers: list[Layer], model_class: str) -> dict[str, str]:
-    """Keras 3's own key for each layer (snake-cased class name, uniquified in order), for files without names."""
+    """Keras 3's key for each layer: its class name snake-cased, made unique in layer order (``dense``, ``dense_1``).
+
+    Sequential models skip the InputLayer (``Sequential.layers`` omits it); functional models keep it.
+    """
     keys: dict[str, str] = {}
     counts: dict[str, int] = {}
     for layer in layers:

@@ -15,6 +15,7 @@ from ...errors import NnconvertError, ReadError
 from ...ir import Model
 from .build import Source, build_model
 from .config import HEAD_ATTRIBUTE, Layer, parse_config
+from .head import validated_stored_head
 
 
 def attribute_text(value: Any) -> str | None:
@@ -164,7 +165,7 @@ def _read_h5_file(handle: Any, path: Path, task: Any, classes: Any) -> Model:
         weights=_h5_weight_reader(weights_root, path),
         keras_version=attribute_text(handle.attrs.get("keras_version")) or attribute_text(weights_root.attrs.get("keras_version")),
         backend=attribute_text(handle.attrs.get("backend")) or attribute_text(weights_root.attrs.get("backend")),
-        stored_head=stored if isinstance(stored, dict) else None,
+        stored_head=validated_stored_head(stored, path, "keras-h5"),
         properties={"file_format": "keras-h5"},
     )
     return build_model(source, task, classes)

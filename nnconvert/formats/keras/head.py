@@ -55,3 +55,40 @@ def head_document(model: Model, dtype: np.dtype) -> dict[str, Any]:
     if source_dtype is not None:  # a float32 model written as float64: readers can restore it
         document["source_dtype"] = source_dtype
     return document
+
+
+def validated_stored_head(stored: Any, path: Any, format_name: str) -> dict[str, Any] | None:
+    """nnconvert's own head attribute with every field checked at read time (the field named); None when absent.
+
+    The labels come back as an array checked against their declared dtype
+    (exact, finite, an allowed label dtype), so no writer meets them unchecked later.
+    """
+    from ...head import LabelCodecError, labels_from_numpy_spelling
+    from ...ir import Task
+    from ...serde import DocumentReader
+    from .config import HEAD_ATTRIBUTE
+
+    if stored is None:
+        return None
+    reader = DocumentReader(path, format_name)
+    if not isinstance(stored, dict):
+        raise reader.fail(HEAD_ATTRIBUTE, f"expected an object, got {type(stored).__name__}")
+    tasks = [t.value for t in Task]
+    task = stored.get("task")
+    if task is not None and task not in tasks:
+        raise reader.fail(f"{HEAD_ATTRIBUTE}.task", f"expected one of {tasks}, got {task!r:.60}")
+    classes = stored.get("classes")
+    if classes is not None:
+        if not isinstance(classes, list):
+            raise reader.fail(f"{HEAD_ATTRIBUTE}.classes", f"expected a list, got {type(classes).__name__}")
+        dtype = stored.get("classes_dtype")
+        if not isinstance(dtype, str):
+            raise reader.fail(f"{HEAD_ATTRIBUTE}.classes_dtype", f"expected a dtype name, got {dtype!r:.60}")
+        try:
+            classes = labels_from_numpy_spelling(classes, dtype)
+        except LabelCodecError as exc:
+            raise reader.fail(f"{HEAD_ATTRIBUTE}.classes.{exc.part}", str(exc)) from None
+    names = stored.get("feature_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        raise reader.fail(f"{HEAD_ATTRIBUTE}.feature_names", "expected a list of strings")
+    return {**stored, "classes": classes}

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..._io.atomic import Output, as_output
+from ..._io.hdf5_safety import hdf5_write_errors
 from ...errors import UnsupportedModelError, UsageError
 from ...ir import (
     ACTIVATION_DEFAULTS,
@@ -72,7 +73,7 @@ def write_h5(model: Model, output: Output | str | Path, *, dtype: str = "float32
 
     target, layers = layer_entries(model, dtype, "keras-h5")
     config = _model_config(target, layers, dtype)
-    with h5py.File(as_output(output).path, "w") as handle:
+    with hdf5_write_errors(as_output(output).final_path), h5py.File(as_output(output).path, "w") as handle:
         handle.attrs["keras_version"] = WRITTEN_KERAS_VERSION
         handle.attrs["backend"] = "tensorflow"
         handle.attrs["model_config"] = json.dumps(config)

@@ -34,7 +34,15 @@ from ...ir import Model
 from ...registry import FormatSpec, register
 from ._write_options import WRITE_OPTIONS
 
-__all__ = ["read", "write", "sniff", "READ_OPTIONS", "WRITE_OPTIONS"]
+__all__ = ["read", "write", "sniff", "inline_external_data", "READ_OPTIONS", "WRITE_OPTIONS"]
+
+
+
+def inline_external_data(proto: Any, path: str | Path) -> bool:
+    """Load ``proto``'s external data into it, resolved against ``path``'s folder with the reader's checks (verify)."""
+    from ._tensors import inline_external_data as inline
+
+    return inline(proto, Path(path))
 
 def read(path: str | Path, **options: Any) -> Model:
     """Read an ONNX MLP (nnconvert's, skl2onnx's, torch.onnx's, tf2onnx's).

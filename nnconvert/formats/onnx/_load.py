@@ -11,6 +11,7 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from ..._io.safe_open import UnsafeLocation, open_inside
 from ...errors import ReadError
 from ._common import FORMAT
 
@@ -106,14 +107,20 @@ def check_external_locations(proto: Any, path: Path) -> None:
     """Refuse any external-data location that leaves the model's folder (before reading anything)."""
     for tensor, where in _tensors_with_data(proto):
         if tensor.data_location == EXTERNAL:
-            external_file(tensor, where, path)
+            os.close(open_external(tensor, where, path))
 
 
 def external_info(tensor: Any) -> dict[str, str]:
     return {entry.key: entry.value for entry in tensor.external_data}
 
 
-def external_file(tensor: Any, where: str, path: Path) -> Path:
+def open_external(tensor: Any, where: str, path: Path) -> int:
+    """A descriptor of the tensor's external-data file, opened once inside the model's folder (the caller closes it).
+
+    No symbolic link is followed on the way and the opened file is checked
+    with fstat, so a link swapped in after any earlier check cannot lead
+    outside the folder: reads go to this descriptor, never to the name again.
+    """
     location = external_info(tensor).get("location", "")
 
     def refuse(reason: str) -> ReadError:
@@ -126,10 +133,8 @@ def external_file(tensor: Any, where: str, path: Path) -> Path:
         raise refuse("is an absolute path; only paths relative to the model's folder are allowed")
     if ".." in posix.parts or ".." in windows.parts:
         raise refuse("contains '..'; external data must stay inside the model's folder")
-    base = Path(os.path.abspath(path)).parent.resolve()
-    target = (base / location).resolve()
-    if not target.is_relative_to(base):
-        raise refuse(f"resolves to {target}, outside the model's folder {base} (a symbolic link?)")
-    if not target.is_file():
-        raise refuse(f"does not name an existing file in {base}")
-    return target
+    base = Path(os.path.abspath(path)).parent
+    try:
+        return open_inside(base, location)
+    except UnsafeLocation as exc:
+        raise refuse(f"{exc} (in the model's folder {base})") from None

@@ -5,6 +5,7 @@ Probabilities, ArgMax + class lookup, ZipMap, Binarizer, LabelEncoder...
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,17 +30,24 @@ class OutputTail(GraphIndex):
 
     def _tail(self, trunk: str, width: int) -> tuple[Task, np.ndarray | None]:
         symbols = {trunk: TailSymbol("values")}
-        progress = True
-        while progress:
-            progress = False
-            for index, node in enumerate(self.nodes):
-                if index in self.used or not any(name in symbols for name in node.input):
+        # a worklist over each tensor's consumers: linear in the graph's size whatever the nodes' order
+        # (repeated passes over the node list were quadratic on a graph listed in reverse)
+        consumers: dict[str, list[int]] = {}
+        for index, node in enumerate(self.nodes):
+            if index not in self.used:
+                for name in dict.fromkeys(node.input):
+                    consumers.setdefault(name, []).append(index)
+        pending = deque([trunk])
+        while pending:
+            for index in consumers.get(pending.popleft(), ()):
+                if index in self.used:
                     continue
                 self.used.add(index)
-                progress = True
+                node = self.nodes[index]
                 symbol = self._tail_node(index, symbols, width)
                 if symbol is not None and node.output:
                     symbols[node.output[0]] = symbol
+                    pending.append(node.output[0])
         return self._head_from_outputs(symbols, width, trunk)
 
     def _tail_node(self, index: int, symbols: dict[str, TailSymbol], width: int) -> TailSymbol | None:
@@ -182,5 +190,6 @@ def same_labels(a: np.ndarray, b: np.ndarray) -> bool:
     if len(a) != len(b):
         return False
     if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
-        return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64)))
+        # compared as Python numbers, exactly: in float64, 2**53 and 2**53 + 1 are one value
+        return bool(a.tolist() == b.tolist())
     return bool(np.array_equal(a.astype(str), b.astype(str)))

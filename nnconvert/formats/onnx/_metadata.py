@@ -1,8 +1,12 @@
 """The model's metadata: the producer's (foreign) properties, and nnconvert's own description laid over the graph.
 
 nnconvert's own files carry the IR description in ``metadata_props``; it is
-laid over the parsed graph (names, parameters, classes and their dtype) when
-it agrees with what the graph computes, and ignored with a warning otherwise.
+laid over the parsed graph (names, parameters, classes and their dtype) only
+where it agrees with what the graph computes. A description that cannot be
+parsed (not JSON, another format version) is ignored with a warning; one that
+parses but contradicts the graph (task, classes and their count, order and
+exact values, shapes, activations, preprocessing) is a forged or damaged
+file, refused with the field named.
 """
 
 from __future__ import annotations
@@ -53,9 +57,20 @@ def overlay_description(model: Model, proto: Any, path: Path) -> Model:
     try:
         described = _described_model(document, model, path)
     except (ReadError, InvalidModelError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        return _ignored(model, path, str(exc))
+        raise _refused(path, str(exc)) from None
     reason = _disagreement(described, model)
-    return _ignored(model, path, reason) if reason else described
+    if reason:
+        raise _refused(path, reason)
+    return described
+
+
+def _refused(path: Path, reason: str) -> ReadError:
+    return ReadError(
+        f"metadata_props[{DESCRIPTION_KEY!r}] disagrees with the graph: {reason}; nnconvert uses its description only "
+        "where it agrees with what the graph computes (a forged or damaged file?)",
+        path=path,
+        format=FORMAT,
+    )
 
 
 def _ignored(model: Model, path: Path, reason: str) -> Model:
@@ -80,12 +95,12 @@ def _described_model(document: Any, model: Model, path: Path) -> Model:
             if array is not None:
                 arrays[array_keys.layer_array(index, name)] = array
     if len(document.get("layers", [])) != len(model.layers):
-        raise ValueError(f"it describes {len(document.get('layers', []))} layers and the graph has {len(model.layers)}")
+        raise ValueError(f"layers: it describes {len(document.get('layers', []))} layers and the graph has {len(model.layers)}")
     graph_ops = [op for step in model.steps for op in step.ops]
     described_ops = [(s, o, op["op"]) for s, step in enumerate(document.get("steps") or []) for o, op in enumerate(step["ops"])]
     if [op for _, _, op in described_ops] != [op.op for op in graph_ops]:
         raise ValueError(
-            f"it describes preprocessing {[op for _, _, op in described_ops]} and the graph computes {[op.op for op in graph_ops]}"
+            f"steps: it describes preprocessing {[op for _, _, op in described_ops]} and the graph computes {[op.op for op in graph_ops]}"
         )
     for (s, o, _), op in zip(described_ops, graph_ops, strict=True):
         arrays[array_keys.step_operand(s, o)] = op.operand
@@ -108,21 +123,21 @@ def _same_function(mine: Any, theirs: Any) -> bool:
 
 def _disagreement(described: Model, model: Model) -> str | None:
     if described.n_features != model.n_features:
-        return f"it describes {described.n_features} input features and the graph reads {model.n_features}"
+        return f"input.n_features: it describes {described.n_features} input features and the graph reads {model.n_features}"
     for index, (mine, theirs) in enumerate(zip(described.layers, model.layers, strict=True)):
         if mine.kind != theirs.kind:
             return f"layer {index} is described as {mine.kind} but the graph computes {theirs.kind}"
         if _same_function(mine, theirs):
             continue  # e.g. relu with max_value 6 described, the graph's Clip(0, 6) read as clip
         if mine.activation != theirs.activation:
-            return f"layer {index} is described as {mine.activation.value} but the graph computes {theirs.activation.value}"
+            return f"layers[{index}].activation: described as {mine.activation.value} but the graph computes {theirs.activation.value}"
         for key, value in theirs.activation_params.items():
             other = mine.activation_params.get(key)
             same = math.isclose(value, other, rel_tol=1e-6) if isinstance(value, float) and isinstance(other, float) else value == other
             if not same:
-                return f"layer {index}'s {key} is described as {other!r} but the graph uses {value!r}"
+                return f"layers[{index}].activation_params.{key}: described as {other!r} but the graph uses {value!r}"
+    if model.head.is_classifier != described.head.is_classifier or (model.head.is_classifier and described.task != model.task):
+        return f"head.task: it describes a {described.task.value} model and the graph computes a {model.task.value} one"
     if model.classes is not None and described.classes is not None and not same_labels(model.classes, described.classes):
-        return f"it describes classes {described.classes.tolist()} and the graph's are {model.classes.tolist()}"
-    if model.head.is_classifier and not described.head.is_classifier:
-        return f"it describes a {described.task.value} model and the graph is a {model.task.value} classifier"
+        return f"head.classes: it describes {described.classes.tolist()} and the graph's labels are {model.classes.tolist()}"
     return None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..._io.safe_open import read_at
 from ...errors import ReadError
 from ._common import FORMAT
-from ._load import EXTERNAL, external_file, external_info
+from ._load import EXTERNAL, external_info, open_external
 
 # TensorProto.DataType codes (kept here so this module imports without onnx)
 FLOAT, _UINT8, _INT8, _UINT16, _INT16, _INT32, _INT64, _STRING, _BOOL, _FLOAT16, _DOUBLE, _UINT32, _UINT64 = range(1, 14)
@@ -91,7 +93,6 @@ def _from_typed_field(tensor: Any, dtype: np.dtype, dims: list[int], count: int,
 def _external_bytes(tensor: Any, where: str, path: Path, expected: int, dims: list[int], dtype: np.dtype) -> bytes:
     if tensor.data_type == _STRING:
         raise ReadError(f"{where}: string tensors cannot be stored as external data", path=path, format=FORMAT)
-    file = external_file(tensor, where, path)
     info = external_info(tensor)
     try:
         offset = int(info.get("offset", "0"))
@@ -104,16 +105,47 @@ def _external_bytes(tensor: Any, where: str, path: Path, expected: int, dims: li
             path=path,
             format=FORMAT,
         )
-    size = file.stat().st_size
-    if offset + expected > size:
-        raise ReadError(
-            f"{where}: external data need bytes {offset}..{offset + expected} of {file.name}, which has only {size}",
-            path=path,
-            format=FORMAT,
-        )
-    with open(file, "rb") as handle:
-        handle.seek(offset)
-        raw = handle.read(expected)
+    fd = open_external(tensor, where, path)  # opened once; size and bytes come from this descriptor
+    try:
+        size = os.fstat(fd).st_size
+        name = info.get("location", "")
+        if offset + expected > size:
+            raise ReadError(
+                f"{where}: external data need bytes {offset}..{offset + expected} of {name}, which has only {size}",
+                path=path,
+                format=FORMAT,
+            )
+        raw = read_at(fd, offset, expected)
+    finally:
+        os.close(fd)
     if len(raw) != expected:
-        raise ReadError(f"{where}: external data file {file.name} ended early", path=path, format=FORMAT)
+        raise ReadError(f"{where}: external data file {name} ended early", path=path, format=FORMAT)
     return raw
+
+
+def inline_external_data(proto: Any, path: Path) -> bool:
+    """Replace every external tensor of ``proto`` (subgraphs included) by its bytes, read with ``load``'s checks.
+
+    A runtime handed the model's bytes resolves external data against the
+    current directory, not the model's folder; inlined, nothing is left for
+    it to resolve. Returns True when something was inlined.
+    """
+    from onnx.external_data_helper import _get_all_tensors
+
+    changed = False
+    for tensor in _get_all_tensors(proto):
+        if tensor.data_location != EXTERNAL and not len(tensor.external_data):
+            continue
+        where = f"tensor {tensor.name!r}"
+        dtype = DTYPES.get(tensor.data_type)
+        if dtype is None:
+            raise ReadError(f"{where}: unsupported tensor data type {tensor.data_type}", path=path, format=FORMAT)
+        dims = [int(d) for d in tensor.dims]
+        if any(d < 0 for d in dims):
+            raise ReadError(f"{where}: negative dimension in shape {dims}", path=path, format=FORMAT)
+        raw = _external_bytes(tensor, where, path, math.prod(dims) * dtype.itemsize, dims, dtype)
+        del tensor.external_data[:]
+        tensor.data_location = tensor.DEFAULT
+        tensor.raw_data = raw
+        changed = True
+    return changed

@@ -68,6 +68,8 @@ def write_test_data(
         raise UsageError(f"{onnx_path} has {len(graph_inputs)} inputs but {len(arrays)} input arrays were given")
     by_name = _outputs_by_name(graph, outputs, onnx_path)
     folder = onnx_path.parent / f"test_data_set_{index}"
+    if folder.is_symlink():
+        raise WriteError(f"{folder} is a symbolic link; nnconvert writes test data only into a real folder")
     try:
         folder.mkdir(exist_ok=True)
         for i, (spec, array) in enumerate(zip(graph_inputs, arrays, strict=True)):
@@ -120,7 +122,11 @@ def _output_proto(spec: Any, value: Any) -> Any:
 
 
 def _write_proto(path: Path, proto: Any) -> None:
-    path.write_bytes(proto.SerializeToString())
+    from ..._io.atomic import atomic_output
+
+    # a new file renamed over the name: a link planted there is replaced, never written through
+    with atomic_output(path) as output:
+        output.path.write_bytes(proto.SerializeToString())
 
 
 def read_test_data(onnx_path: str | Path) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
@@ -130,7 +136,6 @@ def read_test_data(onnx_path: str | Path) -> list[tuple[str, np.ndarray, dict[st
         ReadError: no data set, or a file that is not a valid proto.
     """
     import onnx
-    from onnx import numpy_helper
 
     onnx_path = Path(onnx_path)
     folders = test_data_dirs(onnx_path)
@@ -143,16 +148,41 @@ def read_test_data(onnx_path: str | Path) -> list[tuple[str, np.ndarray, dict[st
     sets = []
     for folder in folders:
         input_file = folder / "input_0.pb"
-        X = numpy_helper.to_array(_read_proto(input_file, onnx.TensorProto()))
+        X = _tensor_array(_read_proto(input_file, onnx.TensorProto()), input_file)
         outputs: dict[str, np.ndarray | list[Any]] = {}
         for i, spec in enumerate(graph.output):
             path = folder / f"output_{i}.pb"
             if spec.type.HasField("sequence_type"):
-                outputs[spec.name] = list(numpy_helper.to_list(_read_proto(path, onnx.SequenceProto())))
+                outputs[spec.name] = _sequence_list(_read_proto(path, onnx.SequenceProto()), path)
             else:
-                outputs[spec.name] = numpy_helper.to_array(_read_proto(path, onnx.TensorProto()))
+                outputs[spec.name] = _tensor_array(_read_proto(path, onnx.TensorProto()), path)
         sets.append((folder.name, X, outputs))
     return sets
+
+
+def _tensor_array(tensor: Any, path: Path) -> np.ndarray:
+    """A test-data tensor's values; external data (which would be read from anywhere) is refused."""
+    from onnx import numpy_helper
+
+    if tensor.data_location == 1 or len(tensor.external_data):
+        raise ReadError(f"tensor {tensor.name!r} refers to external data; test data must hold its values itself", path=path)
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError, IndexError, MemoryError, OverflowError) as exc:
+        # dims that do not match the data present, an unknown data type...
+        raise ReadError(f"tensor {tensor.name!r} (shape {list(tensor.dims)}) is malformed: {type(exc).__name__}: {exc}", path=path) from None
+
+
+def _sequence_list(sequence: Any, path: Path) -> list[Any]:
+    from onnx import numpy_helper
+
+    tensors = [*sequence.tensor_values, *(t for entry in sequence.map_values for t in entry.values.tensor_values)]
+    if any(t.data_location == 1 or len(t.external_data) for t in tensors):
+        raise ReadError(f"sequence {sequence.name!r} refers to external data; test data must hold its values itself", path=path)
+    try:
+        return list(numpy_helper.to_list(sequence))
+    except (ValueError, TypeError, KeyError, IndexError, MemoryError, OverflowError) as exc:
+        raise ReadError(f"sequence {sequence.name!r} is malformed: {type(exc).__name__}: {exc}", path=path) from None
 
 
 def _read_proto(path: Path, proto: Any) -> Any:

@@ -110,6 +110,11 @@ class _OnnxRunner(Runner):
             raise ReadError(f"cannot read: {exc}", path=path, format="onnx") from exc
         except Exception as exc:  # noqa: BLE001 - protobuf errors are a bad input
             raise ReadError(f"not a valid ONNX file: {type(exc).__name__}: {exc}", path=path, format="onnx") from exc
+        # external data resolved against the model's own folder with load's checks, never the working directory
+        from ...formats.onnx import inline_external_data
+
+        if inline_external_data(self.proto, self.path):
+            self.raw = self.proto.SerializeToString()
         graph = self.proto.graph
         constants = {init.name for init in graph.initializer}
         inputs = [i for i in graph.input if i.name not in constants]
