@@ -59,19 +59,8 @@ def test_sklearn_variant_to_keras_archive_loads_in_keras(variant_id: str, tmp_pa
         np.testing.assert_array_equal(mine.weights, theirs.weights)
 
 
-@pytest.mark.parametrize("fixture", KERAS_FIXTURES)
-def test_keras_models_round_trip_through_our_archive(fixture: str, tmp_path: Path) -> None:
-    data = np.load(FIXTURES / f"{fixture.rsplit('.', 1)[0]}.npz")
-    model = nnconvert.load(FIXTURES / fixture)
-    path = tmp_path / "again.keras"
-    nnconvert.save(model, path)
-    keras_model = keras_module().models.load_model(path)
-    np.testing.assert_allclose(keras_model.predict(data["X"], verbose=0), data["y"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(nnconvert.load(path).forward(data["X"]), data["y"], rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("fixture", ["multiclass.keras", "binary.keras", "regression.keras", "functional.keras", "tf2_style.h5"])
+@pytest.mark.parametrize("fixture", KERAS_FIXTURES)
 def test_keras_models_through_every_target_predict_like_keras(fixture: str, target: str, tmp_path: Path) -> None:
     data = np.load(FIXTURES / f"{fixture.rsplit('.', 1)[0]}.npz")  # Keras' own predictions, saved with the file
     model = nnconvert.load(FIXTURES / fixture)
