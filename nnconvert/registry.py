@@ -33,6 +33,7 @@ _BUILTIN_MODULES = (
     "nnconvert.formats.hdf5",
     "nnconvert.formats.keras",
     "nnconvert.formats.sklearn_files",
+    "nnconvert.formats.c",  # issue 15: C source target (write only)
 )
 
 
