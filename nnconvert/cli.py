@@ -95,6 +95,10 @@ def _add_convert(commands: Any) -> None:
     parser.add_argument("--zipmap", action="store_true", help="ONNX: add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does")
     parser.add_argument("--arrays", choices=["auto", "list", "base64"], help="json: how arrays are written")
     parser.add_argument("--compression", choices=["gzip", "none"], help="hdf5: dataset compression")
+    # issue 15: the c target's options
+    parser.add_argument("--precision", choices=["float32", "float64", "int16", "int8"], help="c: arithmetic of the generated code (default float32)")
+    parser.add_argument("--prefix", metavar="NAME", help="c: prefix of every generated C symbol (default: from DST's name)")
+    parser.add_argument("--calibration", metavar="FILE", help="c, int16/int8: rows (.npy/.npz/.csv) the fixed-point formats are sized for")
     try:
         _verify_command().add_convert_options(parser)
     except ImportError:  # pragma: no cover - verify is part of the package
@@ -151,6 +155,11 @@ def _write_options(args: argparse.Namespace) -> dict[str, Any]:
     options["arrays"] = args.arrays
     if args.compression == "gzip":  # "none" is the writer's default
         options["compression"] = "gzip"
+    options.update(precision=getattr(args, "precision", None), prefix=getattr(args, "prefix", None))
+    if getattr(args, "calibration", None):
+        from .verify.inputs import load_data
+
+        options["calibration"] = load_data(args.calibration)
     return {key: value for key, value in options.items() if value is not None}
 
 
@@ -189,6 +198,10 @@ def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
     model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **_read_options(args))
     save(model, dst, format=args.to_format, **_write_options(args))
     print(f"{src} -> {dst}")
+    if args.to_format == "c" or (args.to_format is None and dst.suffix.lower() == ".c"):  # issue 15: sizes
+        from .formats.c import summary_text
+
+        print(summary_text(dst))
     if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
         return int(_verify_command().verify_after_convert(src, dst, args, model))
     return 0
@@ -211,6 +224,12 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from .api import load_with_format
     from .describe import describe, format_description
 
+    if args.file.suffix.lower() == ".c" and args.from_format in (None, "c"):  # issue 15: generated C, no reader
+        from .formats.c import describe_file, format_file_description
+
+        info = describe_file(args.file)
+        print(json.dumps(info, indent=2) if args.json else format_file_description(info))
+        return 0
     timeout = _read_timeout(args, args.file)
     model, format_name = load_with_format(args.file, args.from_format, trust=args.trust_pickle, timeout=timeout, **_read_options(args))
     info = {"file": str(args.file), "format": format_name, "file_size": args.file.stat().st_size, **describe(model)}

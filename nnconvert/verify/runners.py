@@ -288,6 +288,10 @@ def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Run
     if not path.is_file():
         raise ReadError("no such file" if not path.exists() else "not a regular file", path=path)
     suffix = path.suffix.lower()
+    if suffix == ".c":  # issue 15: generated C runs compiled (integrator: move to the registry's runner field)
+        from .c_runner import CRunner
+
+        return CRunner(path)
     if suffix == ".onnx":
         from .onnx_runners import OnnxRuntimeRunner
 

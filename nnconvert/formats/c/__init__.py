@@ -14,13 +14,12 @@ split by concern:
 - ``header``: the header, the metadata block, file assembly;
 - ``build``: compiling generated files (verify, tests, benchmarks).
 
-Write only: the format has no reader. ``describe_file`` reads the metadata
-block back for ``nnconvert inspect``.
+Write only: the format has no reader. ``describe_file`` (``report``) reads the
+metadata block back for ``nnconvert inspect`` and the convert summary.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,9 @@ from ...ir import Model
 from ...registry import FormatSpec, register
 from .header import Program, read_metadata, render_header, render_source
 from .options import WRITE_OPTIONS, check_supported, parse_options
+from .report import describe_file, format_file_description, summary_text
 
-__all__ = ["write", "generate", "describe_file", "read_metadata", "WRITE_OPTIONS"]
+__all__ = ["write", "generate", "describe_file", "format_file_description", "summary_text", "read_metadata", "WRITE_OPTIONS"]
 
 
 def generate(model: Model, *, header_name: str = "model.h", final_path: Path | None = None, **options: Any) -> tuple[str, str, dict[str, Any]]:
@@ -80,15 +80,6 @@ def write(model: Model, path: str | Path, *, final_path: str | Path | None = Non
     with atomic_output(header_path) as temp:
         with open(temp, "w", encoding="ascii", newline="\n") as handle:
             handle.write(header)
-
-
-def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What ``nnconvert inspect`` shows for a generated file: its metadata block.
-
-    Raises:
-        ReadError: not a file the c target generated.
-    """
-    return read_metadata(path)
 
 
 register(

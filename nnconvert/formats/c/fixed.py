@@ -218,7 +218,8 @@ def _plan_layer(layer: Any, scheme: Scheme, in_frac: int, z_max: float, out_max:
             domain = (math.floor(low), max(1, math.ceil(math.log2(max(high - math.floor(low), 1.0)))))
         lut = make_lut(activation, params, z_frac, out_frac, domain)
     elif activation == Activation.SOFTMAX:
-        lut = make_lut(Activation.EXP, {}, z_frac, SOFTMAX_EXP_FRAC, (-16.0, 4))
+        # exp(z - max) <= 1 and the sum >= 1: an error of one output step in exp is one in the probability
+        lut = make_lut(Activation.EXP, {}, z_frac, SOFTMAX_EXP_FRAC, (-16.0, 4), error_frac=out_frac)
     return FixedLayer(w_q, bias, shift, in_frac, z_frac, out_frac, activation, params, lut, last)
 
 

@@ -8,7 +8,7 @@ Outside the domain a *tail* takes over: the edge value (tanh, logistic...) or
 a line through the origin (the positive side of elu, gelu, silu, softplus).
 
 The number of segments is the smallest whose interpolation error is at most
-one LSB of the output format (at most ``MAX_SEGMENT_BITS``).
+one LSB of the output format, at most ``2**MAX_SEGMENT_BITS`` (512: 2 KiB of int32).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ...ir import Activation, apply_activation
 __all__ = ["Lut", "make_lut", "lut_eval", "round_shift", "EXTRA_BITS", "TABLE_ACTIVATIONS"]
 
 EXTRA_BITS = 8
-MAX_SEGMENT_BITS = 10
+MAX_SEGMENT_BITS = 9
 TABLE_ACTIVATIONS = frozenset(
     {Activation.TANH, Activation.LOGISTIC, Activation.ELU, Activation.SELU, Activation.SOFTPLUS,
      Activation.GELU, Activation.SILU, Activation.EXP}
@@ -92,10 +92,11 @@ def _tail(spec: Any, params: dict[str, Any], in_frac: int, out_frac: int) -> tup
 
 
 def make_lut(activation: Activation, params: dict[str, Any], in_frac: int, out_frac: int,
-             domain: tuple[float, int] | None = None) -> Lut:  # fmt: skip
+             domain: tuple[float, int] | None = None, error_frac: int | None = None) -> Lut:  # fmt: skip
     """The table of ``activation`` for inputs with ``in_frac`` and outputs with ``out_frac`` fraction bits.
 
-    ``domain`` (low, log2 width) overrides the activation's own (used for exp, sized by calibration).
+    ``domain`` (low, log2 width) overrides the activation's own (used for exp, sized by calibration);
+    the table is made fine enough for an error of ``2**-error_frac`` (default: one output step).
     """
     if domain is not None:
         low, width_bits, low_tail, high_tail = domain[0], domain[1], "edge", "edge"
@@ -113,7 +114,7 @@ def make_lut(activation: Activation, params: dict[str, Any], in_frac: int, out_f
         fine = np.linspace(points[0], points[-1], 16 * (1 << n_eff) + 1)
         error = np.abs(np.interp(fine, points, f(points)) - f(fine)).max()
         chosen = (seg_bits, points)
-        if error <= 2.0**-out_frac or seg_bits == 0:
+        if error <= 2.0 ** -(out_frac if error_frac is None else error_frac) or seg_bits == 0:
             break
     assert chosen is not None
     seg_bits, points = chosen

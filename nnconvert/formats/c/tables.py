@@ -79,8 +79,8 @@ def c_string(text: str) -> str:
 
 def c_comment(text: str) -> str:
     """``text`` safe inside a ``/* */`` comment (no comment end, no line breaks, ASCII)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_ .,:;=()\[\]<>+-]", "?", text)
-    return cleaned.replace("*/", "*?")
+    cleaned = re.sub(r"[^A-Za-z0-9_ .,:;=()\[\]<>+*/^'\"%-]", "_", text)
+    return cleaned.replace("*/", "* /").replace("/*", "/ *")
 
 
 @dataclass(frozen=True)
