@@ -59,6 +59,11 @@ def writable_formats() -> list[str]:
     return sorted(name for name, spec in registry.formats().items() if spec.write is not None)
 
 
+def round_trip_formats() -> list[str]:
+    """Writable formats that can be read back (write-only targets, like c, have their own tests)."""
+    return sorted(name for name, spec in registry.formats().items() if spec.write is not None and spec.read is not None)
+
+
 def readable_formats() -> list[str]:
     return sorted(name for name, spec in registry.formats().items() if spec.read is not None)
 
@@ -114,7 +119,7 @@ def _inputs(model: Model) -> np.ndarray:
 
 
 @pytest.mark.parametrize("model_id", sorted(MODELS))
-@pytest.mark.parametrize("format_name", writable_formats())
+@pytest.mark.parametrize("format_name", round_trip_formats())
 def test_round_trip(format_name: str, model_id: str, tmp_path: Path) -> None:
     model = MODELS[model_id]()
     before = _model_bytes(model)
@@ -167,7 +172,7 @@ def source_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize(
-    ("source_format", "target_format"), list(itertools.product(readable_formats(), writable_formats()))
+    ("source_format", "target_format"), list(itertools.product(readable_formats(), round_trip_formats()))
 )
 def test_every_readable_to_every_writable(
     source_format: str, target_format: str, source_files: dict[str, Path], tmp_path: Path

@@ -23,7 +23,7 @@ import numpy as np
 from ...errors import MissingDependencyError, ReadError
 from .header import read_metadata
 
-__all__ = ["WARNING_FLAGS", "OPTIMIZE_FLAGS", "CompiledModel", "find_compiler", "MissingCompilerError", "compile_object_size"]
+__all__ = ["WARNING_FLAGS", "OPTIMIZE_FLAGS", "CompiledModel", "compile_models", "find_compiler", "MissingCompilerError", "compile_object_size"]
 
 WARNING_FLAGS = ("-Wall", "-Wextra", "-Werror", "-std=c99", "-pedantic")
 OPTIMIZE_FLAGS = ("-O2",)
@@ -57,23 +57,53 @@ def find_compiler(compiler: str | None = None, purpose: str = "running generated
     return found
 
 
-def _harness(meta: dict[str, Any]) -> str:
+def _harness(meta: dict[str, Any], header: Path) -> str:
+    """Batch loops over the model's own entry points, named after its prefix."""
     p = meta["prefix"]
     t_in, t_out = meta["c_types"]["input"], meta["c_types"]["output"]
     nf, no = meta["n_features"], meta["n_outputs"]
-    code = [f'#include "{meta["header"]}"', ""]
-    code.append(f"void nnc_harness_forward(const {t_in} *x, {t_out} *out, long n)\n{{\n    long r;\n"
-                f"    for (r = 0; r < n; ++r) {p}_forward(x + r * {nf}, out + r * {no});\n}}\n")  # fmt: skip
+    code = [f'#include "{header}"', ""]
+    loop = "{\n    long r;\n    for (r = 0; r < n; ++r) "
+    code.append(f"void {p}_harness_forward(const {t_in} *x, {t_out} *out, long n)\n{loop}{p}_forward(x + r * {nf}, out + r * {no});\n}}\n")
     if meta["task"] in ("binary", "multiclass"):
-        code.append(f"void nnc_harness_predict(const {t_in} *x, int *labels, long n)\n{{\n    long r;\n"
-                    f"    for (r = 0; r < n; ++r) labels[r] = {p}_predict(x + r * {nf});\n}}\n")  # fmt: skip
+        code.append(f"void {p}_harness_predict(const {t_in} *x, int *labels, long n)\n{loop}labels[r] = {p}_predict(x + r * {nf});\n}}\n")
     elif meta["task"] == "multilabel":
-        code.append(f"void nnc_harness_predict(const {t_in} *x, int *labels, long n)\n{{\n    long r;\n"
-                    f"    for (r = 0; r < n; ++r) {p}_predict(x + r * {nf}, labels + r * {no});\n}}\n")  # fmt: skip
+        code.append(f"void {p}_harness_predict(const {t_in} *x, int *labels, long n)\n{loop}{p}_predict(x + r * {nf}, labels + r * {no});\n}}\n")
     return "\n".join(code)
 
 
 _CTYPES = {"float": (ctypes.c_float, np.float32), "double": (ctypes.c_double, np.float64), "int32_t": (ctypes.c_int32, np.int32)}
+
+
+def _compile(models: list[tuple[Path, dict[str, Any]]], compiler: str, flags: tuple[str, ...], folder: Path) -> Path:
+    """One shared library of every (source, metadata) with its harness; its path.
+
+    Several models are compiled as one translation unit that includes each file (their
+    symbols all carry their own prefix): one compiler process instead of one per file.
+    """
+    sources = []
+    for index, (source, meta) in enumerate(models):
+        header = source.with_name(meta["header"])
+        if not header.is_file():
+            raise ReadError(f"its header {header.name} is missing (it is written beside the .c file)", path=source, format="c")
+        harness = folder / f"harness_{index}.c"
+        harness.write_text(_harness(meta, header.resolve()), encoding="utf-8")
+        sources += [source.resolve(), harness]
+    if len(models) > 1:
+        unity = folder / "all_models.c"
+        unity.write_text("".join(f'#include "{source}"\n' for source in sources), encoding="utf-8")
+        sources = [unity]
+    library = folder / "models.so"
+    command = [compiler, *flags, "-fPIC", "-shared", *map(str, sources), "-o", str(library), "-lm"]
+    where = models[0][0]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise ReadError(f"compiling took longer than {COMPILE_TIMEOUT_S} s", path=where, format="c") from None
+    if result.returncode != 0:
+        message = "\n".join((result.stderr or result.stdout).strip().splitlines()[:20])
+        raise ReadError(f"{Path(compiler).name} could not compile it ({' '.join(flags)}):\n{message}", path=where, format="c")
+    return library
 
 
 class CompiledModel:
@@ -82,6 +112,10 @@ class CompiledModel:
     Inputs are given as float rows; at the integer precisions they are quantized to
     the input format the header states (round to nearest, saturated), and outputs
     are scaled back to real values.
+
+    Raises:
+        MissingCompilerError: no C compiler.
+        ReadError: not a generated file, its header is missing, or it does not compile.
     """
 
     def __init__(self, source: str | os.PathLike[str], *, compiler: str | None = None, extra_flags: tuple[str, ...] = ()):
@@ -90,28 +124,13 @@ class CompiledModel:
         self.compiler = find_compiler(compiler)
         self.flags = (*WARNING_FLAGS, *OPTIMIZE_FLAGS, *extra_flags)
         self._folder = tempfile.TemporaryDirectory(prefix="nnconvert-c-")
-        self.library_path = self._compile(Path(self._folder.name))
-        self._library = ctypes.CDLL(str(self.library_path))
+        self.library_path = _compile([(self.source, self.meta)], self.compiler, self.flags, Path(self._folder.name))
+        self._bind(ctypes.CDLL(str(self.library_path)))
+
+    def _bind(self, library: ctypes.CDLL) -> None:
+        self._library = library
         self._in_ctype, self._in_dtype = _CTYPES[self.meta["c_types"]["input"]]
         self._out_ctype, self._out_dtype = _CTYPES[self.meta["c_types"]["output"]]
-
-    def _compile(self, folder: Path) -> Path:
-        header = self.source.with_name(self.meta["header"])
-        if not header.is_file():
-            raise ReadError(f"its header {header.name} is missing (it is written beside the .c file)", path=self.source, format="c")
-        harness = folder / "nnconvert_harness.c"
-        harness.write_text(_harness(self.meta), encoding="ascii")
-        library = folder / "model.so"
-        command = [self.compiler, *self.flags, "-fPIC", "-shared", "-I", str(self.source.parent),
-                   str(self.source), str(harness), "-o", str(library), "-lm"]  # fmt: skip
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired:
-            raise ReadError(f"compiling took longer than {COMPILE_TIMEOUT_S} s", path=self.source, format="c") from None
-        if result.returncode != 0:
-            message = "\n".join((result.stderr or result.stdout).strip().splitlines()[:20])
-            raise ReadError(f"{Path(self.compiler).name} could not compile it ({' '.join(self.flags)}):\n{message}", path=self.source, format="c")
-        return library
 
     # -- running -----------------------------------------------------------------
 
@@ -127,8 +146,8 @@ class CompiledModel:
         scaled = np.rint(X * 2.0 ** fixed["input_frac_bits"])
         return np.ascontiguousarray(np.clip(scaled, -(2**31), 2**31 - 1), dtype=np.int32)
 
-    def _call(self, name: str, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        function = getattr(self._library, name)
+    def _call(self, entry: str, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        function = getattr(self._library, f"{self.meta['prefix']}_harness_{entry}")
         function.restype = None
         function(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(len(x)))
         return out
@@ -136,7 +155,7 @@ class CompiledModel:
     def forward_raw(self, X: Any) -> np.ndarray:
         """``<prefix>_forward`` on every row, in the C output type (integers unscaled)."""
         x = self._inputs(X)
-        return self._call("nnc_harness_forward", x, np.empty((len(x), self.meta["n_outputs"]), dtype=self._out_dtype))
+        return self._call("forward", x, np.empty((len(x), self.meta["n_outputs"]), dtype=self._out_dtype))
 
     def forward(self, X: Any) -> np.ndarray:
         """``<prefix>_forward`` on every row, as float64 real values."""
@@ -150,8 +169,32 @@ class CompiledModel:
         """``<prefix>_predict`` on every row: class indices (``[N]``) or 0/1 indicator rows (multilabel)."""
         x = self._inputs(X)
         width = self.meta["n_outputs"] if self.meta["task"] == "multilabel" else 1
-        labels = self._call("nnc_harness_predict", x, np.empty((len(x), width), dtype=np.intc))
+        labels = self._call("predict", x, np.empty((len(x), width), dtype=np.intc))
         return labels if width > 1 else labels[:, 0]
+
+
+def compile_models(sources: list[str | os.PathLike[str]], *, compiler: str | None = None,
+                   extra_flags: tuple[str, ...] = ()) -> list[CompiledModel]:  # fmt: skip
+    """Several generated files (distinct prefixes) in one compiler run: one process, one library.
+
+    Raises:
+        MissingCompilerError, ReadError: as :class:`CompiledModel`.
+    """
+    paths = [Path(s) for s in sources]
+    metas = [read_metadata(p) for p in paths]
+    compiler_path = find_compiler(compiler)
+    flags = (*WARNING_FLAGS, *OPTIMIZE_FLAGS, *extra_flags)
+    folder = tempfile.TemporaryDirectory(prefix="nnconvert-c-")
+    library_path = _compile(list(zip(paths, metas, strict=True)), compiler_path, flags, Path(folder.name))
+    library = ctypes.CDLL(str(library_path))
+    models = []
+    for path, meta in zip(paths, metas, strict=True):
+        model = CompiledModel.__new__(CompiledModel)
+        model.source, model.meta, model.compiler, model.flags = path, meta, compiler_path, flags
+        model._folder, model.library_path = folder, library_path
+        model._bind(library)
+        models.append(model)
+    return models
 
 
 def compile_object_size(source: str | os.PathLike[str], compiler: str | None = None, flags: tuple[str, ...] = ("-Os",)) -> dict[str, int]:
