@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 

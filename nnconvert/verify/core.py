@@ -89,8 +89,9 @@ def verify(
         raise UsageError("verify needs a candidate model")
     notify("loading models")
     cand = make_runner(candidate, trust=trust, ort_optimizations=ort_optimizations, role="candidate")
-    if atol is None and getattr(cand, "expected_atol", None) is not None:
-        atol = cand.expected_atol  # issue 15: fixed-point C states the error it is built to
+    expected_atol = getattr(cand, "expected_atol", None)
+    if atol is None and expected_atol is not None:
+        atol = expected_atol  # issue 15: fixed-point C states the error it is built to
     run = _Run(cand, seed, atol, rtol, notify)
     run.hash_inputs = hash_inputs
     try:

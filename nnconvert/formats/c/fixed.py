@@ -114,7 +114,7 @@ def _affine_segments(model: Model) -> list[tuple[np.ndarray, np.ndarray, tuple[f
     """The preprocessing as (a, c, clip after) affine maps per feature, split at each clip."""
     n = model.n_features
     a, c = np.ones(n), np.zeros(n)
-    segments = []
+    segments: list[tuple[np.ndarray, np.ndarray, tuple[float, float] | None]] = []
     for step in model.steps:
         for op in step.ops:
             v = np.broadcast_to(op.operand.astype(np.float64), (n,)) if op.op != "clip" else op.operand.astype(np.float64)

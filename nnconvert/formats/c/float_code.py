@@ -121,7 +121,8 @@ def _forward_function(model: Model, prefix: str, t: str, act_names: list[str | N
 def _activation_functions(model: Model, prefix: str, precision: str) -> tuple[list[str], list[str | None]]:
     ctype = C_TYPES[precision]
     by_key: dict[Any, str] = {}
-    functions, names = [], []
+    functions: list[str] = []
+    names: list[str | None] = []
     for layer in model.layers:
         if layer.activation == Activation.IDENTITY:
             names.append(None)

@@ -147,5 +147,5 @@ def lut_eval(lut: Lut, z: np.ndarray) -> np.ndarray:
 
 def _tail_eval(tail: tuple[Any, ...], z: np.ndarray, edge: int, extra: int) -> np.ndarray:
     if tail[0] == "edge":
-        return np.full(z.shape, int(round_shift(np.int64(edge), extra)), dtype=np.int64)
+        return np.full(z.shape, int(round_shift(np.array(edge), extra)), dtype=np.int64)
     return round_shift(z * tail[1], tail[2])
