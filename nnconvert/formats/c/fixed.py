@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 
 from ...ir import Activation, Model
-from .lut import TABLE_ACTIVATIONS, Lut, lut_eval, make_lut, round_shift
+from .lut import TABLE_ACTIVATIONS, Lut, exp_neg, lut_eval, make_lut, round_shift
 
-__all__ = ["Scheme", "SCHEMES", "FixedPlan", "plan_fixed", "emulate", "SOFTMAX_EXP_FRAC"]
+__all__ = ["Scheme", "SCHEMES", "FixedPlan", "plan_fixed", "emulate"]
 
-SOFTMAX_EXP_FRAC = 24  # fraction bits of exp(z - max) inside softmax
 PROBABILITY_FRAC = 15  # bounded outputs (probabilities, tanh...) are Q15 in int32
 INPUT_BITS = 28  # inputs use at most 2**28 of int32's range: 8x headroom beyond the calibrated range
 Z_BITS = 29  # pre-activations (int32) likewise
@@ -217,9 +216,6 @@ def _plan_layer(layer: Any, scheme: Scheme, in_frac: int, z_max: float, out_max:
             low, high = float(z.min()) - 1.0, float(z.max()) + 1.0
             domain = (math.floor(low), max(1, math.ceil(math.log2(max(high - math.floor(low), 1.0)))))
         lut = make_lut(activation, params, z_frac, out_frac, domain)
-    elif activation == Activation.SOFTMAX:
-        # exp(z - max) <= 1 and the sum >= 1: an error of one output step in exp is one in the probability
-        lut = make_lut(Activation.EXP, {}, z_frac, SOFTMAX_EXP_FRAC, (-16.0, 4), error_frac=out_frac)
     return FixedLayer(w_q, bias, shift, in_frac, z_frac, out_frac, activation, params, lut, last)
 
 
@@ -261,8 +257,7 @@ def activation_eval(layer: FixedLayer, z: np.ndarray) -> np.ndarray:
         beta_q = int(round(layer.params["beta"] * 2.0**layer.out_frac))
         return np.clip(round_shift(z * alpha_q, shift + 15) + beta_q, 0, 1 << layer.out_frac)
     if act == Activation.SOFTMAX:
-        assert layer.lut is not None
-        e = lut_eval(layer.lut, z - z.max(axis=1, keepdims=True))
+        e = exp_neg(z - z.max(axis=1, keepdims=True), layer.z_frac)
         total = e.sum(axis=1, keepdims=True)
         return ((e << layer.out_frac) + total // 2) // total
     assert layer.lut is not None

@@ -17,7 +17,7 @@ from .entry import EntrySpec, entry_code, entry_declarations
 from .fixed import MONOTONE, SCHEMES, FixedLayer, FixedPlan, emulate, plan_fixed
 from .float_code import base_defines, base_metadata, header_notes
 from .header import Program
-from .lut import Lut
+from .lut import EXP2_SEGMENT_BITS, EXP2_TABLE, EXP_FLOOR, EXP_FRAC, LOG2E_Q24, Lut
 from .options import COptions
 from .tables import C_TYPES, CType, Table, label_tables
 
@@ -85,6 +85,26 @@ static int64_t {p}_lut(const {p}_lut_t *lut, int64_t z)
 """
 
 
+def _exp_support(p: str) -> str:
+    return f"""/* exp(d / 2^frac) for d <= 0, in Q24: 2^(integer part of d log2 e) is a shift, 2^(fraction) a table */
+static int64_t {p}_exp_neg(int64_t d, int frac)
+{{
+    int64_t y, f, base, v;
+    long segment;
+    int k;
+    d = {p}_rescale(d, frac - {EXP_FRAC});
+    if (d < -((int64_t){-EXP_FLOOR} << {EXP_FRAC})) return 0;
+    y = d * {LOG2E_Q24};
+    k = (int)(y >> 48);
+    f = y - (int64_t)k * ((int64_t)1 << 48);
+    segment = (long)(f >> {48 - EXP2_SEGMENT_BITS});
+    base = {p}_exp2_table[segment];
+    v = base + (((int64_t)({p}_exp2_table[segment + 1] - base) * ((f & (((int64_t)1 << {48 - EXP2_SEGMENT_BITS}) - 1)) >> {18 - EXP2_SEGMENT_BITS})) >> 30);
+    return {p}_rescale(v, {29 - EXP_FRAC} - k);
+}}
+"""
+
+
 def _lut_definition(p: str, name: str, lut: Lut) -> str:
     def tail(spec: tuple[Any, ...]) -> tuple[int, int, int]:
         return (1, int(spec[2]), int(spec[1])) if spec[0] == "line" else (0, 0, 0)
@@ -109,7 +129,7 @@ def _activation(p: str, index: int, layer: FixedLayer, out_t: str) -> str:
         if (z[j] > largest) largest = z[j];
     }}
     for (j = 0; j < {n}; ++j) {{
-        e[j] = {p}_lut(&{p}_lut{index}, (int64_t)z[j] - largest);
+        e[j] = {p}_exp_neg((int64_t)z[j] - largest, {layer.z_frac});
         total += e[j];
     }}
     for (j = 0; j < {n}; ++j) {{
@@ -187,8 +207,9 @@ def _tables(p: str, plan: FixedPlan, model: Model) -> list[Table]:
         tables.append(Table(f"{p}_layer{k}_bias", acc_type, layer.bias, f"layer {k} bias"))
         tables.append(Table(f"{p}_layer{k}_shift", SHIFT, layer.shift, f"layer {k}: accumulator -> z shifts"))
         if layer.lut is not None:
-            what = "exp" if layer.activation == Activation.SOFTMAX else layer.activation.value
-            tables.append(Table(f"{p}_lut{k}_table", C_TYPES["int32"], layer.lut.table, f"layer {k}: {what} table"))
+            tables.append(Table(f"{p}_lut{k}_table", C_TYPES["int32"], layer.lut.table, f"layer {k}: {layer.activation.value} table"))
+    if any(layer.activation == Activation.SOFTMAX for layer in plan.layers):
+        tables.append(Table(f"{p}_exp2_table", C_TYPES["int32"], EXP2_TABLE, "2^(i/128) in Q29, for softmax's exp"))
     return tables
 
 
@@ -236,6 +257,8 @@ def fixed_program(model: Model, options: COptions, header_name: str) -> Program:
     if any(layer.lut is not None for layer in plan.layers):
         functions.append(_lut_support(p))
         functions += [_lut_definition(p, f"{p}_lut{k}", layer.lut) for k, layer in enumerate(plan.layers) if layer.lut is not None]
+    if any(layer.activation == Activation.SOFTMAX for layer in plan.layers):
+        functions.append(_exp_support(p))
     functions.append(_dense(p, w_t, scheme.accumulator, act_t))
     functions.append(_preprocess(p, plan, model.n_features, act_t))
     functions += [_activation(p, k, layer, "int32_t" if layer.last else act_t) for k, layer in enumerate(plan.layers)]
@@ -282,6 +305,6 @@ def fixed_program(model: Model, options: COptions, header_name: str) -> Program:
     program.notes = header_notes(program.metadata, "int32_t", "int32_t") + [
         f"Inputs: x[i] = round(value * 2^{plan.input_frac}) ({P}_INPUT_FRAC_BITS); outputs: value = out[j] / 2^{plan.output_frac}.",
         "No floating point: tanh, logistic, exp, elu, gelu, silu, softplus are interpolated tables;",
-        "softmax is exp tables + one integer division per class. Values beyond the calibrated range saturate.",
+        "softmax is exp by shift and a 2^x table + one integer division per class. Values beyond the calibrated range saturate.",
     ]
     return program

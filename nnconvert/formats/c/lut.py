@@ -149,3 +149,33 @@ def _tail_eval(tail: tuple[Any, ...], z: np.ndarray, edge: int, extra: int) -> n
     if tail[0] == "edge":
         return np.full(z.shape, int(round_shift(np.array(edge), extra)), dtype=np.int64)
     return round_shift(z * tail[1], tail[2])
+
+
+# -- exp of non-positive values (softmax): 2**integer part by a shift, 2**fraction from a small table
+
+EXP2_SEGMENT_BITS = 7
+EXP2_TABLE = np.rint(2.0 ** (np.arange((1 << EXP2_SEGMENT_BITS) + 1) / (1 << EXP2_SEGMENT_BITS)) * 2.0**29).astype(np.int64)
+LOG2E_Q24 = int(round(math.log2(math.e) * (1 << 24)))
+EXP_FRAC = 24  # exp_neg's result: Q24
+EXP_FLOOR = -16  # exp(-16) = 1.1e-7 is below a Q15 probability's step: 0 beyond
+
+
+def exp_neg(d: np.ndarray, frac: int) -> np.ndarray:
+    """``exp(d / 2**frac)`` for ``d <= 0`` in Q24, as the generated ``<p>_exp_neg`` computes it.
+
+    ``d * log2(e)`` is split into an integer ``k <= 0`` (a shift) and a fraction ``f``
+    in [0, 1) whose ``2**f`` is interpolated in a 129-entry Q29 table (error < 1e-5 relative).
+    """
+    d24 = round_shift(np.asarray(d, dtype=np.int64), frac - EXP_FRAC)
+    under = d24 < (EXP_FLOOR << EXP_FRAC)
+    d24 = np.maximum(d24, EXP_FLOOR << EXP_FRAC)
+    y = d24 * LOG2E_Q24  # Q48, <= 0
+    k = y >> 48
+    f = y - k * (1 << 48)
+    segment = f >> (48 - EXP2_SEGMENT_BITS)
+    fraction = (f & ((1 << (48 - EXP2_SEGMENT_BITS)) - 1)) >> (18 - EXP2_SEGMENT_BITS)  # Q30
+    base = EXP2_TABLE[segment]
+    v = base + (((EXP2_TABLE[segment + 1] - base) * fraction) >> 30)  # Q29
+    shift = 29 - EXP_FRAC - k  # >= 5
+    e = (v + (np.int64(1) << (shift - 1))) >> shift
+    return np.where(under, 0, e)
