@@ -315,3 +315,33 @@ def test_every_readable_format_to_c(tmp_path: Path) -> None:
     for (name, original), program in zip(originals.items(), compile_models(targets), strict=True):
         assert np.abs(program.forward(X) - original.forward(X)).max() <= 1e-5, name
         np.testing.assert_array_equal(original.classes[program.predict_indices(X)], original.predict(X))
+
+
+def test_every_activation_at_every_precision(tmp_path: Path) -> None:
+    """One chain through all activations the graph has, after an affine step with a clip inside."""
+    from nnconvert.ir import Activation, ElementwiseOp, PreprocessStep
+
+    rng = np.random.default_rng(1)
+    params = {"elu": {"alpha": 0.7}, "leaky_relu": {"alpha": 0.2}, "gelu": {"approximate": "tanh"}}
+    order = [a for a in Activation if a not in (Activation.SOFTMAX, Activation.IDENTITY)] + [Activation.SOFTMAX, Activation.IDENTITY]
+    layers, width = [], 5
+    for index, activation in enumerate(order):
+        out = 3 if index == len(order) - 1 else 4
+        layers.append(DenseLayer(rng.normal(size=(width, out)) * 0.5, rng.normal(size=out) * 0.3, activation,
+                                 f"l{index}", params.get(activation.value, {})))  # fmt: skip
+        width = out
+    step = PreprocessStep("affine", (ElementwiseOp("mul", np.full(5, 0.5)), ElementwiseOp("clip", np.array([-2.0, 2.0])),
+                                     ElementwiseOp("add", rng.normal(size=5))))  # fmt: skip
+    model = Model(tuple(layers), Head("raw"), InputSpec(5), steps=(step,))
+    X = rng.normal(size=(300, 5)) * 2
+    paths = [tmp_path / f"chain_{p}.c" for p in ("float32", "float64", "int16", "int8")]
+    for path in paths:
+        precision = path.stem.split("_")[1]
+        nnconvert.save(model, path, precision=precision, **({"calibration": X} if precision.startswith("int") else {}))
+    reference = model.astype(np.float64).forward(X)
+    bounds = {"float32": 1e-6, "float64": 1e-14, "int16": 1e-3, "int8": 5e-2}
+    for path, program in zip(paths, compile_models(paths), strict=True):
+        precision = path.stem.split("_")[1]
+        assert np.abs(program.forward(X) - reference).max() <= bounds[precision], precision
+        if precision.startswith("int"):
+            np.testing.assert_array_equal(program.forward_raw(X), emulate(plan_fixed(model, SCHEMES[precision], X), X))
