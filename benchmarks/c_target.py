@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import re
 import subprocess
 import tempfile
@@ -103,7 +104,12 @@ def _emlearn(estimator: Any, X: np.ndarray, folder: Path, repeat: int) -> dict[s
     from nnconvert.formats.c.build import elf_section_sizes
 
     header = folder / "model_eml.h"
-    emlearn.convert(estimator, method="loadable").save(file=str(header), name="model_eml")
+    previous = os.getcwd()
+    os.chdir(folder)  # emlearn.convert compiles a helper into ./tmp of the working folder
+    try:
+        emlearn.convert(estimator, method="loadable").save(file=str(header), name="model_eml")
+    finally:
+        os.chdir(previous)
     text = header.read_text()
     weights = sum(int(n) * 4 for n in re.findall(r"static const float \w+\[(\d+)\]", text))
     ram = sum(int(n) * 4 for n in re.findall(r"static float \w+\[(\d+)\]", text))

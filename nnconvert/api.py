@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from ._atomic import atomic_output
-from ._isolation import check_timeout, default_read_timeout, load_isolated, reads_with_libhdf5
+from ._io.atomic import atomic_output
+from ._io.isolation import check_timeout, default_read_timeout, load_isolated, reads_with_libhdf5
 from .errors import (
     MissingDependencyError,
     NnconvertError,

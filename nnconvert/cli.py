@@ -110,6 +110,7 @@ def _add_inspect(commands: Any) -> None:
     parser.add_argument("file", type=Path)
     _add_read_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--html", type=Path, metavar="OUT.html", help="also write the model diagram as a self-contained HTML page")
 
 
 def _add_formats(commands: Any) -> None:
@@ -234,6 +235,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
     model, format_name = load_with_format(args.file, args.from_format, trust=args.trust_pickle, timeout=timeout, **_read_options(args))
     info = {"file": str(args.file), "format": format_name, "file_size": args.file.stat().st_size, **describe(model)}
     print(json.dumps(info, indent=2) if args.json else format_description(info))
+    if args.html is not None:
+        from .verify.diagram import write_diagram_page
+
+        write_diagram_page(info, args.html)
     return 0
 
 

@@ -247,18 +247,24 @@ class Head:
 
 @dataclass(frozen=True)
 class Metadata:
-    """Where the model came from; free key-value pairs in ``properties``."""
+    """Where the model came from; free key-value pairs in ``properties``; ``source_dtype``: the narrower
+    dtype the weights are an upcast of (None: none, or unknown), see :mod:`nnconvert.source_dtype`."""
 
     producer: str = "nnconvert"
     source_framework: str | None = None
     source_class: str | None = None
     source_version: str | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
+    source_dtype: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "properties", MappingProxyType({str(k): str(v) for k, v in dict(self.properties).items()})
         )
+        source = self.source_dtype.name if isinstance(self.source_dtype, np.dtype) else self.source_dtype
+        if source is not None and source not in [d.name for d in FLOAT_DTYPES]:
+            raise InvalidModelError(f"metadata source_dtype must be float16, float32 or float64, got {source!r}")
+        object.__setattr__(self, "source_dtype", source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -367,7 +373,7 @@ class Model:
     # -- transformations ----------------------------------------------------
 
     def astype(self, dtype: Any) -> Model:
-        """A copy computing in ``dtype`` (weights and step operands cast)."""
+        """A copy computing in ``dtype`` (weights and step operands cast); an upcast records its source dtype."""
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
@@ -376,7 +382,16 @@ class Model:
             replace(step, ops=tuple(ElementwiseOp(op.op, op.operand.astype(dtype)) for op in step.ops))
             for step in self.steps
         ]
-        return replace(self, layers=tuple(layers), steps=tuple(steps))
+        # an upcast remembers the narrower dtype it can be restored to; a downcast has nothing to restore
+        source = np.dtype(self.metadata.source_dtype or self.dtype)
+        metadata = replace(self.metadata, source_dtype=source.name if source.itemsize < dtype.itemsize else None)
+        return replace(self, layers=tuple(layers), steps=tuple(steps), metadata=metadata)
+
+    def as_source_dtype(self) -> Model:
+        """The model in its source's dtype when its weights are an exact upcast of it (else itself)."""
+        from .source_dtype import restore_source_dtype
+
+        return restore_source_dtype(self)
 
     def equals(self, other: Model) -> bool:
         """True when both graphs are identical: same dtypes, bit-identical arrays, same head and metadata."""

@@ -30,6 +30,7 @@ __all__ = [
     "DocumentReader",
     "encode_metadata",
     "json_default",
+    "recorded_source_dtype",
 ]
 
 DOCUMENT_VERSION = "1.0"
@@ -52,15 +53,30 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serializable")
 
 
-def encode_metadata(metadata: Metadata) -> dict[str, Any]:
-    """The provenance fields of a model, as a plain dict."""
-    return {
+def encode_metadata(metadata: Metadata, source_dtype: str | None = None) -> dict[str, Any]:
+    """The provenance fields of a model, as a plain dict (``source_dtype`` only when given)."""
+    encoded: dict[str, Any] = {
         "producer": metadata.producer,
         "source_framework": metadata.source_framework,
         "source_class": metadata.source_class,
         "source_version": metadata.source_version,
-        "properties": dict(metadata.properties),
     }
+    if source_dtype is not None:
+        encoded["source_dtype"] = source_dtype
+    encoded["properties"] = dict(metadata.properties)
+    return encoded
+
+
+def recorded_source_dtype(model: Model, file_dtype: Any = None) -> str | None:
+    """The source dtype a file holding ``model`` in ``file_dtype`` (default: its own) records.
+
+    Only a source narrower than the file is recorded: that is the one case a
+    reader can act on (restore the exact original), and files whose dtype is
+    the source's (or rounded from it) keep the bytes they had before the field existed.
+    """
+    file_dtype = model.dtype if file_dtype is None else np.dtype(file_dtype)
+    source = np.dtype(model.metadata.source_dtype or model.dtype)
+    return source.name if source.itemsize < file_dtype.itemsize else None
 
 
 def encode_classes(classes: np.ndarray | None) -> dict[str, Any] | None:
@@ -71,8 +87,11 @@ def encode_classes(classes: np.ndarray | None) -> dict[str, Any] | None:
     return {"dtype": dtype, "values": classes.tolist()}
 
 
-def model_to_document(model: Model, encode_array: ArrayEncoder) -> dict[str, Any]:
-    """The document form of ``model``; arrays become whatever ``encode_array`` returns."""
+def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = None) -> dict[str, Any]:
+    """The document form of ``model``; arrays become whatever ``encode_array`` returns.
+
+    ``dtype`` is the dtype the file stores the arrays in when the writer casts them (default: the model's).
+    """
     return {
         "input": {
             "name": model.input.name,
@@ -102,7 +121,7 @@ def model_to_document(model: Model, encode_array: ArrayEncoder) -> dict[str, Any
             for i, layer in enumerate(model.layers)
         ],
         "head": {"task": model.head.task.value, "classes": encode_classes(model.head.classes)},
-        "metadata": encode_metadata(model.metadata),
+        "metadata": encode_metadata(model.metadata, recorded_source_dtype(model, dtype)),
     }
 
 
@@ -209,6 +228,7 @@ def model_from_document(
             source_class=r.get(meta_doc, "source_class", "metadata.source_class", str, optional=True),
             source_version=r.get(meta_doc, "source_version", "metadata.source_version", str, optional=True),
             properties=r.get(meta_doc, "properties", "metadata.properties", dict, optional=True, default={}),
+            source_dtype=r.get(meta_doc, "source_dtype", "metadata.source_dtype", str, optional=True),
         )
         return Model(layers=tuple(layers), head=head, input=input_spec, steps=tuple(steps), metadata=metadata)
     except InvalidModelError as exc:

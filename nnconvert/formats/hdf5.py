@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io.hdf5_safety import has_signature, outside_data_problem, unstored_data_problem
 from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
 from ..registry import FormatSpec, register
@@ -41,10 +42,8 @@ ATTRIBUTE_LIMIT = 32 * 1024
 DOCUMENT_DATASET = "document"
 COMPRESSIONS = (None, "gzip")
 DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
-SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)$")
 _MAX_SOFT_LINK_HOPS = 16
-_MAX_FILTER_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 
 
 # -- writing -------------------------------------------------------------------
@@ -328,47 +327,6 @@ def read(path: str | PathLike[str]) -> Model:
 
 
 # -- sniffing ------------------------------------------------------------------
-
-
-def outside_data_problem(dataset: Any) -> str | None:
-    """Why ``dataset``'s data lives outside the file (virtual, external storage), or None."""
-    if dataset.is_virtual:
-        return "is a virtual dataset"
-    if dataset.external:
-        return f"is stored in external file(s) {', '.join(str(entry[0]) for entry in dataset.external)}"
-    return None
-
-
-def unstored_data_problem(dataset: Any) -> str | None:
-    """Why reading ``dataset`` would allocate more than the file holds, or None.
-
-    A chunked dataset whose chunks were never written is a few bytes on disk
-    whatever shape it declares; filters (gzip) cannot expand data more than ~1032:1.
-    """
-    declared = (dataset.size or 0) * dataset.dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    filtered = dataset.id.get_create_plist().get_nfilters() > 0
-    if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
-        return f"declares shape {list(dataset.shape)} ({declared} bytes) but the file stores only {stored} bytes of it"
-    return None
-
-
-def has_signature(head: bytes, path: Path) -> bool:
-    """HDF5's signature at offset 0, or after a user block of 512, 1024, 2048... bytes."""
-    if head.startswith(SIGNATURE):
-        return True
-    size = path.stat().st_size
-    offset = 512
-    with open(path, "rb") as handle:
-        while offset + len(SIGNATURE) <= size:
-            if head[offset : offset + len(SIGNATURE)] == SIGNATURE:
-                return True
-            if offset + len(SIGNATURE) > len(head):
-                handle.seek(offset)
-                if handle.read(len(SIGNATURE)) == SIGNATURE:
-                    return True
-            offset *= 2
-    return False
 
 
 def sniff(head: bytes, path: Path) -> bool:

@@ -34,6 +34,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     _add_tolerance_options(parser)
     parser.add_argument("--report-json", metavar="FILE", help="write the JSON report")
     parser.add_argument("--report-md", metavar="FILE", help="write a markdown report (for a CI comment)")
+    parser.add_argument("--report-html", metavar="FILE", help="write the report as one self-contained HTML page (model diagram, error histograms)")
     parser.add_argument("--save-inputs", metavar="FILE", help="save inputs and outputs to an .npz to reproduce the run")
     parser.add_argument("--plot", metavar="FILE.png", help="plot the errors (needs matplotlib)")
     parser.add_argument("--warn-only", action="store_true", help="exit 0 even when the models disagree")
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             ort_optimizations=not args.no_ort_optimizations,
             reference_evaluator=args.reference_evaluator,
             # the digest identifies the inputs in saved evidence; a console-only run skips its extra pass
-            hash_inputs=bool(args.report_json or args.report_md or args.save_inputs) and not args.no_input_hash,
+            hash_inputs=bool(args.report_json or args.report_md or args.report_html or args.save_inputs) and not args.no_input_hash,
             progress=progress,
         )
     finally:
@@ -130,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
 def _write_outputs(report: Any, args: argparse.Namespace) -> None:
     if getattr(args, "report_json", None):
         report.to_json(args.report_json)
+    if getattr(args, "report_html", None):
+        report.to_html(args.report_html)
     if getattr(args, "report_md", None):
         Path(args.report_md).write_text(report.to_markdown(), encoding="utf-8")
     if getattr(args, "save_inputs", None):
@@ -154,6 +157,7 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-n-samples", type=int, default=1000, help="random rows for --verify (default 1000)")
     group.add_argument("--verify-seed", type=int, default=0, help="seed of the random rows (default 0)")
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
+    group.add_argument("--verify-report-html", "--report-html", dest="verify_report_html", metavar="FILE", help="write the verification's report as one HTML page")
 
 
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
@@ -192,11 +196,13 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         n_samples=getattr(args, "verify_n_samples", 1000),
         seed=getattr(args, "verify_seed", 0),
         trust=getattr(args, "trust_pickle", False),
-        hash_inputs=bool(getattr(args, "verify_report_json", None)),
+        hash_inputs=bool(getattr(args, "verify_report_json", None) or getattr(args, "verify_report_html", None)),
     )
     print(report.summary())
     if getattr(args, "verify_report_json", None):
         report.to_json(args.verify_report_json)
+    if getattr(args, "verify_report_html", None):
+        report.to_html(args.verify_report_html)
     if emit:
         for folder in emit_test_data(written_path, report):
             print(f"wrote {folder}")
@@ -219,7 +225,9 @@ def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:
     read_as_given = not (getattr(args, "from_format", None) or getattr(args, "task", None) or getattr(args, "classes", None))
     if suffix in (".skops", ".onnx") and read_as_given:
         return source
-    return IRRunner(model, description=str(source))
+    runner = IRRunner(model, description=str(source))
+    runner.path = source  # the report's provenance names the file the conversion read
+    return runner
 
 
 def emit_test_data(onnx_path: Path, report: Any) -> list[Path]:

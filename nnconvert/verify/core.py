@@ -411,7 +411,7 @@ class _Run:
             "timings": self.timings,
         }
         self.timings["total_s"] = time.perf_counter() - started
-        return Report(document, self.sets)
+        return Report(document, self.sets, sides=(self.ref, self.cand))
 
 
 @contextmanager

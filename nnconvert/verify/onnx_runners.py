@@ -96,6 +96,8 @@ def _layer_tail(graph: Any, tensor: str, constants: set[str]) -> str:
 class _OnnxRunner(Runner):
     """What both ONNX runners share: the parsed file, its input and its outputs."""
 
+    path: Path  # always a file, unlike Runner.path
+
     def __init__(self, path: Path):
         import onnx
 

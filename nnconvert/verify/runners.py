@@ -37,6 +37,7 @@ class Runner:
     dtype: np.dtype | None = None  # the dtype it computes in (None: unknown)
     n_features: int | None = None
     is_classifier: bool | None = None
+    path: Path | None = None  # the file this side was read from, for the report's provenance
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -299,17 +300,21 @@ def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Run
     from ..formats.sklearn_files import PICKLE_SUFFIXES
 
     # scikit-learn files run as the estimator itself, not as its IR: that is what they are compared as
+    runner: Runner
     if suffix in PICKLE_SUFFIXES:
-        return SklearnRunner(_load_pickle(path, trust), description=f"{path.name}")
-    if suffix == ".skops":
+        runner = SklearnRunner(_load_pickle(path, trust), description=f"{path.name}")
+    elif suffix == ".skops":
         from ..formats.sklearn_files import load_skops_estimator
 
-        return SklearnRunner(load_skops_estimator(path), description=f"{path.name}")
-    from ..api import default_read_timeout
+        runner = SklearnRunner(load_skops_estimator(path), description=f"{path.name}")
+    else:
+        from ..api import default_read_timeout
 
-    # files libhdf5 parses are read in a child process with a time limit, as `nnconvert convert` does:
-    # a corrupt one can hang libhdf5 itself (SECURITY.md)
-    return IRRunner(load(path, trust=trust, timeout=default_read_timeout(path)), description=str(path))
+        # files libhdf5 parses are read in a child process with a time limit, as `nnconvert convert` does:
+        # a corrupt one can hang libhdf5 itself (SECURITY.md)
+        runner = IRRunner(load(path, trust=trust, timeout=default_read_timeout(path)), description=str(path))
+    runner.path = path
+    return runner
 
 
 def _load_pickle(path: Path, trust: bool) -> Any:

@@ -68,7 +68,7 @@ def write(model: Model, path: str | Path, *, final_path: str | Path | None = Non
     Raises:
         UsageError, UnsupportedModelError: as :func:`generate`.
     """
-    from ..._atomic import atomic_output, fsync_path
+    from ..._io.atomic import atomic_output, fsync_path
 
     path = Path(path)
     final = Path(final_path) if final_path is not None else path

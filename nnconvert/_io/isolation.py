@@ -34,10 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from . import errors
-from .errors import NnconvertError, ReadError, UsageError
-from .ir import Model
-from .serde import json_default, model_from_document, model_to_document
+from .. import errors
+from ..errors import NnconvertError, ReadError, UsageError
+from ..ir import Model
+from ..serde import json_default, model_from_document, model_to_document
+from .hdf5_safety import has_signature
+from .zip_safety import ZIP_SIGNATURE
 
 try:
     import fcntl
@@ -47,7 +49,6 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["load_isolated", "check_timeout", "reads_with_libhdf5", "default_read_timeout", "HDF5_BASED_FORMATS"]
 
 HDF5_BASED_FORMATS = ("hdf5", "keras-h5", "keras")
-ZIP_SIGNATURE = b"PK\x03\x04"
 # The command line's default time limit for reading an HDF5-based file: a floor
 # far above any honest read (small files take milliseconds, h5py's import a
 # fraction of a second), plus the time to read the file at 10 MB/s (a slow
@@ -82,9 +83,6 @@ def reads_with_libhdf5(path: str | os.PathLike[str], format: str | None = None) 
                 return _zip_holds_hdf5(path)
             handle.seek(0)
             head = handle.read(16)  # the HDF5 signature is 8 bytes
-        # imported here: importing a format module registers it, which belongs to the registry's own order
-        from .formats.hdf5 import has_signature
-
         return has_signature(head, Path(path))
     except OSError:
         return False
@@ -219,7 +217,7 @@ def _rebuild_error(message: dict[str, Any], path: Path, format: str | None) -> N
 
 def _child_main(sender: Any, path: str, format: str | None, trust: bool, options: dict[str, Any]) -> None:
     """Read the file and send the outcome as JSON messages plus raw array bytes."""
-    from . import api, registry
+    from .. import api, registry
 
     def send(message: dict[str, Any]) -> None:
         sender.send_bytes(json.dumps(message, default=json_default).encode())
