@@ -22,7 +22,7 @@ with it, and the tests check the compiled code against it bit for bit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -95,7 +95,6 @@ class FixedPlan:
     input_frac: int
     segments: list[Segment]
     layers: list[FixedLayer]
-    notes: list[str] = field(default_factory=list)
 
     @property
     def output_frac(self) -> int:
@@ -184,8 +183,7 @@ def plan_fixed(model: Model, scheme: Scheme, rows: np.ndarray) -> FixedPlan:
         last = index == len(reference.layers) - 1
         layers.append(_plan_layer(layer, scheme, x_frac, z_max, out_max, z, last))
         x_frac = layers[-1].out_frac
-    plan = FixedPlan(scheme, input_frac, segments, layers)
-    return plan
+    return FixedPlan(scheme, input_frac, segments, layers)
 
 
 def _plan_layer(layer: Any, scheme: Scheme, in_frac: int, z_max: float, out_max: float, z: np.ndarray, last: bool) -> FixedLayer:
