@@ -26,6 +26,31 @@ def _verify_command() -> Any:
     return command
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser whose format-option flags are added when it is used.
+
+    The flags come from the formats' declared options (the registry), which
+    imports the format modules: done only when this subcommand runs or shows
+    its help, so ``nnconvert --help`` stays fast.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.pending: list[Any] = []
+
+    def _add_pending(self) -> None:
+        while self.pending:
+            self.pending.pop(0)(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._add_pending()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._add_pending()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from . import __version__
@@ -38,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "4 missing optional dependency.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubcommandParser)
     commands.required = True
     _add_convert(commands)
     _add_inspect(commands)
@@ -47,11 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_read_options(parser: argparse.ArgumentParser) -> None:
+def _add_read_options(parser: _SubcommandParser) -> None:
     parser.add_argument("--from", dest="from_format", metavar="FMT", help="input format (default: detected from content, then suffix)")
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files: this runs code stored in the file")
-    parser.add_argument("--task", choices=["binary", "multiclass", "multilabel", "regression", "raw"], help="state the task where the file cannot (Keras files)")
-    parser.add_argument("--classes", metavar="A,B,...", help="comma-separated class labels where the file has none (Keras files)")
+    parser.pending.append(lambda p: _add_format_flags(p, "reader"))
     parser.add_argument(
         "--read-timeout",
         type=_seconds,
@@ -60,6 +84,91 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
         "HDF5-based inputs (hdf5, keras-h5, keras) get 60 s plus 1 s per 10 MB, since libhdf5 can hang on "
         "corrupt files; other formats are read in this process",
     )
+
+
+def _add_format_flags(parser: argparse.ArgumentParser, verb: str) -> None:
+    """One flag per declared reader/writer option name.
+
+    Formats declaring the same option share its flag even when they mean different
+    things by it (the c target's ``precision`` float32..int8, another's float16/int8):
+    the flag takes the union of the choices, its help names each format's meaning, and
+    the value is checked against the chosen format's own declaration when it is used
+    (:func:`nnconvert.registry.check_options`). A ``parse`` runs after the command line
+    is read, with the format known (:func:`_format_options`).
+    """
+    from .registry import formats
+
+    by_flag: dict[str, list[tuple[str, Any]]] = {}
+    for spec in formats().values():
+        for option in spec.read_options if verb == "reader" else spec.write_options:
+            if option.flag:
+                by_flag.setdefault(option.flag, []).append((spec.name, option))
+    group = parser.add_argument_group(f"{verb} options (from the formats' declarations)")
+    declarations: dict[str, dict[str, Any]] = {}
+    for flag, declared in by_flag.items():
+        option = declared[0][1]
+        dest = f"{verb}_option_{option.name}"
+        declarations[dest] = {name: o for name, o in declared}
+        settings: dict[str, Any] = {"dest": dest, "help": _shared_help(declared)}
+        if option.flag_value is not None or option.type is bool:
+            settings.update(action="store_const", const=True if option.flag_value is None else option.flag_value)
+        else:
+            choices = list(dict.fromkeys(choice for _, o in declared for choice in o.choices))
+            parsed_later = any(o.parse is not None for _, o in declared)
+            settings.update(type=str if parsed_later else option.type, metavar=option.metavar or option.name.upper())
+            if choices:
+                settings.update(choices=choices, metavar=None)
+        group.add_argument(flag, **settings)
+    parser.set_defaults(**{f"_declared_{verb}_options": declarations})
+
+
+def _shared_help(declared: list[tuple[str, Any]]) -> str:
+    """``help (fmt, fmt)``; per format when their helps or choices differ: ``a (c); b (onnx)``."""
+    def meaning(option: Any) -> str:
+        return option.help + (f" [{'|'.join(map(str, option.choices))}]" if option.choices else "")
+
+    by_meaning: dict[str, list[str]] = {}
+    for name, option in declared:
+        by_meaning.setdefault(meaning(option) if len(declared) > 1 else option.help, []).append(name)
+    if len(by_meaning) == 1:
+        return f"{declared[0][1].help} ({', '.join(dict.fromkeys(name for name, _ in declared))})"
+    return "; ".join(f"{text} ({', '.join(names)})" for text, names in by_meaning.items())
+
+
+def _format_options(args: argparse.Namespace, verb: str, spec_name: Any = None) -> dict[str, Any]:
+    """The reader/writer options given on the command line, by option name.
+
+    A flag whose value an option ``parse`` s is parsed here with the declaration of the
+    format in use: ``spec_name()`` names it (called only when the formats sharing the
+    flag parse it differently).
+
+    Raises:
+        UsageError: a value the parse refuses, or a shared flag whose format cannot be told.
+    """
+    from .errors import NnconvertError, UsageError
+
+    prefix = f"{verb}_option_"
+    declarations = getattr(args, f"_declared_{verb}_options", {})
+    options: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if not key.startswith(prefix) or value is None:
+            continue
+        declared = declarations.get(key, {})
+        parses = {o.parse for o in declared.values() if o.parse is not None}
+        if isinstance(value, str) and parses:
+            name = spec_name() if len(parses) > 1 and spec_name is not None else None
+            option = declared.get(name) if name else next(o for o in declared.values() if o.parse is not None)
+            if len(parses) > 1 and option is None:
+                raise UsageError(f"{next(iter(declared.values())).flag} means different things to {', '.join(declared)}: name the format")
+            if option.parse is not None:
+                try:
+                    value = option.parse(value)
+                except NnconvertError:
+                    raise
+                except (TypeError, ValueError) as exc:
+                    raise UsageError(f"{option.flag} {value}: {exc}") from None
+        options[key[len(prefix) :]] = value
+    return options
 
 
 def _seconds(text: str) -> float:
@@ -89,16 +198,7 @@ def _add_convert(commands: Any) -> None:
         help="with several inputs: convert every one even when some fail, report each failure, and exit "
         "with the highest error code at the end (default: stop at the first failure)",
     )
-    parser.add_argument("--opset", type=int, help="ONNX opset (onnx output)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the written weights (onnx, keras-h5)")
-    parser.add_argument("--matmul", action="store_true", help="ONNX: MatMul+Add per layer instead of Gemm")
-    parser.add_argument("--zipmap", action="store_true", help="ONNX: add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does")
-    parser.add_argument("--arrays", choices=["auto", "list", "base64"], help="json: how arrays are written")
-    parser.add_argument("--compression", choices=["gzip", "none"], help="hdf5: dataset compression")
-    # issue 15: the c target's options
-    parser.add_argument("--precision", choices=["float32", "float64", "int16", "int8"], help="c: arithmetic of the generated code (default float32)")
-    parser.add_argument("--prefix", metavar="NAME", help="c: prefix of every generated C symbol (default: from DST's name)")
-    parser.add_argument("--calibration", metavar="FILE", help="c, int16/int8: rows (.npy/.npz/.csv) the fixed-point formats are sized for")
+    parser.pending.append(lambda p: _add_format_flags(p, "writer"))
     try:
         _verify_command().add_convert_options(parser)
     except ImportError:  # pragma: no cover - verify is part of the package
@@ -131,37 +231,39 @@ def _add_verify(commands: Any) -> None:
 
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if args.task:
-        options["task"] = args.task
-    if args.classes:
-        options["classes"] = _parse_classes(args.classes)
-    return options
+    return _format_options(args, "reader", lambda: args.from_format)
 
 
-def _parse_classes(text: str) -> list[Any]:
-    labels = [label.strip() for label in text.split(",")]
-    try:
-        return [int(label) for label in labels]
-    except ValueError:
-        return labels
+def _write_options(args: argparse.Namespace, dst: Path | None = None) -> dict[str, Any]:
+    def written() -> str | None:
+        if args.to_format:
+            return str(args.to_format)
+        spec = None if dst is None else _written_format(None, dst)
+        return None if spec is None else spec.name
+
+    return _format_options(args, "writer", written)
 
 
-def _write_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"opset": args.opset, "dtype": args.dtype}
-    if args.matmul:
-        options["linear"] = "matmul"
-    if args.zipmap:
-        options["zipmap"] = True
-    options["arrays"] = args.arrays
-    if args.compression == "gzip":  # "none" is the writer's default
-        options["compression"] = "gzip"
-    options.update(precision=getattr(args, "precision", None), prefix=getattr(args, "prefix", None))
-    if getattr(args, "calibration", None):
-        from .verify.inputs import load_data
+def _written_format(to_format: str | None, dst: Path) -> Any:
+    """The spec ``save`` wrote ``dst`` with: ``--to``, else the writable one its suffix names."""
+    from . import registry
 
-        options["calibration"] = load_data(args.calibration)
-    return {key: value for key, value in options.items() if value is not None}
+    return registry.get(to_format) if to_format else registry.format_for_suffix(dst, writable=True)
+
+
+def _inspected_format(path: Path, from_format: str | None) -> Any:
+    """The spec that describes ``path`` itself (``inspect_file``): named by ``--from``, or the
+    write-only format its suffix names when no reader claims that suffix; None otherwise (then the file is loaded)."""
+    from . import registry
+
+    spec: Any
+    if from_format:
+        spec = registry.get(from_format)
+    elif registry.format_for_suffix(path) is None:
+        spec = registry.format_for_suffix(path, writable=True)
+    else:
+        return None
+    return spec if spec is not None and spec.inspect_file is not None else None
 
 
 def _conversion_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
@@ -196,13 +298,13 @@ def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
     from .api import load, save
 
     _verify_command().check_convert_target(dst, args)
-    model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **_read_options(args))
-    save(model, dst, format=args.to_format, **_write_options(args))
+    args.read_options = _read_options(args)  # verify_after_convert checks whether they changed the reading
+    model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **args.read_options)
+    save(model, dst, format=args.to_format, **_write_options(args, dst))
     print(f"{src} -> {dst}")
-    if args.to_format == "c" or (args.to_format is None and dst.suffix.lower() == ".c"):  # issue 15: sizes
-        from .formats.c import summary_text
-
-        print(summary_text(dst))
+    summary = _written_format(args.to_format, dst).summary
+    if summary is not None:  # what the format tells about the written file (the c target: sizes)
+        print(summary(dst))
     if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
         return int(_verify_command().verify_after_convert(src, dst, args, model))
     return 0
@@ -225,11 +327,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from .api import load_with_format
     from .describe import describe, format_description
 
-    if args.file.suffix.lower() == ".c" and args.from_format in (None, "c"):  # issue 15: generated C, no reader
-        from .formats.c import describe_file, format_file_description
-
-        info = describe_file(args.file)
-        print(json.dumps(info, indent=2) if args.json else format_file_description(info))
+    spec = _inspected_format(args.file, args.from_format)
+    if spec is not None and spec.inspect_file is not None:  # the format describes its files itself (write-only c)
+        info, text = spec.inspect_file(args.file)
+        print(json.dumps(info, indent=2) if args.json else text)
         return 0
     timeout = _read_timeout(args, args.file)
     model, format_name = load_with_format(args.file, args.from_format, trust=args.trust_pickle, timeout=timeout, **_read_options(args))

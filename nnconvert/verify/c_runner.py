@@ -1,7 +1,6 @@
 """The verify runner of generated C files (issue 15): compile, then run through ctypes.
 
-Self-contained so that the registry-driven runner selection can adopt it as is:
-``CRunner(path)`` is all it takes. The file's metadata block says the task,
+Verify picks it for formats whose spec says ``runner="c"`` (``runners._runner_for_path``). The file's metadata block says the task,
 the class labels and the precision; the compiled code's own ``predict`` gives
 the labels and ``forward`` the probabilities or values.
 """
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .runners import Runner
+from .runner_base import Runner
 
 __all__ = ["CRunner", "labels_from_metadata"]
 
@@ -51,7 +50,6 @@ class CRunner(Runner):
         self.is_classifier = meta["task"] in ("binary", "multiclass", "multilabel")
         self.classes = labels_from_metadata(meta)
         fixed = meta.get("fixed_point")
-        self.expected_atol = None
         if fixed is not None:
             self.expected_atol = max(2 * float(meta["error_bound"]["max_abs"]), 2.0 ** -fixed["output_frac_bits"])
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..._io.atomic import Output
 from ...ir import Model
 from ...registry import FormatSpec, register
 from .header import Program, read_metadata, render_header, render_source
@@ -32,10 +33,10 @@ from .report import describe_file, format_file_description, summary_text
 __all__ = ["write", "generate", "describe_file", "format_file_description", "summary_text", "read_metadata", "WRITE_OPTIONS"]
 
 
-def generate(model: Model, *, header_name: str = "model.h", final_path: Path | None = None, **options: Any) -> tuple[str, str, dict[str, Any]]:
+def generate(model: Model, *, header_name: str = "model.h", source_name: Path | None = None, **options: Any) -> tuple[str, str, dict[str, Any]]:
     """The source text, the header text and the metadata of ``model`` (nothing is written).
 
-    Options: ``precision`` (float32, float64, int16, int8), ``prefix`` (C identifier,
+    ``source_name`` is the file's name, the default prefix's origin. Options: ``precision`` (float32, float64, int16, int8), ``prefix`` (C identifier,
     default from the file name), and for the integer precisions ``input_range`` /
     ``calibration`` (what the fixed-point formats are sized for). ``dtype`` is accepted
     as a synonym of a float ``precision``.
@@ -44,7 +45,7 @@ def generate(model: Model, *, header_name: str = "model.h", final_path: Path | N
         UsageError: a bad option.
         UnsupportedModelError: a layer kind or activation the target cannot express (named).
     """
-    parsed = parse_options(model, final_path, options)
+    parsed = parse_options(model, source_name, options)
     check_supported(model, parsed.precision)
     program: Program
     if parsed.is_fixed:
@@ -58,28 +59,34 @@ def generate(model: Model, *, header_name: str = "model.h", final_path: Path | N
     return render_source(program), render_header(program), program.metadata
 
 
-def write(model: Model, path: str | Path, *, final_path: str | Path | None = None, **options: Any) -> None:
-    """Write ``model`` as C source to ``path`` and its header beside the final file.
+def write(model: Model, output: Output | str | Path, **options: Any) -> None:
+    """Write ``model`` as C source to ``output`` and its header beside the final file.
 
-    Everything is generated (and any refusal raised) before a byte is written; the
-    header is committed atomically (temporary file, fsync, rename) after the source is
-    complete on disk, so that a failure leaves the old pair in place.
+    Everything is generated (and any refusal raised) before a byte is written. The
+    header is a companion of the source: written atomically (temporary file, fsync,
+    rename) once the source is complete on disk and declared on ``output``, so that
+    under ``nnconvert.save`` both land or neither does.
 
     Raises:
         UsageError, UnsupportedModelError: as :func:`generate`.
     """
-    from ..._io.atomic import atomic_output, fsync_path
+    from ..._io.atomic import as_output, atomic_output, fsync_path
 
-    path = Path(path)
-    final = Path(final_path) if final_path is not None else path
-    header_path = final.with_suffix(".h")
-    source, header, _ = generate(model, header_name=header_path.name, final_path=final, **options)
-    with open(path, "w", encoding="ascii", newline="\n") as handle:
+    output = as_output(output)
+    header_path = output.final_path.with_suffix(".h")
+    source, header, _ = generate(model, header_name=header_path.name, source_name=output.final_path, **options)
+    with open(output.path, "w", encoding="ascii", newline="\n") as handle:
         handle.write(source)
-    fsync_path(path)
+    fsync_path(output.path)
     with atomic_output(header_path) as temp:
         with open(temp, "w", encoding="ascii", newline="\n") as handle:
             handle.write(header)
+    output.add_companion(header_path)
+
+
+def _inspect_file(path: Path) -> tuple[dict[str, Any], str]:
+    info = describe_file(path)
+    return info, format_file_description(info)
 
 
 register(
@@ -89,5 +96,8 @@ register(
         description="C99 source + header for microcontrollers (write only; float32/float64/int16/int8)",
         write=write,
         write_options=WRITE_OPTIONS,
+        runner="c",
+        summary=summary_text,
+        inspect_file=_inspect_file,
     )
 )

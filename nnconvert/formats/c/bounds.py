@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...input_range import preprocessing_input_range as ir_input_range
 from ...ir import Activation, Model, apply_activation
-from ...verify.runners import ir_input_range
 
 __all__ = ["sample_rows", "float_error_bound", "SAMPLE_ROWS"]
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...errors import UnsupportedModelError, UsageError
 from ...ir import Activation, DenseLayer, ElementwiseOp, Model, PreprocessStep
+from ...options import Option
 
 __all__ = [
     "PRECISIONS",
@@ -31,7 +32,28 @@ __all__ = [
 FLOAT_PRECISIONS = ("float32", "float64")
 FIXED_PRECISIONS = ("int16", "int8")
 PRECISIONS = FLOAT_PRECISIONS + FIXED_PRECISIONS
-WRITE_OPTIONS = ("precision", "dtype", "prefix", "input_range", "calibration")
+
+def _rows_from_file(text: str) -> np.ndarray:
+    # the command line names a file; the API takes the rows themselves
+    from ..._io.tables import load_table
+
+    return load_table(text)
+
+
+WRITE_OPTIONS = (
+    Option("precision", choices=PRECISIONS, help="arithmetic of the generated code (default float32)"),
+    # the shared --dtype flag: a float precision, for callers that say dtype= to every writer
+    Option("dtype", choices=FLOAT_PRECISIONS, also=(np.dtype, type), help="float32 or float64: a float precision"),
+    Option("prefix", metavar="NAME", help="prefix of every generated C symbol (default: from DST's name)"),
+    Option("input_range", list, flag=None, help="per-feature (low, high) the fixed-point formats are sized for"),
+    Option(
+        "calibration",
+        list,
+        parse=_rows_from_file,
+        metavar="FILE",
+        help="int16/int8: rows (.npy/.npz/.csv) the fixed-point formats are sized for",
+    ),
+)
 
 # What the generator can emit. A layer or step of any other class (the IR will grow
 # normalization, PReLU, clip layers...) is refused by its class name until a writer

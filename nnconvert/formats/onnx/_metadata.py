@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import serde
+from ... import array_keys, serde
 from ...errors import InvalidModelError, ReadError
 from ...ir import Metadata, Model
 from ._common import DESCRIPTION_KEY, FORMAT, FORMAT_VERSION, FORMAT_VERSION_KEY
@@ -72,8 +72,8 @@ def _described_model(document: Any, model: Model, path: Path) -> Model:
     """The document's model with every array taken from the graph."""
     arrays: dict[str, np.ndarray] = {}
     for index, layer in enumerate(model.layers):
-        arrays[f"layers/{index}/weights"] = layer.weights
-        arrays[f"layers/{index}/bias"] = layer.bias
+        arrays[array_keys.layer_array(index, "weights")] = layer.weights
+        arrays[array_keys.layer_array(index, "bias")] = layer.bias
     if len(document.get("layers", [])) != len(model.layers):
         raise ValueError(f"it describes {len(document.get('layers', []))} layers and the graph has {len(model.layers)}")
     graph_ops = [op for step in model.steps for op in step.ops]
@@ -83,7 +83,7 @@ def _described_model(document: Any, model: Model, path: Path) -> Model:
             f"it describes preprocessing {[op for _, _, op in described_ops]} and the graph computes {[op.op for op in graph_ops]}"
         )
     for (s, o, _), op in zip(described_ops, graph_ops, strict=True):
-        arrays[f"steps/{s}/ops/{o}"] = op.operand
+        arrays[array_keys.step_operand(s, o)] = op.operand
     return serde.model_from_document(document, lambda _encoded, key: arrays[key], path=path, format=FORMAT)
 
 
