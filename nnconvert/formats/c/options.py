@@ -43,7 +43,7 @@ def _rows_from_file(text: str) -> np.ndarray:
 WRITE_OPTIONS = (
     Option("precision", choices=PRECISIONS, help="arithmetic of the generated code (default float32)"),
     # the shared --dtype flag: a float precision, for callers that say dtype= to every writer
-    Option("dtype", choices=FLOAT_PRECISIONS, also=(np.dtype, type), help="float32 or float64: a float precision"),
+    Option("dtype", choices=FLOAT_PRECISIONS, also=(np.dtype, type), help="dtype of the written weights"),
     Option("prefix", metavar="NAME", help="prefix of every generated C symbol (default: from DST's name)"),
     Option("input_range", list, flag=None, help="per-feature (low, high) the fixed-point formats are sized for"),
     Option(
