@@ -345,3 +345,27 @@ def test_every_activation_at_every_precision(tmp_path: Path) -> None:
         assert np.abs(program.forward(X) - reference).max() <= bounds[precision], precision
         if precision.startswith("int"):
             np.testing.assert_array_equal(program.forward_raw(X), emulate(plan_fixed(model, SCHEMES[precision], X), X))
+
+
+def test_header_is_the_sources_companion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from nnconvert.cli import main
+
+    target = tmp_path / "m.c"
+    real_replace = os.replace
+
+    def fail_on_source(src: str, dst: str) -> None:
+        if str(dst) == str(target):
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_on_source)
+    with pytest.raises(OSError, match="disk full"):
+        nnconvert.save(_tiny_model(), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the new header left with the failed source
+    monkeypatch.setattr(os, "replace", real_replace)
+    # --calibration names a file; a missing one is an input error naming it (exit 3), nothing written
+    samples = Path(__file__).parent.parent / "samples"
+    assert main(["convert", str(samples / "iris_mlp.json"), str(target), "--precision", "int8", "--calibration", str(tmp_path / "none.npy")]) == 3
+    assert "none.npy" in capsys.readouterr().err and not list(tmp_path.iterdir())
