@@ -79,7 +79,8 @@ def readable_formats() -> list[str]:
 
 
 def test_every_format_has_a_profile() -> None:
-    lacking = sorted(set(writable_formats()) - set(PROFILES))
+    # round trips need a reader: write-only targets (c) are compared against the frameworks in their own tests
+    lacking = sorted(set(round_trip_formats()) - set(PROFILES))
     assert not lacking, (
         f"format(s) {lacking} run the conformance suite under the default profile (weights and predictions "
         "kept, never refusing): add an entry to PROFILES in tests/test_conformance.py saying what they keep"
