@@ -167,10 +167,11 @@ for path, fmt, trust in cases:
     before = tracemalloc.get_traced_memory()[0]
     try:
         nnconvert.load(path, format=fmt, trust=trust)
-        outcome = "loaded"
-    except Exception as exc:
-        outcome = type(exc).__name__
-    results[path] = [tracemalloc.get_traced_memory()[1] - before, outcome]
+        outcome = ["loaded", None, ""]
+    except Exception as exc:  # the parent checks it is the specific nnconvert error
+        code = nnconvert.errors.exit_code_for(exc) if isinstance(exc, nnconvert.NnconvertError) else None
+        outcome = [type(exc).__name__, code, str(exc)]
+    results[path] = [tracemalloc.get_traced_memory()[1] - before, *outcome]
 print(json.dumps(results))
 """
 
@@ -212,9 +213,17 @@ def test_declared_sizes_allocate_nothing(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     measured = json.loads(result.stdout)
-    for path, (peak, outcome) in measured.items():
-        assert outcome != "loaded", f"{path} was accepted"
-        assert outcome != "MemoryError"
+    assert sorted(measured) == sorted(path for path, _, _ in cases)
+    by_path = {str(case.path): case for case in CASES}
+    for path, (peak, error, exit_code, message) in measured.items():
+        assert error != "loaded", f"{path} was accepted"
+        # the reader's own refusal (input error, exit 3), not MemoryError or an escaped exception
+        assert exit_code == 3, f"{path}: {error}: {message}"
+        if path in by_path:
+            _check_message(by_path[path], message)
+        else:
+            assert path in message and not GENERIC_WRAPPER.search(message), message
+            assert "declares" in message, message
         assert peak < MEMORY_LIMIT, f"{path}: reading it allocated {peak / 2**20:.0f} MB"
 
 

@@ -346,6 +346,8 @@ def test_command_line_values_are_parsed_not_evaluated(tmp_path, capsys):
     marker = tmp_path / "PWNED"
     valid = make_bad_inputs.write_valid_files(tmp_path / "valid")["keras-h5"]
     payload = f"__import__('pathlib').Path({str(marker)!r}).touch()"
-    cli.main(["convert", str(valid), str(tmp_path / "out.json"), "--task", "multiclass", "--classes", f"{payload},b,c"])
-    capsys.readouterr()
+    code = cli.main(["convert", str(valid), str(tmp_path / "out.json"), "--task", "multiclass", "--classes", f"{payload},b,c"])
+    assert code == 0, capsys.readouterr().err
     assert not marker.exists()
+    # the payload is kept as what it is: the text of a class label
+    assert nnconvert.load(tmp_path / "out.json").classes.tolist() == [payload, "b", "c"]

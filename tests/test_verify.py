@@ -104,7 +104,8 @@ def test_one_weight_changed_by_1e_3_fails_at_that_layer(tmp_path):
     assert not report.passed
     assert "probabilities" in report.failed_outputs
     failing = report.first_failing_layer
-    assert failing["index"] == 1 and failing["name"] == model.layers[1].name or "dense_1"
+    assert failing["index"] == 1
+    assert failing["name"] == (model.layers[1].name or "dense_1")
     assert "per layer: first out of tolerance: layer 1" in report.summary()
 
 
@@ -232,13 +233,59 @@ def test_save_inputs_reproduces_the_run(tmp_path):
         np.testing.assert_array_equal(archive["reference_random_values"], variant.estimator.predict(archive["X"]))
 
 
-def test_plot_writes_a_png_or_names_the_missing_dependency(tmp_path, monkeypatch):
-    variant = get_variant("regression-1")
-    report = nnconvert.verify(variant.estimator, _onnx(tmp_path, variant.estimator), variant.X_test)
-    assert report.plot(tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def _block_matplotlib(monkeypatch) -> None:
+    """Make ``import matplotlib`` (and its submodules) fail as it does when matplotlib is not installed."""
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(MissingDependencyError, match="pip install matplotlib"):
-        report.plot(tmp_path / "again.png")
+
+
+def _plot_branch(report, path: Path) -> str:
+    """Which branch ``Report.plot`` took: "png" (a PNG was written) or "missing" (it named the dependency)."""
+    try:
+        written = report.plot(path)
+    except MissingDependencyError as exc:
+        assert "pip install matplotlib" in str(exc)
+        assert not path.exists()
+        return "missing"
+    assert written == path and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return "png"
+
+
+def _matplotlib_installed() -> bool:
+    import importlib.util
+
+    return sys.modules.get("matplotlib", False) is not None and importlib.util.find_spec("matplotlib") is not None
+
+
+@pytest.fixture(scope="module")
+def regression_report(tmp_path_factory):
+    variant = get_variant("regression-1")
+    return nnconvert.verify(variant.estimator, _onnx(tmp_path_factory.mktemp("plot"), variant.estimator), variant.X_test)
+
+
+def test_plot_writes_a_png_or_names_the_missing_dependency(tmp_path, regression_report):
+    expected = "png" if _matplotlib_installed() else "missing"
+    assert _plot_branch(regression_report, tmp_path / "errors.png") == expected
+
+
+def test_plot_names_the_missing_dependency_when_matplotlib_is_absent(tmp_path, monkeypatch, regression_report):
+    _block_matplotlib(monkeypatch)
+    assert _plot_branch(regression_report, tmp_path / "errors.png") == "missing"
+
+
+def test_verify_command_exits_4_when_plotting_without_matplotlib(tmp_path, monkeypatch, capsys):
+    from nnconvert import cli
+
+    variant = get_variant("regression-1")
+    model = _onnx(tmp_path, variant.estimator, dtype="float64")
+    data = tmp_path / "X.csv"
+    np.savetxt(data, variant.X_test, delimiter=",")
+    _block_matplotlib(monkeypatch)
+    assert cli.main(["verify", str(model), str(model), "--data", str(data), "--plot", str(tmp_path / "p.png")]) == 4
+    err = capsys.readouterr().err
+    assert "pip install matplotlib" in err and "Traceback" not in err
+    assert not (tmp_path / "p.png").exists()
 
 
 # -- evidence ------------------------------------------------------------------
