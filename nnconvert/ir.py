@@ -17,11 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InvalidModelError
+
+if TYPE_CHECKING:
+    from .quantization import QuantizedWeights
 
 __all__ = [
     "Activation",
@@ -169,6 +172,8 @@ class DenseLayer:
     activation: Activation = Activation.IDENTITY
     name: str = ""
     activation_params: Mapping[str, Any] = field(default_factory=dict)
+    # int8 weights (nnconvert.quantization); ``weights`` then holds their exact float32 dequantization
+    quantization: QuantizedWeights | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -377,7 +382,10 @@ class Model:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
-        layers = [replace(layer, weights=layer.weights.astype(dtype), bias=layer.bias.astype(dtype)) for layer in self.layers]
+        layers = [
+            replace(layer, weights=layer.weights.astype(dtype), bias=layer.bias.astype(dtype), quantization=None)
+            for layer in self.layers
+        ]
         steps = [
             replace(step, ops=tuple(ElementwiseOp(op.op, op.operand.astype(dtype)) for op in step.ops))
             for step in self.steps
@@ -386,6 +394,12 @@ class Model:
         source = np.dtype(self.metadata.source_dtype or self.dtype)
         metadata = replace(self.metadata, source_dtype=source.name if source.itemsize < dtype.itemsize else None)
         return replace(self, layers=tuple(layers), steps=tuple(steps), metadata=metadata)
+
+    def dequantized(self) -> Model:
+        """The float32 model an int8 model stands for (itself when not quantized)."""
+        from .quantization import dequantized
+
+        return dequantized(self)
 
     def as_source_dtype(self) -> Model:
         """The model in its source's dtype when its weights are an exact upcast of it (else itself)."""
@@ -410,7 +424,7 @@ class Model:
             step.apply(x)
         outputs = [x.copy()] if return_intermediates else []
         for layer in self.layers:
-            x = x @ layer.weights
+            x = x @ layer.weights if layer.quantization is None else layer.quantization.matmul(x)
             x += layer.bias
             apply_activation(x, layer.activation, layer.activation_params)
             if return_intermediates:
@@ -453,6 +467,10 @@ class Model:
 
 
 def _validated_layer(layer: DenseLayer, where: str, n_in: int) -> DenseLayer:
+    if layer.quantization is not None:
+        quantization = layer.quantization.validate(where, n_in, np.shape(layer.bias)[0] if np.ndim(layer.bias) == 1 else -1)
+        # the float weights are derived, never stored beside the int8 ones: they cannot disagree
+        layer = replace(layer, weights=quantization.dequantized(), quantization=quantization)
     weights = _frozen_array(layer.weights, f"{where} weights")
     bias = _frozen_array(layer.bias, f"{where} bias")
     if weights.ndim != 2:
@@ -592,6 +610,15 @@ def _model_signature(model: Model) -> Any:
                 dict(layer.activation_params),
                 _array_signature(layer.weights),
                 _array_signature(layer.bias),
+                None
+                if layer.quantization is None
+                else (
+                    _array_signature(layer.quantization.values),
+                    _array_signature(layer.quantization.scale),
+                    _array_signature(layer.quantization.zero_point),
+                    layer.quantization.input_scale,
+                    layer.quantization.input_zero_point,
+                ),
             )
             for layer in model.layers
         ),

@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import InvalidModelError, ReadError
 from .ir import DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep
+from .quantization import QuantizedWeights
 
 __all__ = [
     "DOCUMENT_VERSION",
@@ -110,19 +111,32 @@ def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = 
             }
             for s, step in enumerate(model.steps)
         ],
-        "layers": [
-            {
-                "name": layer.name,
-                "activation": layer.activation.value,
-                "activation_params": dict(layer.activation_params),
-                "weights": encode_array(layer.weights, f"layers/{i}/weights"),
-                "bias": encode_array(layer.bias, f"layers/{i}/bias"),
-            }
-            for i, layer in enumerate(model.layers)
-        ],
+        "layers": [_layer_document(layer, i, encode_array) for i, layer in enumerate(model.layers)],
         "head": {"task": model.head.task.value, "classes": encode_classes(model.head.classes)},
         "metadata": encode_metadata(model.metadata, recorded_source_dtype(model, dtype)),
     }
+
+
+def _layer_document(layer: DenseLayer, index: int, encode_array: ArrayEncoder) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": layer.name,
+        "activation": layer.activation.value,
+        "activation_params": dict(layer.activation_params),
+    }
+    q = layer.quantization
+    if q is None:
+        document["weights"] = encode_array(layer.weights, f"layers/{index}/weights")
+    else:  # the int8 values are the weights; their float form is derived, not stored
+        key = f"layers/{index}/quantization"
+        document["quantization"] = {
+            "values": encode_array(q.values, f"{key}/values"),
+            "scale": encode_array(q.scale, f"{key}/scale"),
+            "zero_point": encode_array(q.zero_point, f"{key}/zero_point"),
+            "input_scale": q.input_scale,
+            "input_zero_point": q.input_zero_point,
+        }
+    document["bias"] = encode_array(layer.bias, f"layers/{index}/bias")
+    return document
 
 
 # -- reading -------------------------------------------------------------------
@@ -256,13 +270,31 @@ def _read_step(r: DocumentReader, step: Any, index: int, decode_array: ArrayDeco
     )
 
 
+def _read_quantization(r: DocumentReader, layer: Mapping[str, Any], index: int, decode_array: ArrayDecoder) -> QuantizedWeights:
+    field = f"layers[{index}].quantization"
+    document = r.get(layer, "quantization", field, dict)
+    arrays = {}
+    for name in ("values", "scale", "zero_point"):
+        if name not in document:
+            raise r.fail(f"{field}.{name}", "is missing")
+        arrays[name] = decode_array(document[name], f"layers/{index}/quantization/{name}")
+    return QuantizedWeights(
+        **arrays,
+        input_scale=r.get(document, "input_scale", f"{field}.input_scale", float, optional=True),
+        input_zero_point=r.get(document, "input_zero_point", f"{field}.input_zero_point", int, optional=True),
+    )
+
+
 def _read_layer(r: DocumentReader, layer: Any, index: int, decode_array: ArrayDecoder) -> DenseLayer:
     field = f"layers[{index}]"
-    for key in ("weights", "bias"):
+    quantized = isinstance(layer, Mapping) and "quantization" in layer and "weights" not in layer
+    for key in ("bias",) if quantized else ("weights", "bias"):
         if not isinstance(layer, Mapping) or key not in layer:
             raise r.fail(f"{field}.{key}", "is missing")
+    quantization = _read_quantization(r, layer, index, decode_array) if quantized else None
     return DenseLayer(
-        weights=decode_array(layer["weights"], f"layers/{index}/weights"),
+        quantization=quantization,
+        weights=np.zeros((0, 0), np.float32) if quantization is not None else decode_array(layer["weights"], f"layers/{index}/weights"),
         bias=decode_array(layer["bias"], f"layers/{index}/bias"),
         activation=r.get(layer, "activation", f"{field}.activation", str),
         name=r.get(layer, "name", f"{field}.name", str, optional=True, default=""),

@@ -181,6 +181,6 @@ register(
         read=read,
         write=write,
         sniff=sniff,
-        write_options=("arrays",),
+        write_options=("arrays", "precision", "calibration"),  # precision: applied by api.save
     )
 )

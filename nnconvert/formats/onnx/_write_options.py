@@ -20,7 +20,10 @@ MIN_OPSET = 9
 # onnxruntime >= 1.16 (the oldest this package accepts) runs opsets up to 19:
 # only higher opsets need a probe of the installed onnxruntime.
 ORT_GUARANTEED_OPSET = 19
-WRITE_OPTIONS = ("opset", "dtype", "linear", "zipmap", "external_data", "check")
+WRITE_OPTIONS = ("opset", "dtype", "linear", "zipmap", "external_data", "check", "io_dtype")
+# handled by api.save before the writer runs (nnconvert.quantization): the spec declares them
+PRECISION_OPTIONS = ("precision", "calibration")
+IO_DTYPES = ("float32", "float16")
 DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 LINEAR_FORMS = ("gemm", "matmul")
 
@@ -44,6 +47,7 @@ class WriteOptions:
     zipmap: bool = False
     external_data: bool | None = None
     check: bool | None = None
+    io_dtype: np.dtype | None = None  # float16: a float16 model's input and outputs in float16 too
 
 
 def _as_bool(name: str, value: Any) -> bool | None:
@@ -89,7 +93,11 @@ def parse_options(options: Mapping[str, Any]) -> WriteOptions:
     if linear not in LINEAR_FORMS:
         raise UsageError(f"ONNX writer option linear must be one of {', '.join(LINEAR_FORMS)}, got {linear!r}")
     opset = options.get("opset")
+    io_dtype = options.get("io_dtype")
+    if io_dtype is not None and str(io_dtype) not in IO_DTYPES:
+        raise UsageError(f"ONNX writer option io_dtype must be one of {', '.join(IO_DTYPES)}, got {io_dtype!r}")
     return WriteOptions(
+        io_dtype=None if io_dtype is None else np.dtype(str(io_dtype)),
         opset=DEFAULT_OPSET if opset is None else _as_opset(opset),
         dtype=DTYPES[dtype_name],
         linear=linear,

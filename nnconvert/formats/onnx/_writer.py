@@ -38,6 +38,7 @@ import numpy as np
 
 from ...errors import WriteError
 from ...ir import Model
+from ._quantize import is_reduced_precision, write_reduced_precision
 from ._wire import Payload, stream_model
 from ._write_model import build_skeleton
 from ._write_options import parse_options
@@ -88,6 +89,9 @@ def write_onnx(model: Model, path: str | os.PathLike[str], *, final_path: str | 
     settings = parse_options(options)
     path = Path(path)
     final = Path(final_path) if final_path is not None else path
+    if is_reduced_precision(model) or settings.io_dtype == np.float16:
+        _write_reduced_precision(model, path, final, settings)
+        return
     size = _payload_bytes(model, settings.dtype)
     external = settings.external_data if settings.external_data is not None else size >= EXTERNAL_DATA_THRESHOLD
     check = settings.check if settings.check is not None else size < CHECK_SIZE_LIMIT
@@ -100,6 +104,21 @@ def write_onnx(model: Model, path: str | os.PathLike[str], *, final_path: str | 
         if check:
             _check(path)
     _retire(old_sidecars - {sidecar}, path, final)
+
+
+def _write_reduced_precision(model: Model, path: Path, final: Path, settings: Any) -> None:
+    """float16 / int8 files: one protobuf message (at most half of float32's size), no sidecar."""
+    from ...errors import UsageError
+
+    if not is_reduced_precision(model):
+        raise UsageError("io_dtype='float16' is for float16 models: add precision='float16' (--precision float16)")
+    if settings.external_data:
+        raise UsageError("external_data is not available for float16/int8 ONNX files (they are written as one file)")
+    size = _payload_bytes(model, np.dtype(np.float32)) // (4 if model.layers[0].quantization is not None else 2)
+    check = settings.check if settings.check is not None else size < CHECK_SIZE_LIMIT
+    old_sidecars = _referenced_sidecars(final)
+    write_reduced_precision(model, path, settings, check)
+    _retire(old_sidecars, path, final)
 
 
 def sidecar_name(final_name: str, digest: str) -> str:
