@@ -95,6 +95,10 @@ def _add_convert(commands: Any) -> None:
     parser.add_argument("--zipmap", action="store_true", help="ONNX: add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does")
     parser.add_argument("--arrays", choices=["auto", "list", "base64"], help="json: how arrays are written")
     parser.add_argument("--compression", choices=["gzip", "none"], help="hdf5: dataset compression")
+    parser.add_argument("--precision", choices=["float16", "int8"], help="store float16 or int8 weights (onnx, json, hdf5); --verify then prices it against the source")
+    parser.add_argument("--calibration", metavar="X.csv|.npy|.parquet", help="rows for int8 static (QDQ) quantization; without it int8 is dynamic")
+    parser.add_argument("--io-dtype", choices=["float32", "float16"], help="ONNX float16 models: float16 input and outputs too (default float32)")
+    parser.add_argument("--dequantize", action="store_true", help="write an int8 model's float32 equivalent (to formats that cannot hold int8, e.g. scikit-learn)")
     try:
         _verify_command().add_convert_options(parser)
     except ImportError:  # pragma: no cover - verify is part of the package
@@ -152,6 +156,7 @@ def _write_options(args: argparse.Namespace) -> dict[str, Any]:
     options["arrays"] = args.arrays
     if args.compression == "gzip":  # "none" is the writer's default
         options["compression"] = "gzip"
+    options.update(precision=args.precision, calibration=args.calibration, io_dtype=args.io_dtype, dequantize=args.dequantize or None)
     return {key: value for key, value in options.items() if value is not None}
 
 

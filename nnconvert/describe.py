@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ir import Model, layer_names
+from .quantization import parameter_bytes, precision_of, quantization_mode
 from .serde import encode_metadata
 from .source_dtype import source_dtype_status
 
@@ -27,6 +28,9 @@ def describe(model: Model) -> dict[str, Any]:
         "n_features": model.n_features,
         "n_outputs": model.n_outputs,
         "n_parameters": model.n_parameters,
+        "precision": precision_of(model),
+        "quantization": quantization_mode(model),
+        "parameter_bytes": parameter_bytes(model),
         "input": {"name": model.input.name, "feature_names": model.input.feature_names},
         "steps": [
             {"kind": step.kind, "name": step.name, "ops": [op.op for op in step.ops], "params": dict(step.params)}
@@ -40,6 +44,14 @@ def describe(model: Model) -> dict[str, Any]:
                 "activation": layer.activation.value,
                 "activation_params": dict(layer.activation_params),
                 "n_parameters": int(layer.weights.size + layer.bias.size),
+                "quantization": None
+                if layer.quantization is None
+                else {
+                    "mode": layer.quantization.mode,
+                    "scale_range": [float(layer.quantization.scale.min()), float(layer.quantization.scale.max())],
+                    "input_scale": layer.quantization.input_scale,
+                    "input_zero_point": layer.quantization.input_zero_point,
+                },
             }
             for index, (name, layer) in enumerate(zip(names, model.layers, strict=True))
         ],
@@ -66,7 +78,10 @@ def format_description(info: dict[str, Any]) -> str:
         lines.append(f"dtype:       {info['dtype']} (source model: {source_dtype['dtype']}, {restorable})")
         lines.append(f"             {source_dtype['reason']}")
     lines.append(f"input:       {info['input']['name']} [N, {info['n_features']}]")
-    lines.append(f"parameters:  {info['n_parameters']:,}")
+    lines.append(f"parameters:  {info['n_parameters']:,} ({_size(info['parameter_bytes'])} of weights)")
+    if "precision" in info:
+        mode = f", {info['quantization']} quantization, per-channel int8 weights" if info.get("quantization") else ""
+        lines.append(f"precision:   {info['precision']}{mode}")
     for step in info["steps"]:
         lines.append(f"  step   {step['kind']:<16} {step['name'] or ''} ({', '.join(step['ops'])})")
     width = max(len(layer["name"]) for layer in info["layers"])

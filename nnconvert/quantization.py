@@ -267,7 +267,24 @@ def _load_calibration(source: Any) -> np.ndarray:
     from pathlib import Path
 
     if isinstance(source, (str, Path)):
+        if Path(source).suffix.lower() == ".parquet":
+            return _read_parquet(Path(source))
         from .verify.inputs import load_data
 
         return np.asarray(load_data(source))
     return np.asarray(source)
+
+
+def _read_parquet(path: Any) -> np.ndarray:
+    """Every column of a Parquet file as float64 rows (pyarrow, an optional dependency)."""
+    from .errors import MissingDependencyError, ReadError
+
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError("pyarrow", "reading Parquet calibration data") from exc
+    try:
+        table = pq.read_table(path)
+        return np.column_stack([column.to_numpy(zero_copy_only=False) for column in table.columns]).astype(np.float64)
+    except Exception as exc:  # noqa: BLE001 - any pyarrow failure is a bad calibration file
+        raise ReadError(f"cannot read the calibration rows: {exc}", path=path) from None

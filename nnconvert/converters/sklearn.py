@@ -337,7 +337,11 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
         UnsupportedModelError: scikit-learn cannot express the model (mixed or unsupported hidden
             activations, an output activation that does not fit the task, preprocessing other than
             the three scalers, a raw head); every problem is listed with its layer or step.
+            An int8 model is refused (scikit-learn computes in float only): pass ``model.dequantized()``.
     """
+    from ..quantization import refuse_quantized
+
+    refuse_quantized(model, "scikit-learn", "to_sklearn(model.dequantized()), or --dequantize on the command line")
     if restore_source_dtype:
         restored = model.as_source_dtype()
         if restored.dtype in _SKLEARN_DTYPES:  # a float16 source stays in the file's dtype
