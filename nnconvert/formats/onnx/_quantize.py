@@ -180,6 +180,25 @@ def _adopt_ir_values(proto: Any, quantized: list[QuantizedWeights]) -> None:
             if theirs.shape != values.shape or theirs.dtype != values.dtype:
                 raise WriteError(f"onnxruntime's quantizer made {stem + suffix!r} {theirs.dtype} {theirs.shape}, expected {values.dtype} {values.shape}")
             tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(values), tensor.name))
+    _drop_zero_weight_zero_points(proto)
+
+
+def _drop_zero_weight_zero_points(proto: Any) -> None:
+    """MatMulInteger's weight zero point is optional (default 0): symmetric weights need none stored."""
+    from onnx import numpy_helper
+
+    initializers = {tensor.name: tensor for tensor in proto.graph.initializer}
+    dropped = set()
+    for node in proto.graph.node:
+        if node.op_type != "MatMulInteger" or len(node.input) < 4 or node.input[3] not in initializers:
+            continue
+        if not numpy_helper.to_array(initializers[node.input[3]]).any():
+            dropped.add(node.input[3])
+            del node.input[3]
+    if dropped:
+        kept = [tensor for tensor in proto.graph.initializer if tensor.name not in dropped]
+        del proto.graph.initializer[:]
+        proto.graph.initializer.extend(kept)
 
 
 def _write_qdq(proto: Any, quantized: list[QuantizedWeights]) -> None:
