@@ -106,7 +106,7 @@ def _timings(sessions: dict[str, Any], X: np.ndarray, latency_runs: int, through
     one = batch[:1]
     latency: dict[str, list[float]] = {name: [] for name in sessions}
     best: dict[str, float] = {name: float("inf") for name in sessions}
-    for name, session in sessions.items():  # warm up
+    for session in sessions.values():  # warm up
         session.run(None, {session.get_inputs()[0].name: one})
     for _ in range(latency_runs):
         for name, session in sessions.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ir import Model, layer_names
+from .ir import Model, layer_arrays, layer_names
 from .quantization import parameter_bytes, precision_of, quantization_mode
 from .serde import encode_metadata
 from .source_dtype import source_dtype_status
@@ -40,20 +40,22 @@ def describe(model: Model) -> dict[str, Any]:
             {
                 "index": index,
                 "name": name,
-                "shape": [layer.n_inputs, layer.n_outputs],
+                "kind": layer.kind,
+                "shape": list(shape),
                 "activation": layer.activation.value,
                 "activation_params": dict(layer.activation_params),
-                "n_parameters": int(layer.weights.size + layer.bias.size),
+                "settings": {k: v for k, v in layer.settings().items() if k not in ("activation", "activation_params")},
+                "n_parameters": int(sum(a.size for a in layer_arrays(layer).values() if a is not None)),
                 "quantization": None
-                if layer.quantization is None
+                if (layer_quantization := getattr(layer, "quantization", None)) is None
                 else {
-                    "mode": layer.quantization.mode,
-                    "scale_range": [float(layer.quantization.scale.min()), float(layer.quantization.scale.max())],
-                    "input_scale": layer.quantization.input_scale,
-                    "input_zero_point": layer.quantization.input_zero_point,
+                    "mode": layer_quantization.mode,
+                    "scale_range": [float(layer_quantization.scale.min()), float(layer_quantization.scale.max())],
+                    "input_scale": layer_quantization.input_scale,
+                    "input_zero_point": layer_quantization.input_zero_point,
                 },
             }
-            for index, (name, layer) in enumerate(zip(names, model.layers, strict=True))
+            for index, (name, layer, shape) in enumerate(zip(names, model.layers, model.layer_shapes(), strict=True))
         ],
         "metadata": encode_metadata(model.metadata),
     }
@@ -86,10 +88,11 @@ def format_description(info: dict[str, Any]) -> str:
         lines.append(f"  step   {step['kind']:<16} {step['name'] or ''} ({', '.join(step['ops'])})")
     width = max(len(layer["name"]) for layer in info["layers"])
     for layer in info["layers"]:
-        params = "".join(f" {k}={v}" for k, v in layer["activation_params"].items())
+        params = "".join(f" {k}={v}" for k, v in {**layer.get("settings", {}), **layer["activation_params"]}.items())
         shape = f"{layer['shape'][0]} -> {layer['shape'][1]}"
+        what = layer["activation"] if layer.get("kind", "dense") in ("dense", "activation") else layer["kind"]
         lines.append(
-            f"  layer {layer['index']:>2} {layer['name']:<{width}}  {shape:<16} {layer['activation']}{params}"
+            f"  layer {layer['index']:>2} {layer['name']:<{width}}  {shape:<16} {what}{params}"
             f"  ({layer['n_parameters']:,} parameters)"
         )
     return "\n".join(lines)

@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InvalidModelError, UnsupportedModelError, UsageError
 
 if TYPE_CHECKING:
-    from .ir import DenseLayer, Model
+    from .ir import Model
 
 __all__ = [
     "PRECISIONS",
@@ -134,11 +134,11 @@ def _quantize_weights(weights: np.ndarray) -> QuantizedWeights:
 
 def _static_input_quantization(low: float, high: float) -> tuple[float, int]:
     """uint8 scale and zero point of an input range (onnxruntime's MinMax calibration, asymmetric)."""
-    low, high = min(np.float32(low), np.float32(0)), max(np.float32(high), np.float32(0))
-    scale = np.float32((high - low) / np.float32(UINT8_MAX))
+    low32, high32 = min(np.float32(low), np.float32(0)), max(np.float32(high), np.float32(0))
+    scale = np.float32((high32 - low32) / np.float32(UINT8_MAX))
     if scale == 0:
         return 1.0, 0
-    return float(scale), int(np.clip(np.rint(-low / scale), 0, UINT8_MAX))
+    return float(scale), int(np.clip(np.rint(-low32 / scale), 0, UINT8_MAX))
 
 
 def calibrate(model: Model, calibration: Any) -> list[tuple[float, float]]:
@@ -147,7 +147,7 @@ def calibrate(model: Model, calibration: Any) -> list[tuple[float, float]]:
     if rows.ndim != 2 or rows.shape[1] != model.n_features or rows.shape[0] == 0:
         raise UsageError(f"calibration data must be rows of {model.n_features} features, got shape {rows.shape}")
     intermediates = model.dequantized().forward(rows, return_intermediates=True)
-    return [(float(np.min(x)), float(np.max(x))) for x in intermediates[:-1]]
+    return [(float(np.min(x)), float(np.max(x))) for x in intermediates[:-1]]  # layer i's input
 
 
 def quantize_dense_layers(model: Model, calibration: Any = None) -> Model:
@@ -157,10 +157,15 @@ def quantize_dense_layers(model: Model, calibration: Any = None) -> Model:
     ONNX file holds; the result computes in float32.
     """
 
+    from .ir import DenseLayer
+
     base = model.dequantized().astype(np.float32)
     ranges = None if calibration is None else calibrate(base, calibration)
-    layers: list[DenseLayer] = []
+    layers: list[Any] = []
     for index, layer in enumerate(base.layers):
+        if not isinstance(layer, DenseLayer):  # normalization and activation layers stay float32
+            layers.append(layer)
+            continue
         quantized = _quantize_weights(layer.weights)
         if ranges is not None:
             input_scale, input_zero = _static_input_quantization(*ranges[index])
@@ -197,22 +202,28 @@ def check_precision(precision: str | None) -> str | None:
 
 def precision_of(model: Model) -> str:
     """int8 when any layer is quantized, else the weights' dtype."""
-    return "int8" if any(layer.quantization is not None for layer in model.layers) else model.dtype.name
+    return "int8" if any(_quantization(layer) is not None for layer in model.layers) else model.dtype.name
+
+
+def _quantization(layer: Any) -> QuantizedWeights | None:
+    return getattr(layer, "quantization", None)  # only dense layers have one
 
 
 def quantization_mode(model: Model) -> str | None:
     """dynamic / static for int8 models, None otherwise."""
-    modes = {layer.quantization.mode for layer in model.layers if layer.quantization is not None}
+    modes = {q.mode for q in map(_quantization, model.layers) if q is not None}
     return None if not modes else "/".join(sorted(modes))
 
 
 def parameter_bytes(model: Model) -> int:
     """Bytes of the stored parameters: int8 values plus scales and zero points for quantized layers."""
+    from .ir import DenseLayer, layer_arrays
+
     total = 0
     for layer in model.layers:
-        q = layer.quantization
-        if q is None:
-            total += layer.weights.nbytes + layer.bias.nbytes
+        q = _quantization(layer)
+        if q is None or not isinstance(layer, DenseLayer):
+            total += sum(a.nbytes for a in layer_arrays(layer).values() if a is not None)
         else:
             total += q.values.nbytes + q.scale.nbytes + q.zero_point.nbytes + layer.bias.nbytes
             total += 0 if q.input_scale is None else 5  # float32 scale + uint8 zero point
@@ -224,12 +235,15 @@ def dequantized(model: Model) -> Model:
     """The float32 model the int8 one stands for (the same weights, computed in float)."""
     if precision_of(model) != "int8":
         return model
-    return replace(model, layers=tuple(replace(layer, quantization=None) for layer in model.layers))
+    from .ir import DenseLayer
+
+    layers = tuple(replace(layer, quantization=None) if isinstance(layer, DenseLayer) else layer for layer in model.layers)
+    return replace(model, layers=layers)
 
 
 def refuse_quantized(model: Model, target: str, how: str) -> None:
     """UnsupportedModelError naming the quantized layers, for targets that compute in float only."""
-    layers: Iterable[Any] = [i for i, layer in enumerate(model.layers) if layer.quantization is not None]
+    layers: Iterable[Any] = [i for i, layer in enumerate(model.layers) if _quantization(layer) is not None]
     names = [f"layer {i} ({model.layers[i].name or f'dense_{i}'!r}): int8 weights" for i in layers]
     if names:
         raise UnsupportedModelError(

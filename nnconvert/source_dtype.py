@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ir import Model, layer_names
+from .ir import Model, layer_arrays, layer_names
 
 __all__ = ["SourceDtypeStatus", "source_dtype_status", "restore_source_dtype"]
 
@@ -95,5 +95,6 @@ def _named_arrays(model: Model) -> Iterator[tuple[str, np.ndarray]]:
         for op in step.ops:
             yield f"preprocessing step {s} ({step.name or step.kind!r}) {op.op} operand", op.operand
     for index, (name, layer) in enumerate(zip(layer_names(model.layers), model.layers, strict=True)):
-        yield f"layer {index} ({name!r}) weights", layer.weights
-        yield f"layer {index} ({name!r}) bias", layer.bias
+        for array_name, array in layer_arrays(layer).items():  # every layer kind's arrays
+            if array is not None:
+                yield f"layer {index} ({name!r}) {array_name}", array

@@ -25,7 +25,9 @@ from nnconvert.errors import UnsupportedModelError
 from nnconvert.ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, Head, InputSpec, Model, Task
 
 MAX_EXAMPLES = 60
-HIDDEN_ACTIVATIONS = [a for a in Activation if a != Activation.SOFTMAX]
+# the activations every writer holds (format 1.0's); the 1.1 vocabulary is tested per format in test_vocabulary.py
+ALL_FORMATS_ACTIVATIONS = list(Activation)[: list(Activation).index(Activation.HARD_SIGMOID) + 1]
+HIDDEN_ACTIVATIONS = [a for a in ALL_FORMATS_ACTIVATIONS if a != Activation.SOFTMAX]
 OUTPUT_ACTIVATION = {
     Task.MULTICLASS: [Activation.SOFTMAX],
     Task.MULTILABEL: [Activation.LOGISTIC],
@@ -62,7 +64,7 @@ def models(draw) -> Model:
         out_activation = Activation.LOGISTIC
     else:
         n_out, n_classes = draw(st.integers(1, 3)), 0
-        out_activation = Activation.IDENTITY if task == Task.REGRESSION else draw(st.sampled_from(list(Activation)))
+        out_activation = Activation.IDENTITY if task == Task.REGRESSION else draw(st.sampled_from(ALL_FORMATS_ACTIVATIONS))
     if n_classes:
         if task == Task.MULTILABEL:
             classes = np.arange(n_classes, dtype=np.int64)

@@ -33,7 +33,7 @@ from ..serde import DocumentReader, json_default, model_from_document, model_to_
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "read", "write", "sniff"]
 
 FORMAT_NAME = "nnconvert-hdf5"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
 
 # HDF5 keeps attributes in the object header, whose messages are limited to

@@ -14,7 +14,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ...ir import Model
 from ...serde import DocumentReader, json_default, model_to_document
 
 FORMAT_NAME = "nnconvert-json-weights"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
 
 # Arrays with more elements than this are base64 under arrays="auto": a list
@@ -71,7 +71,7 @@ def _shortest_floats(array: np.ndarray) -> list[float]:
     if flat.dtype == np.float64:
         return wide.tolist()
     if flat.dtype.kind == "i":  # int8: the integers themselves
-        return flat.astype(np.int64).tolist()
+        return cast("list[float]", flat.astype(np.int64).tolist())  # written as JSON integers
     out = wide.copy()
     magnitude = np.abs(wide)
     todo = np.flatnonzero(magnitude != 0)  # zeros (and -0.0) are exact already

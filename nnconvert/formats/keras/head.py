@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ...errors import UsageError
-from ...ir import Activation, DenseLayer, Head, Task
+from ...ir import Activation, Head, Task
 
 
-def choose_head(last: DenseLayer, task: Any, classes: Any, stored: Mapping[str, Any]) -> Head:
+@dataclass(frozen=True)
+class Output:
+    """What the head depends on: the output layer's name, the model's width and the last activation."""
+
+    name: str
+    n_outputs: int
+    activation: Activation
+
+
+def choose_head(last: Output, task: Any, classes: Any, stored: Mapping[str, Any]) -> Head:
     """The head: from the user's options, else nnconvert's own stored head, else the output layer."""
     if task is None and classes is None and stored.get("task"):
         return Head(stored["task"], _stored_classes(stored))
@@ -27,10 +37,10 @@ def choose_head(last: DenseLayer, task: Any, classes: Any, stored: Mapping[str, 
     return Head(chosen, _classes_option(chosen, classes, last))
 
 
-def _detected_task(last: DenseLayer) -> Task:
+def _detected_task(last: Output) -> Task:
     if last.activation == Activation.LOGISTIC and last.n_outputs == 1:
         return Task.BINARY
-    if last.activation == Activation.SOFTMAX and last.n_outputs >= 2:
+    if last.activation in _SOFTMAXES and last.n_outputs >= 2:
         return Task.MULTICLASS
     # a linear output may be a regression or a classifier's logits: the file does not say which
     return Task.RAW
@@ -43,11 +53,14 @@ def _task_option(task: Any) -> Task:
         raise UsageError(f"task={task!r} is not a task; expected one of {[t.value for t in Task]}") from None
 
 
-def _check_task_fits(task: Task, last: DenseLayer) -> None:
+_SOFTMAXES = (Activation.SOFTMAX, Activation.LOG_SOFTMAX)
+
+
+def _check_task_fits(task: Task, last: Output) -> None:
     n_out, activation = last.n_outputs, last.activation
     fits = {
-        Task.BINARY: (n_out == 1 and activation == Activation.LOGISTIC) or (n_out == 2 and activation == Activation.SOFTMAX),
-        Task.MULTICLASS: n_out >= 2 and activation == Activation.SOFTMAX,
+        Task.BINARY: (n_out == 1 and activation == Activation.LOGISTIC) or (n_out == 2 and activation in _SOFTMAXES),
+        Task.MULTICLASS: n_out >= 2 and activation in _SOFTMAXES,
         Task.MULTILABEL: activation == Activation.LOGISTIC,
     }.get(task, True)
     if not fits:
@@ -57,7 +70,7 @@ def _check_task_fits(task: Task, last: DenseLayer) -> None:
         )
 
 
-def _classes_option(task: Task, classes: Any, last: DenseLayer) -> np.ndarray | None:
+def _classes_option(task: Task, classes: Any, last: Output) -> np.ndarray | None:
     if task in (Task.REGRESSION, Task.RAW):
         if classes is not None:
             raise UsageError(f"classes make no sense for task={task.value!r}; drop them or choose a classifier task")

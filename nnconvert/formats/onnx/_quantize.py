@@ -114,7 +114,7 @@ def _prepend_nodes(proto: Any, nodes: list[Any]) -> None:
 
 
 def _layer_quantizations(model: Model) -> list[QuantizedWeights]:
-    found = [layer.quantization for layer in model.layers]
+    found = [getattr(layer, "quantization", None) for layer in model.layers]
     quantized = [q for q in found if q is not None]
     modes = {q.mode for q in quantized}
     if len(quantized) != len(found) or len(modes) != 1:

@@ -109,12 +109,13 @@ def write_onnx(model: Model, path: str | os.PathLike[str], *, final_path: str | 
 def _write_reduced_precision(model: Model, path: Path, final: Path, settings: Any) -> None:
     """float16 / int8 files: one protobuf message (at most half of float32's size), no sidecar."""
     from ...errors import UsageError
+    from ...quantization import precision_of
 
     if not is_reduced_precision(model):
         raise UsageError("io_dtype='float16' is for float16 models: add precision='float16' (--precision float16)")
     if settings.external_data:
         raise UsageError("external_data is not available for float16/int8 ONNX files (they are written as one file)")
-    size = _payload_bytes(model, np.dtype(np.float32)) // (4 if model.layers[0].quantization is not None else 2)
+    size = _payload_bytes(model, np.dtype(np.float32)) // (4 if precision_of(model) == "int8" else 2)
     check = settings.check if settings.check is not None else size < CHECK_SIZE_LIMIT
     old_sidecars = _referenced_sidecars(final)
     write_reduced_precision(model, path, settings, check)
