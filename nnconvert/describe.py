@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .head import classes_dtype_name
 from .ir import Model, layer_arrays, layer_names
 from .quantization import parameter_bytes, precision_of, quantization_mode
 from .serde import encode_metadata
@@ -19,7 +20,7 @@ def describe(model: Model) -> dict[str, Any]:
     return {
         "task": model.task.value,
         "classes": None if model.classes is None else model.classes.tolist(),
-        "classes_dtype": None if model.classes is None else ("str" if model.classes.dtype.kind == "U" else model.classes.dtype.name),
+        "classes_dtype": None if model.classes is None else classes_dtype_name(model.classes),
         "dtype": model.dtype.name,
         # the source model's dtype when the weights are not in it, and whether it can be restored
         "source_dtype": None

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from . import head as head_policy
 from ._activations import ACTIVATION_DEFAULTS, ACTIVATION_OPTIONAL_PARAMS, Activation, apply_activation
 from ._layers import (
     FLOAT_DTYPES,
@@ -40,8 +40,10 @@ from ._layers import (
     validated_layer,
 )
 from .errors import InvalidModelError, UnsupportedModelError
+from .head import Head, Task
 
 __all__ = [
+    "layer_names",
     "Activation",
     "Task",
     "ElementwiseOp",
@@ -69,16 +71,6 @@ __all__ = [
 
 _frozen_array = frozen_array
 _check_float_array = check_float_array
-
-
-class Task(str, Enum):
-    """What the outputs mean."""
-
-    BINARY = "binary"
-    MULTICLASS = "multiclass"
-    MULTILABEL = "multilabel"
-    REGRESSION = "regression"
-    RAW = "raw"
 
 
 ELEMENTWISE_OPS = ("sub", "div", "mul", "add", "clip")
@@ -162,45 +154,6 @@ class InputSpec:
                     f"input has {self.n_features} features but {len(names)} feature names"
                 )
             object.__setattr__(self, "feature_names", names)
-
-
-@dataclass(frozen=True, eq=False)
-class Head:
-    """How the last layer's outputs become predictions.
-
-    ``classes`` keeps the labels' own dtype (int64, str, bool...). For a
-    multilabel model they are the label indices.
-    """
-
-    task: Task
-    classes: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "task", Task(self.task))
-        except ValueError:
-            raise InvalidModelError(
-                f"unknown task {self.task!r}; expected one of {[t.value for t in Task]}"
-            ) from None
-        if self.classes is None:
-            if self.task in (Task.BINARY, Task.MULTICLASS, Task.MULTILABEL):
-                raise InvalidModelError(f"a {self.task.value} head needs class labels")
-            return
-        classes = np.asarray(self.classes)
-        if classes.dtype == object:
-            classes = classes.astype(str)
-        if classes.ndim != 1:
-            raise InvalidModelError(f"class labels must be 1-D, got shape {classes.shape}")
-        if len(np.unique(classes)) != len(classes):
-            raise InvalidModelError(f"class labels must be distinct, got {classes.tolist()}")
-        object.__setattr__(self, "classes", _frozen_array(classes, "class labels"))
-        if self.task == Task.MULTICLASS and len(classes) == 2:
-            # two-class softmax (Keras Dense(2, softmax), torch) is a binary classifier: one spelling
-            object.__setattr__(self, "task", Task.BINARY)
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.task in (Task.BINARY, Task.MULTICLASS, Task.MULTILABEL)
 
 
 @dataclass(frozen=True)
@@ -413,29 +366,15 @@ class Model:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes`` (as scikit-learn)."""
-        if not self.head.is_classifier:
-            raise InvalidModelError(f"predict_proba needs a classifier; this model's task is {self.task.value}")
+        head_policy.require_classifier(self.head, "predict_proba")  # before running the model
         y = self.forward(X)
         if self.output_activation == Activation.LOG_SOFTMAX:
             return np.exp(y)
-        if self.task == Task.BINARY and y.shape[1] == 1:
-            p = y.ravel()
-            return np.vstack([1 - p, p]).T
-        return y
+        return head_policy.probabilities(self.head, y)
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels for classifiers (indicator rows for multilabel), values otherwise."""
-        y = self.forward(X)
-        task, classes = self.task, self.classes
-        if task == Task.BINARY and y.shape[1] == 1 and classes is not None:
-            return classes[(y.ravel() > 0.5).astype(np.intp)]
-        if task in (Task.BINARY, Task.MULTICLASS) and classes is not None:
-            return classes[np.argmax(y, axis=1)]
-        if task == Task.MULTILABEL:
-            return (y > 0.5).astype(np.int64)
-        if task == Task.REGRESSION and y.shape[1] == 1:
-            return y.ravel()
-        return y
+        return head_policy.predictions(self.head, self.forward(X))
 
     def _prepare_input(self, X: Any) -> np.ndarray:
         x = np.array(X, dtype=self.dtype, copy=True)

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InvalidModelError, UnsupportedModelError, UsageError
+from .options import Option
 
 if TYPE_CHECKING:
     from .ir import Model
 
 __all__ = [
     "PRECISIONS",
+    "PRECISION_OPTIONS",
     "QuantizedWeights",
     "quantize",
     "quantize_dense_layers",
@@ -38,6 +40,22 @@ __all__ = [
 ]
 
 PRECISIONS = ("float32", "float16", "int8")
+# declared by the writers that hold reduced precision (onnx, json, hdf5); applied by api.save
+PRECISION_OPTIONS = (
+    Option(
+        "precision",
+        str,
+        choices=("float16", "int8"),
+        help="float16 weights, or int8 dense layers with per-channel scales; --verify then prices it against the source",
+    ),
+    Option(
+        "calibration",
+        str,
+        also=(np.ndarray, list, tuple),
+        metavar="X.csv|.npy|.parquet",
+        help="rows for int8 static (QDQ) quantization (a file, or an array in the API); without them int8 is dynamic",
+    ),
+)
 INT8_LIMIT = 127  # symmetric int8 weights: -127..127, as onnxruntime's quantizer makes them
 UINT8_MAX = 255
 
@@ -264,7 +282,7 @@ def apply_precision(model: Model, format_name: str, options: dict[str, Any], *, 
     precision = options.pop("precision", None)
     calibration = options.pop("calibration", None)
     if calibration is not None and not isinstance(calibration, np.ndarray):
-        calibration = _load_calibration(calibration)
+        calibration = load_calibration(calibration)
     if dequantize:
         model = model.dequantized()
     model = quantize(model, precision, calibration)
@@ -277,7 +295,7 @@ def apply_precision(model: Model, format_name: str, options: dict[str, Any], *, 
 INT8_FORMATS = ("onnx", "json", "hdf5", "safetensors")
 
 
-def _load_calibration(source: Any) -> np.ndarray:
+def load_calibration(source: Any) -> np.ndarray:
     from pathlib import Path
 
     if isinstance(source, (str, Path)):

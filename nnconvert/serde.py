@@ -5,7 +5,7 @@ is this document with arrays written inline; the HDF5 layout stores it as a
 JSON attribute with arrays as datasets; the ONNX writer puts it (without
 arrays) into ``metadata_props``. Arrays are delegated to the caller through
 ``encode_array(array, key)`` / ``decode_array(encoded, key)``, where ``key`` is
-a stable slash path such as ``layers/0/weights``.
+a stable slash path such as ``layers/0/weights`` (:mod:`nnconvert.array_keys`).
 
 Reading validates every field's type before use and names the field at fault.
 """
@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from . import array_keys
 from .errors import InvalidModelError, ReadError
+from .head import LabelCodecError, encode_classes
+from .head import decode_classes as decode_labels
 from .ir import (
     LAYER_KINDS,
     ActivationLayer,
@@ -99,14 +102,6 @@ def recorded_source_dtype(model: Model, file_dtype: Any = None) -> str | None:
     return source.name if source.itemsize < file_dtype.itemsize else None
 
 
-def encode_classes(classes: np.ndarray | None) -> dict[str, Any] | None:
-    """Class labels with their dtype: ``{"dtype": "int64", "values": [...]}``; strings as ``"str"``."""
-    if classes is None:
-        return None
-    dtype = "str" if classes.dtype.kind == "U" else classes.dtype.name
-    return {"dtype": dtype, "values": classes.tolist()}
-
-
 def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = None) -> dict[str, Any]:
     """The document form of ``model``; arrays become whatever ``encode_array`` returns.
 
@@ -124,7 +119,7 @@ def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = 
                 "name": step.name,
                 "params": dict(step.params),
                 "ops": [
-                    {"op": op.op, "operand": encode_array(op.operand, f"steps/{s}/ops/{o}")}
+                    {"op": op.op, "operand": encode_array(op.operand, array_keys.step_operand(s, o))}
                     for o, op in enumerate(step.ops)
                 ],
             }
@@ -186,29 +181,15 @@ def _short(value: Any) -> str:
 
 
 def decode_classes(encoded: Any, reader: DocumentReader, field: str = "head.classes") -> np.ndarray | None:
-    """Inverse of :func:`encode_classes`."""
+    """The labels of a document's ``{"dtype", "values"}`` object (see :func:`nnconvert.head.decode_classes`)."""
     if encoded is None:
         return None
     dtype_name = reader.get(encoded, "dtype", f"{field}.dtype", str)
     values = reader.get(encoded, "values", f"{field}.values", list)
-    if dtype_name == "str":
-        if not all(isinstance(v, str) for v in values):
-            raise reader.fail(f"{field}.values", "expected strings for dtype 'str'")
-        return np.array(values, dtype=str) if values else np.array([], dtype="<U1")
     try:
-        dtype = np.dtype(dtype_name)
-    except TypeError:
-        raise reader.fail(f"{field}.dtype", f"unknown dtype {dtype_name!r}") from None
-    if dtype.kind not in "biuf":
-        raise reader.fail(f"{field}.dtype", f"class labels must be str, bool, integer or float, got {dtype_name!r}")
-    expected_types: dict[str, type | tuple[type, ...]] = {"b": bool, "i": int, "u": int, "f": (int, float)}
-    expected = expected_types[dtype.kind]
-    if not all(isinstance(v, expected) and (dtype.kind == "b" or not isinstance(v, bool)) for v in values):
-        raise reader.fail(f"{field}.values", f"expected {dtype_name} values")
-    try:
-        return np.array(values, dtype=dtype)
-    except OverflowError:
-        raise reader.fail(f"{field}.values", f"a value does not fit {dtype_name}") from None
+        return decode_labels(dtype_name, values)
+    except LabelCodecError as exc:
+        raise reader.fail(f"{field}.{exc.part}", str(exc)) from None
 
 
 def model_from_document(
@@ -267,7 +248,7 @@ def _read_step(r: DocumentReader, step: Any, index: int, decode_array: ArrayDeco
         op_name = r.get(op_doc, "op", f"{field}.ops[{o}].op", str)
         if "operand" not in op_doc:
             raise r.fail(f"{field}.ops[{o}].operand", "is missing")
-        operand = decode_array(op_doc["operand"], f"steps/{index}/ops/{o}")
+        operand = decode_array(op_doc["operand"], array_keys.step_operand(index, o))
         try:
             ops.append(ElementwiseOp(op_name, operand))
         except InvalidModelError as exc:

@@ -21,10 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .ir import Model, layer_arrays, layer_names
+from ._layers import layer_arrays
+from .array_keys import layer_names
+
+if TYPE_CHECKING:  # ir imports this module (Model.as_source_dtype): no import back at run time
+    from .ir import Model
 
 __all__ = ["SourceDtypeStatus", "source_dtype_status", "restore_source_dtype"]
 

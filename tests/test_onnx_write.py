@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 from sklearn_variants import get_variant, variant_ids
 
+from nnconvert._io.atomic import as_output
 from nnconvert.converters.sklearn import from_sklearn
 from nnconvert.errors import UsageError
 from nnconvert.formats.onnx import _write_model, _write_options, _writer, sniff, write
@@ -292,7 +293,7 @@ def test_external_data_round_trip(tmp_path, dtype):
     model = _wide_model()
     final = tmp_path / "model.onnx"
     temp = tmp_path / ".model.onnx.tmp"
-    write(model, temp, final_path=final, external_data=True, dtype=dtype)
+    write(model, as_output(temp, final_path=final), external_data=True, dtype=dtype)
     os.replace(temp, final)
     proto = onnx.load(final, load_external_data=False)
     locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
@@ -321,7 +322,7 @@ def test_external_data_check_failure_leaves_no_sidecar(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_writer, "_check", failing_check)
     with pytest.raises(WriteError):
-        write(from_sklearn(get_variant("iris-10").estimator), tmp_path / "t.onnx", final_path=tmp_path / "m.onnx", external_data=True, check=True)
+        write(from_sklearn(get_variant("iris-10").estimator), as_output(tmp_path / "t.onnx", final_path=tmp_path / "m.onnx"), external_data=True, check=True)
     assert not any(p.name.startswith((".m.onnx", "m.onnx")) for p in tmp_path.iterdir())
 
 

@@ -3,11 +3,11 @@
 A conversion that fails at any point leaves no output file and never
 damages an existing one.
 
-Some outputs are more than one file (an ONNX model and its external-data
-sidecar). A writer registers its companions with the :class:`AtomicOutput`
-of the file it is writing (:func:`pending_output`): new companions are
-removed if the write fails, companions of the replaced file only once the
-replacement is committed. The writer must give a new companion a name no
+Every writer receives an :class:`Output`: the file to fill, the name it
+will end up with, and where to declare companions. Some outputs are more
+than one file (an ONNX model and its external-data sidecar): new companions
+are removed if the write fails, companions of the replaced file only once
+the replacement is committed. The writer must give a new companion a name no
 existing file refers to (ONNX: a content hash), so that the old target and
 its own companions stay valid until the one ``os.replace`` that commits.
 """
@@ -17,41 +17,58 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["AtomicOutput", "atomic_output", "pending_output", "fsync_path", "fsync_directory", "publish_mode"]
+__all__ = ["Output", "as_output", "atomic_output", "fsync_path", "fsync_directory", "publish_mode"]
 
 
 @dataclass
-class AtomicOutput:
-    """One atomic write in progress.
+class Output:
+    """Where a writer writes (``os.PathLike``: ``open(output)`` opens :attr:`path`).
 
     Attributes:
-        temp: the temporary file the writer fills.
-        target: the file it replaces on success.
-        discard_on_failure: companions written for the new output (removed if the write fails).
-        retire_after_commit: companions of the replaced file that the new output no longer uses
-            (removed after the replace; a failure to remove one only leaves it behind).
+        path: the file to fill (under ``nnconvert.save``, a temporary file beside the target).
+        final_path: the name the file will have (a companion is named after it).
+        committed_later: True when a caller commits ``path`` to ``final_path`` afterwards
+            (:func:`atomic_output`): companions are then settled at that commit.
+        new_companions: companions written for this output (removed if the write fails).
+        retired_companions: companions of the replaced file that the new output no longer
+            uses (removed after the commit; a failure to remove one only leaves it behind).
     """
 
-    temp: Path
-    target: Path
-    discard_on_failure: list[Path] = field(default_factory=list)
-    retire_after_commit: list[Path] = field(default_factory=list)
+    path: Path
+    final_path: Path
+    committed_later: bool = False
+    new_companions: list[Path] = field(default_factory=list)
+    retired_companions: list[Path] = field(default_factory=list)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def add_companion(self, companion: Path) -> None:
+        """Declare a file written beside the output; it goes away if the write fails before the commit."""
+        if self.committed_later:
+            self.new_companions.append(companion)
+
+    def retire(self, companions: list[Path]) -> None:
+        """Companions of the replaced file the new one no longer uses: removed once the new file is in place.
+
+        Written straight to its final name, the new file is in place already; written
+        elsewhere and committed by someone else, the old companions stay (never a lost one).
+        """
+        if self.committed_later:
+            self.retired_companions.extend(companions)
+        elif self.path.resolve() == self.final_path.resolve():
+            _remove_all(companions)
 
 
-# temporary path -> its write in progress; temporary names are unique, so threads never collide
-_PENDING: dict[str, AtomicOutput] = {}
-_PENDING_LOCK = threading.Lock()
-
-
-def pending_output(path: str | os.PathLike[str]) -> AtomicOutput | None:
-    """The atomic write whose temporary file is ``path``, or None when ``path`` is written directly."""
-    with _PENDING_LOCK:
-        return _PENDING.get(str(path))
+def as_output(target: str | os.PathLike[str] | Output, final_path: str | os.PathLike[str] | None = None) -> Output:
+    """``target`` as an :class:`Output`: itself if it is one, else a direct write (final name ``final_path`` or ``target``)."""
+    if isinstance(target, Output):
+        return target
+    return Output(Path(target), Path(final_path) if final_path is not None else Path(target))
 
 
 def fsync_path(path: Path) -> None:
@@ -88,24 +105,21 @@ def _remove_all(paths: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path in ``target``'s folder; on success it replaces ``target``.
+def atomic_output(target: str | os.PathLike[str]) -> Iterator[Output]:
+    """Yield the :class:`Output` of a temporary file in ``target``'s folder; on success it replaces ``target``.
 
     On any exception (KeyboardInterrupt included) the temporary file and the
-    companions registered in ``discard_on_failure`` are removed and
-    ``target`` is left as it was. After a successful replace the companions
-    in ``retire_after_commit`` are removed.
+    output's new companions are removed and ``target`` is left as it was.
+    After a successful replace the retired companions are removed.
     """
     target = Path(target)
     directory = target.parent if str(target.parent) else Path(".")
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
     os.close(fd)
     temp = Path(temp_name)
-    output = AtomicOutput(temp, target)
-    with _PENDING_LOCK:
-        _PENDING[str(temp)] = output
+    output = Output(temp, target, committed_later=True)
     try:
-        yield temp
+        yield output
         fsync_path(temp)
         publish_mode(temp, target)
         os.replace(temp, target)
@@ -113,9 +127,6 @@ def atomic_output(target: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink()
-        _remove_all(output.discard_on_failure)
+        _remove_all(output.new_companions)
         raise
-    finally:
-        with _PENDING_LOCK:
-            _PENDING.pop(str(temp), None)
-    _remove_all(output.retire_after_commit)
+    _remove_all(output.retired_companions)

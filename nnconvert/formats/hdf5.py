@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import array_keys
+from .._io.atomic import Output, as_output
 from .._io.hdf5_safety import has_signature, outside_data_problem, unstored_data_problem
 from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
-from ..registry import FormatSpec, register
+from ..quantization import PRECISION_OPTIONS
+from ..registry import FormatSpec, Option, register
 from ..serde import DocumentReader, json_default, model_from_document, model_to_document
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "read", "write", "sniff"]
@@ -40,7 +43,7 @@ SUPPORTED_MAJOR = 1
 # 64 KiB; a larger document (thousands of feature names) goes to a dataset.
 ATTRIBUTE_LIMIT = 32 * 1024
 DOCUMENT_DATASET = "document"
-COMPRESSIONS = (None, "gzip")
+COMPRESSIONS = (None, "none", "gzip")
 DTYPES: dict[str, np.dtype[Any]] = {
     "float16": np.dtype("<f2"),
     "float32": np.dtype("<f4"),
@@ -74,20 +77,14 @@ def _dataset_options(array: np.ndarray, compression: str | None) -> dict[str, An
     return options
 
 
-def write(
-    model: Model,
-    path: str | PathLike[str],
-    *,
-    final_path: str | PathLike[str] | None = None,
-    compression: str | None = None,
-) -> None:
+def write(model: Model, output: Output | str | PathLike[str], *, compression: str | None = None) -> None:
     """Write ``model`` in nnconvert's HDF5 layout.
 
     Args:
         model: the model graph.
-        path: the file to write (the temporary file when called by ``save``).
-        final_path: the eventual file name (unused: the content does not depend on it).
-        compression: None (default: contiguous datasets) or "gzip" (chunked, with shuffle).
+        output: where to write (the temporary file's :class:`~nnconvert._io.atomic.Output` when
+            called by ``save``), or a path.
+        compression: None or "none" (default: contiguous datasets), or "gzip" (chunked, with shuffle).
 
     Raises:
         UsageError: an unknown compression.
@@ -96,7 +93,8 @@ def write(
     import h5py
 
     if compression not in COMPRESSIONS:
-        raise UsageError(f"the hdf5 writer's option compression must be 'gzip' or None, got {compression!r}")
+        raise UsageError(f"the hdf5 writer's option compression must be 'gzip', 'none' or None, got {compression!r}")
+    compression = None if compression == "none" else compression
     arrays: dict[str, np.ndarray] = {}
 
     def reference(array: np.ndarray, key: str) -> dict[str, Any]:
@@ -106,7 +104,7 @@ def write(
         return {"dataset": "/" + key, "dtype": array.dtype.name, "shape": list(array.shape)}
 
     text = _document_text(model_to_document(model, reference))
-    with h5py.File(path, "w") as handle:
+    with h5py.File(as_output(output).path, "w") as handle:
         handle.attrs["nnconvert_format"] = FORMAT_NAME
         handle.attrs["format_version"] = FORMAT_VERSION
         if len(text.encode("utf-8")) <= ATTRIBUTE_LIMIT:
@@ -227,14 +225,14 @@ class _Reader:
 
     def expected_shape(self, key: str, field: str, shape: tuple[int, ...]) -> None:
         """Refuse a declared shape the document's own sizes contradict, before reading anything."""
-        parts = key.split("/")
-        if parts[0] == "steps":
+        kind = array_keys.role(key)
+        if kind == "operand":
             if len(shape) > 1 or (len(shape) == 1 and shape[0] not in (1, 2, self.n_features)):
                 raise self.r.fail(
                     f"{field}.shape",
                     f"expected [] or [{self.n_features}] (one value per input feature), got {list(shape)}",
                 )
-        elif parts[2] == "weights" or parts[2:] == ["quantization", "values"]:
+        elif kind == "weights" or key.endswith("/quantization/values"):
             if len(shape) != 2 or shape[0] != self.width:
                 raise self.r.fail(
                     f"{field}.shape",
@@ -253,7 +251,7 @@ class _Reader:
             raise self.fail(f"dataset {name!r} ({field}) {problem}")
 
     def decode(self, encoded: Any, key: str) -> np.ndarray:
-        field = _field_for_key(key)
+        field = array_keys.field_path(key)
         r = self.r
         name = r.get(encoded, "dataset", f"{field}.dataset", str)
         dtype_name = r.get(encoded, "dtype", f"{field}.dtype", str)
@@ -290,13 +288,6 @@ class _Reader:
         if isinstance(n_features, int) and not isinstance(n_features, bool):
             self.n_features = self.width = n_features
         return model_from_document(document, self.decode, path=self.r.path, format="hdf5")
-
-
-def _field_for_key(key: str) -> str:
-    parts = key.split("/")
-    if parts[0] == "steps":
-        return f"steps[{parts[1]}].ops[{parts[3]}].operand"
-    return f"layers[{parts[1]}]." + ".".join(parts[2:])
 
 
 def _refuse_constant(name: str) -> Any:
@@ -352,6 +343,9 @@ def sniff(head: bytes, path: Path) -> bool:
         return False
 
 
+# .h5 is also Keras' suffix: content tells the two apart; when it says nothing, this layout comes first.
+HDF5_PRIORITY = 10
+
 register(
     FormatSpec(
         name="hdf5",
@@ -361,6 +355,8 @@ register(
         write=write,
         sniff=sniff,
         requires={"h5py": "h5py"},
-        write_options=("compression", "precision", "calibration"),  # precision: applied by api.save
+        write_options=(Option("compression", str, choices=("gzip", "none"), default="none", help="dataset compression"), *PRECISION_OPTIONS),
+        isolated_reads=True,  # libhdf5 parses the file
+        priority=HDF5_PRIORITY,
     )
 )

@@ -22,13 +22,13 @@ __all__ = ["verify", "Report", "write_test_data", "read_test_data"]
 _LAZY = {
     "verify": "nnconvert.verify.core",
     "Report": "nnconvert.verify.report",
-    "write_test_data": "nnconvert.verify.evidence",
-    "read_test_data": "nnconvert.verify.evidence",
+    "write_test_data": "nnconvert.verify.onnx.evidence",
+    "read_test_data": "nnconvert.verify.onnx.evidence",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import verify
-    from .evidence import read_test_data, write_test_data
+    from .onnx.evidence import read_test_data, write_test_data
     from .report import Report
 
 

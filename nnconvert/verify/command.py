@@ -170,12 +170,18 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
-    """Refuse ``--emit-test-data`` for an output that is not ONNX (checked before anything is written).
+    """Refuse ``--emit-test-data`` for an output verify does not run as an ONNX file (checked before anything is written).
 
     Raises:
-        UsageError: the output is not an ``.onnx`` file.
+        UsageError: the output is not an ONNX file.
     """
-    if getattr(args, "emit_test_data", False) and target.suffix.lower() != ".onnx":
+    if not getattr(args, "emit_test_data", False):
+        return
+    from .. import registry
+
+    to_format = getattr(args, "to_format", None)
+    spec = registry.get(to_format) if to_format else registry.format_for_suffix(target, writable=True)
+    if spec is None or spec.runner != "onnxruntime":
         raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {target} is not an .onnx file")
 
 
@@ -216,6 +222,8 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     if getattr(args, "verify_report_html", None):
         report.to_html(args.verify_report_html)
     if emit:
+        from .onnx.evidence import emit_test_data
+
         for folder in emit_test_data(written_path, report):
             print(f"wrote {folder}")
     return 0 if report.passed or getattr(args, "warn_only", False) else 1
@@ -224,65 +232,19 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
 def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:
     """The source as verify should run it.
 
-    Pickles run as the estimator itself; skops and ONNX files too (as the estimator, in
-    onnxruntime) unless --from/--task/--classes changed how the conversion read them;
-    everything else runs as ``model``, the graph the conversion read.
+    Files whose format verify runs natively (the registry's ``runner``: pickles and skops
+    files as the estimator, ONNX files in onnxruntime) run as themselves, unless
+    --from or a reader option (--task, --classes...) changed how the conversion read them; a pickle always runs
+    as the estimator. Everything else runs as ``model``, the graph the conversion read.
     """
-    from ..formats.sklearn_files import PICKLE_SUFFIXES
-    from .runners import IRRunner
+    from .runners import IRRunner, runner_format
 
-    suffix = source.suffix.lower()
-    if suffix in PICKLE_SUFFIXES:
+    spec = runner_format(source)
+    if spec is not None and spec.runner == "sklearn" and spec.needs_trust:
         return source
-    read_as_given = not (getattr(args, "from_format", None) or getattr(args, "task", None) or getattr(args, "classes", None))
-    if suffix in (".skops", ".onnx") and read_as_given:
+    read_as_given = not (getattr(args, "from_format", None) or getattr(args, "read_options", None))
+    if spec is not None and spec.runner != "ir" and read_as_given:
         return source
     runner = IRRunner(model, description=str(source))
     runner.path = source  # the report's provenance names the file the conversion read
     return runner
-
-
-def emit_test_data(onnx_path: Path, report: Any) -> list[Path]:
-    """Write each input set with the SOURCE model's outputs as ``test_data_set_<n>``."""
-    from .evidence import write_test_data
-
-    graph = _onnx_graph(onnx_path)
-    folders = []
-    for index, entry in enumerate(report.input_sets):
-        outputs = {spec.name: _expected(spec, entry["reference"], graph) for spec in graph.output}
-        folders.append(write_test_data(onnx_path, entry["X"], outputs, index=index))
-    return folders
-
-
-def _onnx_graph(path: Path) -> Any:
-    import onnx
-
-    return onnx.load(str(path)).graph
-
-
-def _expected(spec: Any, reference: dict[str, Any], graph: Any) -> Any:
-    import numpy as np
-
-    """The reference's value for one graph output, in that output's form."""
-    from .onnx_runners import output_names_map
-
-    key = output_names_map([o.name for o in graph.output])[spec.name]
-    if key not in reference:
-        raise UsageError(f"the source model has no {key!r} output to store as {spec.name!r}")
-    value = reference[key]
-    if spec.type.HasField("sequence_type"):
-        classes = _zipmap_classes(graph, spec.name)
-        return [dict(zip(classes, row.tolist(), strict=True)) for row in np.asarray(value)]
-    if key == "values" and len(spec.type.tensor_type.shape.dim) == 1:
-        return np.asarray(value).reshape(-1)
-    return value
-
-
-def _zipmap_classes(graph: Any, output: str) -> list[Any]:
-    node = next(n for n in graph.node if n.op_type == "ZipMap" and output in n.output)
-    for attribute in node.attribute:
-        if attribute.name == "classlabels_int64s":
-            return list(attribute.ints)
-        if attribute.name == "classlabels_strings":
-            return [s.decode() for s in attribute.strings]
-    raise UsageError(f"the ZipMap producing {output!r} has no class labels")

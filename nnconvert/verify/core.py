@@ -193,10 +193,12 @@ class _Run:
         }
 
     def from_evidence(self, candidate: Any, X: Any) -> None:
-        from .evidence import read_test_data
-        from .onnx_runners import normalise_outputs, output_names_map
+        from .onnx.evidence import read_test_data
+        from .onnx.runners import normalise_outputs, output_names_map
+        from .runners import runner_format
 
-        if not isinstance(candidate, (str, Path)) or Path(candidate).suffix.lower() != ".onnx":
+        spec = runner_format(Path(candidate)) if isinstance(candidate, (str, Path)) and Path(candidate).is_file() else None
+        if spec is None or spec.runner != "onnxruntime":
             raise UsageError("without a reference, the candidate must be an ONNX file with test_data_set_0 next to it")
         if X is not None:
             raise UsageError("X cannot be given without a reference: the stored test data are the inputs")
@@ -352,7 +354,7 @@ class _Run:
             self._cross_check()
 
     def _cross_check(self) -> None:
-        from .onnx_runners import OnnxRuntimeRunner, ReferenceEvaluatorRunner
+        from .onnx.runners import OnnxRuntimeRunner, ReferenceEvaluatorRunner
 
         main = self.sets[0]
         X = main["X"][:CROSS_CHECK_ROWS]

@@ -93,7 +93,7 @@ def write_page(path: Any, text: str) -> None:
     from ..errors import WriteError
 
     try:
-        with atomic_output(path) as temp:
-            temp.write_text(text, encoding="utf-8")
+        with atomic_output(path) as output:
+            output.path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise WriteError(f"{path}: cannot write the page: {exc}") from exc

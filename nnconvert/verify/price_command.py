@@ -28,7 +28,8 @@ def add_price_options(parser: Any) -> None:
 
 
 def wants_price(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name, None) is not None for name in ("precision", "labels", "max_label_disagreement", "max_metric_drop"))
+    names = ("writer_option_precision", "labels", "max_label_disagreement", "max_metric_drop")
+    return any(getattr(args, name, None) is not None for name in names)
 
 
 def _labels(args: argparse.Namespace) -> Any:
@@ -51,8 +52,13 @@ def price_after_convert(source: Path, written: Path, args: argparse.Namespace, m
     data = getattr(args, "verify_data", None)
     if data is None:
         raise UsageError("the price of --precision is measured on real rows: give them with --data FILE")
-    calibration = getattr(args, "calibration", None)
-    written_model = quantize(model, getattr(args, "precision", None), None if calibration is None else load_data(calibration))
+    calibration = getattr(args, "writer_option_calibration", None)
+    precision = getattr(args, "writer_option_precision", None)
+    if calibration is not None:
+        from ..quantization import load_calibration
+
+        calibration = load_calibration(calibration)
+    written_model = quantize(model, precision, calibration)
     report = measure_price(
         _source_model(source, args, model),
         written,

@@ -18,11 +18,14 @@ import os
 from os import PathLike
 from pathlib import Path
 
+from ..._io.atomic import Output, as_output
 from ...errors import ReadError
 from ...ir import Model
-from ...registry import FormatSpec, register
+from ...quantization import PRECISION_OPTIONS
+from ...registry import FormatSpec, Option, register
 from ...serde import DocumentReader, model_from_document
 from .codec import (
+    ARRAY_MODES,
     BASE64_THRESHOLD,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -67,15 +70,13 @@ def dumps(model: Model, *, arrays: str = "auto") -> bytes:
     return b"".join(flatten(document_pieces(model, arrays)))
 
 
-def write(
-    model: Model, path: str | PathLike[str], *, final_path: str | PathLike[str] | None = None, arrays: str = "auto"
-) -> None:
+def write(model: Model, output: Output | str | PathLike[str], *, arrays: str = "auto") -> None:
     """Write ``model`` as a JSON-weights file.
 
     Args:
         model: the model graph.
-        path: the file to write (the temporary file when called by ``save``).
-        final_path: the eventual file name (unused: the content does not depend on it).
+        output: where to write (the temporary file's :class:`~nnconvert._io.atomic.Output` when
+            called by ``save``), or a path.
         arrays: "auto" (default), "list" or "base64"; see :func:`dumps`.
 
     Raises:
@@ -83,7 +84,7 @@ def write(
         UnsupportedModelError: the model holds a value JSON cannot store.
     """
     pieces = document_pieces(model, arrays)
-    with open(path, "wb") as handle:
+    with open(as_output(output).path, "wb") as handle:
         for piece in flatten(pieces):
             handle.write(piece)
 
@@ -181,6 +182,6 @@ register(
         read=read,
         write=write,
         sniff=sniff,
-        write_options=("arrays", "precision", "calibration"),  # precision: applied by api.save
+        write_options=(Option("arrays", str, choices=ARRAY_MODES, default="auto", help="how arrays are written"), *PRECISION_OPTIONS),
     )
 )

@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
+from ... import array_keys
 from ...errors import ReadError, UnsupportedModelError, UsageError
 from ...ir import Model
 from ...serde import DocumentReader, json_default, model_to_document
@@ -245,14 +246,6 @@ class RawSpans(Protocol):
         """Strict base64 ``span`` decoded into ``size`` bytes; ValueError when it is not."""
 
 
-def _field_for_key(key: str) -> str:
-    """serde's slash key as a field path: ``layers/0/weights`` -> ``layers[0].weights``."""
-    parts = key.split("/")
-    if parts[0] == "steps":
-        return f"steps[{parts[1]}].ops[{parts[3]}].operand"
-    return f"layers[{parts[1]}]." + ".".join(parts[2:])
-
-
 def _declared_shape(r: DocumentReader, encoded: Any, field: str) -> tuple[np.dtype, tuple[int, ...], int]:
     dtype_name = r.get(encoded, "dtype", f"{field}.dtype", str)
     if dtype_name not in DTYPES:
@@ -344,7 +337,7 @@ def _decode_base64(
 
 def array_decoder(r: DocumentReader, cut: RawSpans | None = None):
     def decode(encoded: Any, key: str) -> np.ndarray:
-        field = _field_for_key(key)
+        field = array_keys.field_path(key)
         if not isinstance(encoded, dict):
             raise r.fail(field, f"expected an array object, got {type(encoded).__name__}")
         dtype, shape, count = _declared_shape(r, encoded, field)

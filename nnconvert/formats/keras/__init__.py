@@ -24,18 +24,20 @@ containers), :mod:`.write` (the keras-h5 writer).
 
 from __future__ import annotations
 
-from ... import registry
-from ...registry import FormatSpec, register
+from ...head import READ_OPTIONS
+from ...registry import FormatSpec, Option, register
 from .archive import read_keras, sniff_keras
 from .h5 import read_h5, sniff_h5
 from .write import write_h5
 
 __all__ = ["read_h5", "read_keras", "write_h5", "sniff_h5", "sniff_keras"]
 
-# nnconvert's own hdf5 layout also claims .h5 and must come first in the suffix fallback;
-# content sniffing is what tells the two apart. Loading the built-in formats here (a no-op
-# while the registry is loading them) keeps that order when this package is imported first.
-registry.formats()
+# nnconvert's own hdf5 layout also claims .h5: content sniffing tells the two apart, and when
+# the content says nothing the suffix fallback takes hdf5 first by its lower priority.
+KERAS_H5_PRIORITY = 20
+WRITE_OPTIONS = (
+    Option("dtype", str, choices=("float32", "float64"), default="float32", help="dtype of the written weights"),
+)
 
 register(
     FormatSpec(
@@ -46,8 +48,10 @@ register(
         write=write_h5,
         sniff=sniff_h5,
         requires={"h5py": "h5py"},
-        read_options=("task", "classes"),
-        write_options=("dtype",),
+        read_options=READ_OPTIONS,
+        write_options=WRITE_OPTIONS,
+        isolated_reads=True,  # libhdf5 parses the file
+        priority=KERAS_H5_PRIORITY,
     )
 )
 register(
@@ -59,6 +63,7 @@ register(
         write=None,
         sniff=sniff_keras,
         requires={"h5py": "h5py"},
-        read_options=("task", "classes"),
+        read_options=READ_OPTIONS,
+        isolated_reads=True,  # libhdf5 parses the archive's weights file
     )
 )

@@ -1,15 +1,24 @@
-"""The head of a Keras model: the user's task/classes options, the stored head, or the output layer."""
+"""The head of a Keras model: nnconvert's stored head or the output layer, then the user's options.
+
+The rules themselves (which task fits which output layer, what the
+``task``/``classes`` options may say, the labels' dtype spelling) are the
+package-wide head policy in :mod:`nnconvert.head`; this module only says
+where a Keras file keeps its head.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ...errors import UsageError
-from ...ir import Activation, Head, Task
+from ...head import classes_from_numpy_spelling, default_head, head_with_options, numpy_dtype_spelling, task_from_output
+from ...ir import Activation, Head, Model
+from ...serde import recorded_source_dtype
+
+__all__ = ["choose_head", "head_document", "Output"]
 
 
 @dataclass(frozen=True)
@@ -22,74 +31,27 @@ class Output:
 
 
 def choose_head(last: Output, task: Any, classes: Any, stored: Mapping[str, Any]) -> Head:
-    """The head: from the user's options, else nnconvert's own stored head, else the output layer."""
-    if task is None and classes is None and stored.get("task"):
-        return Head(stored["task"], _stored_classes(stored))
-    detected = _detected_task(last)
-    chosen = _task_option(task) if task is not None else detected
-    if task is None and classes is not None and detected == Task.RAW:
-        raise UsageError(
-            f"classes were given but the output layer ({last.name!r}, {last.n_outputs} outputs, "
-            f"{last.activation.value}) does not look like a classifier; also pass task='binary', 'multiclass' "
-            "or 'multilabel'"
-        )
-    _check_task_fits(chosen, last)
-    return Head(chosen, _classes_option(chosen, classes, last))
+    """The head: nnconvert's own stored head, else the output layer's task; then the user's options."""
+    if stored.get("task"):
+        current = Head(stored["task"], classes_from_numpy_spelling(stored.get("classes"), stored.get("classes_dtype")))
+    else:
+        current = default_head(task_from_output(last), last)
+    return head_with_options(current, last, task, classes)
 
 
-def _detected_task(last: Output) -> Task:
-    if last.activation == Activation.LOGISTIC and last.n_outputs == 1:
-        return Task.BINARY
-    if last.activation in _SOFTMAXES and last.n_outputs >= 2:
-        return Task.MULTICLASS
-    # a linear output may be a regression or a classifier's logits: the file does not say which
-    return Task.RAW
+def head_document(model: Model, dtype: np.dtype) -> dict[str, Any]:
+    """What nnconvert stores beside a Keras file's config (the labels' dtype in numpy's spelling).
 
-
-def _task_option(task: Any) -> Task:
-    try:
-        return Task(task.value if isinstance(task, Task) else task)
-    except ValueError:
-        raise UsageError(f"task={task!r} is not a task; expected one of {[t.value for t in Task]}") from None
-
-
-_SOFTMAXES = (Activation.SOFTMAX, Activation.LOG_SOFTMAX)
-
-
-def _check_task_fits(task: Task, last: Output) -> None:
-    n_out, activation = last.n_outputs, last.activation
-    fits = {
-        Task.BINARY: (n_out == 1 and activation == Activation.LOGISTIC) or (n_out == 2 and activation in _SOFTMAXES),
-        Task.MULTICLASS: n_out >= 2 and activation in _SOFTMAXES,
-        Task.MULTILABEL: activation == Activation.LOGISTIC,
-    }.get(task, True)
-    if not fits:
-        raise UsageError(
-            f"task={task.value!r} does not fit the output layer {last.name!r} ({n_out} outputs, {activation.value}); "
-            "binary needs 1 sigmoid output or 2 softmax outputs, multiclass softmax outputs, multilabel sigmoid outputs"
-        )
-
-
-def _classes_option(task: Task, classes: Any, last: Output) -> np.ndarray | None:
-    if task in (Task.REGRESSION, Task.RAW):
-        if classes is not None:
-            raise UsageError(f"classes make no sense for task={task.value!r}; drop them or choose a classifier task")
-        return None
-    expected = 2 if task == Task.BINARY else last.n_outputs
-    if classes is None:
-        return np.arange(expected, dtype=np.int64)
-    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
-        raise UsageError(f"classes must be a list of labels, got {classes!r}")
-    labels = np.asarray(list(classes))
-    if labels.ndim != 1 or len(labels) != expected:
-        raise UsageError(f"task={task.value!r} with output layer {last.name!r} needs {expected} class labels, got {len(labels)}")
-    if len(np.unique(labels)) != len(labels):
-        raise UsageError(f"class labels must be distinct, got {labels.tolist()}")
-    return labels
-
-
-def _stored_classes(stored: Mapping[str, Any]) -> np.ndarray | None:
-    classes = stored.get("classes")
-    if classes is None:
-        return None
-    return np.asarray(classes, dtype=stored.get("classes_dtype") or None)
+    ``dtype`` is the dtype the file's weights are written in.
+    """
+    classes = model.head.classes
+    document: dict[str, Any] = {
+        "task": model.task.value,
+        "classes": None if classes is None else classes.tolist(),
+        "classes_dtype": None if classes is None else numpy_dtype_spelling(classes),
+        "feature_names": None if model.input.feature_names is None else list(model.input.feature_names),
+    }
+    source_dtype = recorded_source_dtype(model, dtype)
+    if source_dtype is not None:  # a float32 model written as float64: readers can restore it
+        document["source_dtype"] = source_dtype
+    return document

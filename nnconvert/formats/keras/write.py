@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._io.atomic import Output, as_output
 from ...errors import UnsupportedModelError, UsageError
 from ...ir import (
     ACTIVATION_DEFAULTS,
@@ -23,8 +24,8 @@ from ...ir import (
     PReLULayer,
     require_supported,
 )
-from ...serde import recorded_source_dtype
 from .config import HARD_SIGMOID_KERAS3, HEAD_ATTRIBUTE, KERAS_EPSILON
+from .head import head_document
 
 # the Keras 3 semantics the writer targets (hard_sigmoid, activation names)
 WRITTEN_KERAS_VERSION = "3.0.0"
@@ -47,7 +48,7 @@ KERAS_LAYER_KINDS = LAYER_KINDS
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 
 
-def write_h5(model: Model, path: str | Path, *, final_path: str | Path | None = None, dtype: str = "float32") -> None:
+def write_h5(model: Model, output: Output | str | Path, *, dtype: str = "float32") -> None:
     """Write a Keras full-model HDF5 file that ``keras.models.load_model`` loads.
 
     The config is a Sequential of InputLayer and Dense layers (tf.keras 2
@@ -57,8 +58,8 @@ def write_h5(model: Model, path: str | Path, *, final_path: str | Path | None = 
 
     Args:
         model: the model graph.
-        path: the file to write (a temporary file during ``save``).
-        final_path: the eventual target name (unused; accepted by contract).
+        output: where to write (the temporary file's :class:`~nnconvert._io.atomic.Output` during
+            ``save``), or a path.
         dtype: "float32" (default, what Keras computes in) or "float64". A float64 file keeps
             float64 weights bit for bit (nnconvert reads them back unchanged), but Keras 3.15 on
             torch still runs some operations (matmul, Normalization's maximum) in float32.
@@ -81,11 +82,11 @@ def write_h5(model: Model, path: str | Path, *, final_path: str | Path | None = 
         raise UnsupportedModelError("the model cannot be written as a Keras file without changing what it computes", problems)
     layers = preprocessing + dense
     config = _model_config(target, layers, dtype)
-    with h5py.File(path, "w") as handle:
+    with h5py.File(as_output(output).path, "w") as handle:
         handle.attrs["keras_version"] = WRITTEN_KERAS_VERSION
         handle.attrs["backend"] = "tensorflow"
         handle.attrs["model_config"] = json.dumps(config)
-        handle.attrs[HEAD_ATTRIBUTE] = json.dumps(_head_document(model, target.dtype))
+        handle.attrs[HEAD_ATTRIBUTE] = json.dumps(head_document(model, target.dtype))
         _write_weights(handle.create_group("model_weights"), layers)
 
 
@@ -265,16 +266,3 @@ def _write_weights(group: Any, layers: list[dict[str, Any]]) -> None:
         for name, (_, array) in zip(names, entry["weights"], strict=True):
             layer_group.create_dataset(name, data=np.array(array, order="C"))  # keeps 0-d count scalars 0-d
 
-
-def _head_document(model: Model, dtype: np.dtype) -> dict[str, Any]:
-    classes = model.head.classes
-    document: dict[str, Any] = {
-        "task": model.task.value,
-        "classes": None if classes is None else classes.tolist(),
-        "classes_dtype": None if classes is None else classes.dtype.str,
-        "feature_names": None if model.input.feature_names is None else list(model.input.feature_names),
-    }
-    source_dtype = recorded_source_dtype(model, dtype)
-    if source_dtype is not None:  # a float32 model written as float64: readers can restore it
-        document["source_dtype"] = source_dtype
-    return document

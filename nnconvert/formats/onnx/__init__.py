@@ -30,17 +30,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..._io.atomic import Output
+from ...head import READ_OPTIONS
 from ...ir import Model
 from ...registry import FormatSpec, register
 from ._write_options import PRECISION_OPTIONS, WRITE_OPTIONS
 
 __all__ = ["read", "write", "sniff", "READ_OPTIONS", "WRITE_OPTIONS"]
-
-try:  # the reader names its own options, when it has any
-    from ._reader import READ_OPTIONS
-except ImportError:
-    READ_OPTIONS = ()
-
 
 def read(path: str | Path, **options: Any) -> Model:
     """Read an ONNX MLP (nnconvert's, skl2onnx's, torch.onnx's, tf2onnx's).
@@ -61,13 +57,13 @@ def read(path: str | Path, **options: Any) -> Model:
     return _read(path, **options)
 
 
-def write(model: Model, path: str | Path, *, final_path: str | Path | None = None, **options: Any) -> None:
+def write(model: Model, output: Output | str | Path, **options: Any) -> None:
     """Write ``model`` as a pure ai.onnx graph.
 
     Args:
         model: the model graph.
-        path: the file to write (a temporary file when called by ``nnconvert.save``).
-        final_path: the file's final name; the external-data sidecar is named after it.
+        output: the :class:`~nnconvert._io.atomic.Output` ``nnconvert.save`` passes (a temporary
+            file and the final name the external-data sidecar is named after), or a path.
         **options: ``WRITE_OPTIONS`` (module docstring).
 
     Raises:
@@ -77,7 +73,7 @@ def write(model: Model, path: str | Path, *, final_path: str | Path | None = Non
     """
     from ._writer import write_onnx
 
-    write_onnx(model, path, final_path=final_path, **options)
+    write_onnx(model, output, **options)
 
 
 # ModelProto fields and their protobuf wire types (0 varint, 2 length-delimited):
@@ -153,7 +149,8 @@ register(
         write=write,
         sniff=sniff,
         requires={"onnx": "onnx"},
-        read_options=tuple(READ_OPTIONS),
+        read_options=READ_OPTIONS,
         write_options=WRITE_OPTIONS + PRECISION_OPTIONS,
+        runner="onnxruntime",
     )
 )

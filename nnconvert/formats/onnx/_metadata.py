@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import serde
+from ... import array_keys, serde
 from ...errors import InvalidModelError, ReadError
 from ...ir import Metadata, Model, layer_arrays
 from ._common import DESCRIPTION_KEY, FORMAT, FORMAT_VERSION, FORMAT_VERSION_KEY
@@ -84,7 +84,7 @@ def _described_model(document: Any, model: Model, path: Path) -> Model:
             f"it describes preprocessing {[op for _, _, op in described_ops]} and the graph computes {[op.op for op in graph_ops]}"
         )
     for (s, o, _), op in zip(described_ops, graph_ops, strict=True):
-        arrays[f"steps/{s}/ops/{o}"] = op.operand
+        arrays[array_keys.step_operand(s, o)] = op.operand
     return serde.model_from_document(document, lambda _encoded, key: arrays[key], path=path, format=FORMAT)
 
 

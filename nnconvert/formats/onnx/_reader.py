@@ -35,16 +35,16 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidModelError, NnconvertError, ReadError, UnsupportedModelError, UsageError
-from ...ir import DenseLayer, ElementwiseOp, Head, InputSpec, Model, PreprocessStep, Task
+from ...head import READ_OPTIONS, head_with_options
+from ...ir import DenseLayer, ElementwiseOp, Head, InputSpec, Model, PreprocessStep
+from ...options import check_values
 from ._common import FORMAT
 from ._load import check_external_locations, load_proto
 from ._metadata import foreign_metadata, overlay_description
 from ._parsed import ParsedGraph, ParsedLayer, ParsedStep
 from ._parser import GraphParser
 
-__all__ = ["READ_OPTIONS", "read"]
-
-READ_OPTIONS: tuple[str, ...] = ("task", "classes")
+__all__ = ["read"]
 
 
 def read(path: str | os.PathLike[str], **options: Any) -> Model:
@@ -66,7 +66,7 @@ def read(path: str | os.PathLike[str], **options: Any) -> Model:
         UsageError: an unknown option or an invalid option value.
     """
     path = Path(path)
-    task, classes = _parse_options(options)
+    values = check_values(READ_OPTIONS, options, "the onnx reader")
     proto = load_proto(path)
     check_external_locations(proto, path)
     try:
@@ -78,41 +78,18 @@ def read(path: str | os.PathLike[str], **options: Any) -> Model:
         # a structurally malformed graph (missing inputs, attributes of the wrong type...)
         raise ReadError(f"malformed ONNX graph: {type(exc).__name__}: {exc}", path=path, format=FORMAT) from None
     model = overlay_description(model, proto, path)
-    if task is not None or classes is not None:
-        model = _apply_head_override(model, task, classes, path)
+    if values:
+        model = _apply_head_options(model, values.get("task"), values.get("classes"), path)
     return model
 
 
-def _parse_options(options: dict[str, Any]) -> tuple[Task | None, np.ndarray | None]:
-    unknown = sorted(set(options) - set(READ_OPTIONS))
-    if unknown:
-        raise UsageError(f"the onnx reader does not take option(s) {', '.join(unknown)}; it takes: {', '.join(READ_OPTIONS)}")
-    task = options.get("task")
-    if task is not None:
-        try:
-            task = Task(task)
-        except ValueError:
-            raise UsageError(f"unknown task {task!r}; expected one of {[t.value for t in Task]}") from None
-    classes = options.get("classes")
-    if classes is not None:
-        classes = np.asarray(list(classes))
-        if classes.ndim != 1 or classes.size == 0:
-            raise UsageError(f"classes must be a non-empty list of labels, got {options['classes']!r}")
-    return task, classes
-
-
-def _apply_head_override(model: Model, task: Task | None, classes: np.ndarray | None, path: Path) -> Model:
+def _apply_head_options(model: Model, task: Any, classes: Any, path: Path) -> Model:
     from dataclasses import replace
+    from types import SimpleNamespace
 
-    task = task or model.task
-    if task in (Task.REGRESSION, Task.RAW):
-        head = Head(task, None)
-    else:
-        if classes is None:
-            classes = model.classes
-        if classes is None:
-            classes = np.arange(2 if task == Task.BINARY else model.n_outputs, dtype=np.int64)
-        head = Head(task, classes)
+    # the last layer may be an activation layer: the head needs the model's output width and activation
+    last = SimpleNamespace(name=model.layers[-1].name, n_outputs=model.n_outputs, activation=model.output_activation)
+    head = head_with_options(model.head, last, task, classes)
     try:
         return replace(model, head=head)
     except InvalidModelError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import array_keys
 from ...ir import LAYER_KINDS, Activation, DenseLayer, Model, PreprocessStep, layer_names
 
 
@@ -76,7 +77,7 @@ _ARITHMETIC = {"sub": "Sub", "div": "Div", "mul": "Mul", "add": "Add"}
 
 def preprocess(b: GraphBuilder, x: str, step: PreprocessStep, index: int) -> str:
     for o, op in enumerate(step.ops):
-        key = f"steps/{index}/ops/{o}"
+        key = array_keys.step_operand(index, o)
         if op.op == "clip":
             x = _clip(b, x, float(op.operand[0]), float(op.operand[1]), key)
         else:
@@ -98,9 +99,9 @@ def _clip(b: GraphBuilder, x: str, low: float, high: float, key: str) -> str:
 
 def dense(b: GraphBuilder, x: str, layer: DenseLayer, index: int, linear: str) -> str:
     """The dense layer's nodes, then its activation's."""
-    prefix = f"layers/{index}"
-    weights = b.initializer(f"{prefix}/weights", layer.weights)
-    bias = b.initializer(f"{prefix}/bias", layer.bias)
+    prefix = array_keys.layer_prefix(index)
+    weights = b.initializer(array_keys.layer_array(index, "weights"), layer.weights)
+    bias = b.initializer(array_keys.layer_array(index, "bias"), layer.bias)
     if linear == "gemm":
         y = b.node("Gemm", [x, weights, bias], prefix)
     else:

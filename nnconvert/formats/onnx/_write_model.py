@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError
+from ...head import classes_dtype_name
 from ...ir import Activation, Model, require_supported
 from ...serde import json_default, model_to_document
 from ._common import DESCRIPTION_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, ML_DOMAIN
@@ -36,7 +37,7 @@ def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
     }
     if model.classes is not None:
         props["classes"] = json.dumps(model.classes.tolist(), default=json_default)
-        props["classes_dtype"] = "str" if model.classes.dtype.kind == "U" else model.classes.dtype.name
+        props["classes_dtype"] = classes_dtype_name(model.classes)
     source = [model.metadata.source_framework, model.metadata.source_class, model.metadata.source_version]
     if any(source):
         props["source"] = " ".join(part for part in source if part)

@@ -1,4 +1,5 @@
-"""The ONNX writer's options, validated, and the opsets and IR versions it can write."""
+"""The ONNX writer's options (declared once: the registry, the CLI and this writer use the same
+declarations), and the opsets and IR versions it can write."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from typing import Any
 import numpy as np
 
 from ...errors import UsageError
+from ...options import Option, check_values
+from ...quantization import PRECISION_OPTIONS
+
+__all__ = ["WRITE_OPTIONS", "PRECISION_OPTIONS", "WriteOptions", "parse_options", "max_opset", "ir_version"]
 
 # Opset 15 is the default because every runtime in common use runs it:
 # onnxruntime >= 1.10, TensorRT 8.x, OpenVINO 2022+, onnxruntime-web, and
@@ -20,12 +25,17 @@ MIN_OPSET = 9
 # onnxruntime >= 1.16 (the oldest this package accepts) runs opsets up to 19:
 # only higher opsets need a probe of the installed onnxruntime.
 ORT_GUARANTEED_OPSET = 19
-WRITE_OPTIONS = ("opset", "dtype", "linear", "zipmap", "external_data", "check", "io_dtype")
-# handled by api.save before the writer runs (nnconvert.quantization): the spec declares them
-PRECISION_OPTIONS = ("precision", "calibration")
-IO_DTYPES = ("float32", "float16")
 DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 LINEAR_FORMS = ("gemm", "matmul")
+WRITE_OPTIONS = (
+    Option("opset", int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset, {MIN_OPSET} to the newest onnx and onnxruntime share (default {DEFAULT_OPSET})"),
+    Option("dtype", str, choices=tuple(DTYPES), default="float32", help="dtype of the written weights"),
+    Option("linear", str, choices=LINEAR_FORMS, default="gemm", flag="--matmul", flag_value="matmul", help="MatMul+Add per layer instead of Gemm"),
+    Option("zipmap", bool, default=False, help="add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does"),
+    Option("external_data", bool, help="weights in a <file>.<hash>.data sidecar (default: above 2 GB)", flag=None),
+    Option("check", bool, help="run onnx.checker on the result (default: below 100 MB)", flag=None),
+    Option("io_dtype", str, choices=("float32", "float16"), help="float16 models: float16 input and outputs too (default float32)"),
+)
 
 
 @dataclass(frozen=True)
@@ -50,24 +60,7 @@ class WriteOptions:
     io_dtype: np.dtype | None = None  # float16: a float16 model's input and outputs in float16 too
 
 
-def _as_bool(name: str, value: Any) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise UsageError(f"ONNX writer option {name} must be true or false, got {value!r}")
-
-
-def _as_opset(value: Any) -> int:
-    try:
-        opset = int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"ONNX writer option opset must be an integer, got {value!r}") from None
-    if isinstance(value, float) and value != opset:
-        raise UsageError(f"ONNX writer option opset must be an integer, got {value!r}")
+def _as_opset(opset: int) -> int:
     highest = max_opset() if opset > ORT_GUARANTEED_OPSET else ORT_GUARANTEED_OPSET
     if not MIN_OPSET <= opset <= highest:
         raise UsageError(
@@ -78,32 +71,22 @@ def _as_opset(value: Any) -> int:
 
 
 def parse_options(options: Mapping[str, Any]) -> WriteOptions:
-    """Validate the writer's keyword options.
+    """The writer's keyword options as :class:`WriteOptions` (checked against :data:`WRITE_OPTIONS`).
 
     Raises:
-        UsageError: an unknown option or a bad value.
+        UsageError: an unknown option, a value of the wrong type or choice, an opset out of range.
     """
-    unknown = sorted(set(options) - set(WRITE_OPTIONS))
-    if unknown:
-        raise UsageError(f"the ONNX writer does not take option(s) {', '.join(unknown)}; it takes: {', '.join(WRITE_OPTIONS)}")
-    dtype_name = str(options.get("dtype") or "float32")
-    if dtype_name not in DTYPES:
-        raise UsageError(f"ONNX writer option dtype must be one of {', '.join(DTYPES)}, got {dtype_name!r}")
-    linear = str(options.get("linear") or "gemm").lower()
-    if linear not in LINEAR_FORMS:
-        raise UsageError(f"ONNX writer option linear must be one of {', '.join(LINEAR_FORMS)}, got {linear!r}")
-    opset = options.get("opset")
-    io_dtype = options.get("io_dtype")
-    if io_dtype is not None and str(io_dtype) not in IO_DTYPES:
-        raise UsageError(f"ONNX writer option io_dtype must be one of {', '.join(IO_DTYPES)}, got {io_dtype!r}")
+    values = check_values(WRITE_OPTIONS, options, "the onnx writer")
+    opset = values.get("opset")
+    io_dtype = values.get("io_dtype")
     return WriteOptions(
-        io_dtype=None if io_dtype is None else np.dtype(str(io_dtype)),
         opset=DEFAULT_OPSET if opset is None else _as_opset(opset),
-        dtype=DTYPES[dtype_name],
-        linear=linear,
-        zipmap=bool(_as_bool("zipmap", options.get("zipmap"))),
-        external_data=_as_bool("external_data", options.get("external_data")),
-        check=_as_bool("check", options.get("check")),
+        dtype=DTYPES[values.get("dtype", "float32")],
+        linear=values.get("linear", "gemm"),
+        zipmap=values.get("zipmap", False),
+        external_data=values.get("external_data"),
+        check=values.get("check"),
+        io_dtype=None if io_dtype is None else np.dtype(io_dtype),
     )
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._io.atomic import Output, as_output
 from ...errors import WriteError
 from ...ir import Model
 from ._quantize import is_reduced_precision, write_reduced_precision
@@ -72,13 +73,14 @@ def _check(path: Path) -> None:
         raise WriteError(f"the ONNX graph nnconvert built fails onnx.checker ({type(exc).__name__}: {exc}); please report this") from exc
 
 
-def write_onnx(model: Model, path: str | os.PathLike[str], *, final_path: str | os.PathLike[str] | None = None, **options: Any) -> None:
+def write_onnx(model: Model, output: Output | str | os.PathLike[str], **options: Any) -> None:
     """Write ``model`` as an ONNX file.
 
     Args:
         model: the model graph.
-        path: the file to write (api.save passes a temporary file beside the target).
-        final_path: the name the file will end up with; names the external-data sidecar.
+        output: where to write (api.save passes the :class:`~nnconvert._io.atomic.Output` of a
+            temporary file beside the target; its final name names the external-data sidecar),
+            or a path written directly.
         **options: see :class:`WriteOptions`.
 
     Raises:
@@ -87,26 +89,27 @@ def write_onnx(model: Model, path: str | os.PathLike[str], *, final_path: str | 
         WriteError: the file could not be written, or the built graph failed the checker.
     """
     settings = parse_options(options)
-    path = Path(path)
-    final = Path(final_path) if final_path is not None else path
+    output = as_output(output)
+    path, final = output.path, output.final_path
     if is_reduced_precision(model) or settings.io_dtype == np.float16:
-        _write_reduced_precision(model, path, final, settings)
+        _write_reduced_precision(model, output, settings)
         return
     size = _payload_bytes(model, settings.dtype)
     external = settings.external_data if settings.external_data is not None else size >= EXTERNAL_DATA_THRESHOLD
     check = settings.check if settings.check is not None else size < CHECK_SIZE_LIMIT
     proto, payloads = build_skeleton(model, settings)
     old_sidecars = _referenced_sidecars(final)  # before ``path`` (maybe ``final`` itself) is written
-    sidecar = _write_external(proto, payloads, path, final, check) if external else None
+    sidecar = _write_external(proto, payloads, output, check) if external else None
     if not external:
         with open(path, "wb") as handle:
             stream_model(proto, payloads, handle)
         if check:
             _check(path)
-    _retire(old_sidecars - {sidecar}, path, final)
+    # the replaced model's sidecars go once the new model is committed (now, when written in place)
+    output.retire(sorted(old_sidecars - {sidecar}))
 
 
-def _write_reduced_precision(model: Model, path: Path, final: Path, settings: Any) -> None:
+def _write_reduced_precision(model: Model, output: Output, settings: Any) -> None:
     """float16 / int8 files: one protobuf message (at most half of float32's size), no sidecar."""
     from ...errors import UsageError
     from ...quantization import precision_of
@@ -117,9 +120,9 @@ def _write_reduced_precision(model: Model, path: Path, final: Path, settings: An
         raise UsageError("external_data is not available for float16/int8 ONNX files (they are written as one file)")
     size = _payload_bytes(model, np.dtype(np.float32)) // (4 if precision_of(model) == "int8" else 2)
     check = settings.check if settings.check is not None else size < CHECK_SIZE_LIMIT
-    old_sidecars = _referenced_sidecars(final)
-    write_reduced_precision(model, path, settings, check)
-    _retire(old_sidecars, path, final)
+    old_sidecars = _referenced_sidecars(output.final_path)
+    write_reduced_precision(model, output.path, settings, check)
+    output.retire(sorted(old_sidecars))
 
 
 def sidecar_name(final_name: str, digest: str) -> str:
@@ -127,7 +130,7 @@ def sidecar_name(final_name: str, digest: str) -> str:
     return f"{final_name}.{digest[:SIDECAR_DIGEST_CHARS]}.data"
 
 
-def _write_external(proto: Any, payloads: list[Payload | None], path: Path, final: Path, check: bool) -> Path | None:
+def _write_external(proto: Any, payloads: list[Payload | None], output: Output, check: bool) -> Path | None:
     """Large tensors into a sidecar ``<final name>.<content hash>.data`` beside the model; returns it.
 
     Why a content-addressed name: the sidecar must be in place before the
@@ -146,11 +149,12 @@ def _write_external(proto: Any, payloads: list[Payload | None], path: Path, fina
     4. ``api.save`` replaces the target. If anything fails up to there, the
        new sidecar is removed (unless that name existed before); once the
        replace succeeds, the sidecars the replaced model referred to and the
-       new one does not are removed (see :func:`_retire`).
+       new one does not are removed (:meth:`Output.retire`).
 
     A crash between 2 and 4 leaves an unreferenced sidecar behind, never a
     model without its data.
     """
+    path, final = output.path, output.final_path
     fd, temp_name = tempfile.mkstemp(prefix=f".{final.name}.data.", suffix=".part", dir=path.parent)
     temp_data = Path(temp_name)
     created: Path | None = None
@@ -164,7 +168,7 @@ def _write_external(proto: Any, payloads: list[Payload | None], path: Path, fina
             temp_data.unlink()
             sidecar = None
         else:
-            sidecar, created = _place_sidecar(temp_data, final, handle.hexdigest(), path)
+            sidecar, created = _place_sidecar(temp_data, output, handle.hexdigest())
             for tensor in moved:
                 for entry in tensor.external_data:
                     if entry.key == "location":
@@ -181,10 +185,11 @@ def _write_external(proto: Any, payloads: list[Payload | None], path: Path, fina
         raise
 
 
-def _place_sidecar(temp_data: Path, final: Path, digest: str, path: Path) -> tuple[Path, Path | None]:
+def _place_sidecar(temp_data: Path, output: Output, digest: str) -> tuple[Path, Path | None]:
     """Rename the finished sidecar to its content name; returns it, and it again when it is new."""
-    from ..._io.atomic import fsync_directory, pending_output, publish_mode
+    from ..._io.atomic import fsync_directory, publish_mode
 
+    final = output.final_path
     sidecar = final.with_name(sidecar_name(final.name, digest))
     existed = sidecar.exists()  # same name, same bytes: it may be the old model's, so it must stay
     publish_mode(temp_data, final)
@@ -192,9 +197,7 @@ def _place_sidecar(temp_data: Path, final: Path, digest: str, path: Path) -> tup
     fsync_directory(sidecar.parent)  # the sidecar's name is durable before any model names it
     if existed:
         return sidecar, None
-    output = pending_output(path)
-    if output is not None:  # the commit may still fail after this writer returns
-        output.discard_on_failure.append(sidecar)
+    output.add_companion(sidecar)  # the commit may still fail after this writer returns
     return sidecar, sidecar
 
 
@@ -227,23 +230,6 @@ def _external_locations(path: Path) -> set[str]:
     except Exception:  # noqa: BLE001 - not an ONNX model: it refers to nothing
         return set()
     return {entry.value for tensor in proto.graph.initializer for entry in tensor.external_data if entry.key == "location"}
-
-
-def _retire(sidecars: set[Path], path: Path, final: Path) -> None:
-    """Remove the replaced model's sidecars once the new model is committed.
-
-    Under ``api.save`` that is after its ``os.replace``; when ``path`` is the
-    final file it is now; otherwise the caller commits later and they stay.
-    """
-    from ..._io.atomic import pending_output
-
-    output = pending_output(path)
-    if output is not None:
-        output.retire_after_commit.extend(sorted(sidecars))
-    elif path.resolve() == final.resolve():
-        for sidecar in sidecars:
-            with contextlib.suppress(OSError):
-                sidecar.unlink()
 
 
 class _HashingFile:

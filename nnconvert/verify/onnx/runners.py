@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError, UnsupportedModelError
-from .runners import Runner, as_2d
+from ...errors import ReadError, UnsupportedModelError
+from ..runner_base import Runner, as_2d
 
 __all__ = ["OnnxRuntimeRunner", "ReferenceEvaluatorRunner", "output_names_map", "normalise_outputs", "layer_tensors"]
 
