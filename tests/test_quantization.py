@@ -183,3 +183,39 @@ def test_inspect_shows_precision_mode_and_bytes(tmp_path, digits, capsys):
     assert info["precision"] == "int8" and info["quantization"] == "static"
     expected = sum(layer.weights.size + 4 * layer.bias.size + 5 * layer.bias.size + 5 for layer in model.layers)
     assert info["parameter_bytes"] == expected
+
+
+def test_calibration_from_parquet_equals_the_array(tmp_path, digits):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    clf, _, _, X_cal = digits
+    table = pa.table({f"f{i}": X_cal[:, i] for i in range(X_cal.shape[1])})
+    pq.write_table(table, tmp_path / "cal.parquet")
+    model = nnconvert.from_sklearn(clf)
+    nnconvert.save(model, tmp_path / "a.json", precision="int8", calibration=str(tmp_path / "cal.parquet"))
+    assert nnconvert.load(tmp_path / "a.json").equals(quantize(model, "int8", X_cal))
+
+
+def test_bad_calibration_file_exits_3_and_writes_nothing(tmp_path, digits, capsys):
+    pickle = tmp_path / "m.pkl"
+    joblib.dump(digits[0], pickle)
+    (tmp_path / "cal.csv").write_text("1,2\n3,4\n")  # 2 columns, the model takes 64
+    out = tmp_path / "m.onnx"
+    code = main(["convert", str(pickle), str(out), "--trust-pickle", "--precision", "int8", "--calibration", str(tmp_path / "cal.csv")])
+    assert code == 2 and not out.exists()
+    assert "calibration data must be rows of 64 features" in capsys.readouterr().err
+
+
+def test_json_int8_values_out_of_range_are_refused_by_field(tmp_path, digits):
+    import json
+
+    from nnconvert.errors import ReadError
+
+    path = tmp_path / "m.json"
+    nnconvert.save(quantize(nnconvert.from_sklearn(digits[0]), "int8"), path, arrays="list")
+    document = json.loads(path.read_text())
+    document["layers"][1]["quantization"]["values"]["data"][0] = 300
+    path.write_text(json.dumps(document))
+    with pytest.raises(ReadError, match=r"layers\[1\]\.quantization\.values\.data\[0\].*-128 to 127"):
+        nnconvert.load(path)
