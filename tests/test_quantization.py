@@ -219,3 +219,27 @@ def test_json_int8_values_out_of_range_are_refused_by_field(tmp_path, digits):
     path.write_text(json.dumps(document))
     with pytest.raises(ReadError, match=r"layers\[1\]\.quantization\.values\.data\[0\].*-128 to 127"):
         nnconvert.load(path)
+
+
+def test_reduced_precision_onnx_is_not_read_back_and_says_why(tmp_path, digits, capsys):
+    path = tmp_path / "m.onnx"
+    nnconvert.save(nnconvert.from_sklearn(digits[0]), path, precision="int8")
+    with pytest.raises(UnsupportedModelError, match="int8 \\(dynamic quantization\\) ONNX file"):
+        nnconvert.load(path)
+    assert main(["inspect", str(path)]) == 3
+    assert "JSON/HDF5 copy" in capsys.readouterr().err
+
+
+def test_verify_command_prices_a_reduced_file_against_the_original(tmp_path, digits, capsys):
+    clf, X, y, _ = digits
+    pickle, data, labels, out = tmp_path / "m.pkl", tmp_path / "X.npy", tmp_path / "y.npy", tmp_path / "m.h5"
+    joblib.dump(clf, pickle)
+    np.save(data, X)
+    np.save(labels, y)
+    nnconvert.save(nnconvert.from_sklearn(clf), out, precision="float16")
+    code = main(["verify", str(pickle), str(out), "--trust-pickle", "--data", str(data), "--labels", str(labels)])
+    printed = capsys.readouterr().out
+    assert "price of float16" in printed and "accuracy: original" in printed
+    expected = np.mean(nnconvert.load(out).predict(X) == clf.predict(X))
+    assert f"label agreement {expected:.4%}" in printed
+    assert code == (0 if expected >= 0.999 else 1)

@@ -35,10 +35,11 @@ def wants_price(args: argparse.Namespace) -> bool:
 def _labels(args: argparse.Namespace) -> Any:
     if getattr(args, "labels", None) is None:
         return None
+
     from .inputs import load_data
 
-    labels = load_data(args.labels)
-    return labels.ravel() if labels.shape[1] == 1 else labels
+    labels = load_data(args.labels)  # a 1-D .npy comes back as one row: labels are one value per row either way
+    return labels.ravel() if 1 in labels.shape else labels
 
 
 def price_after_convert(source: Path, written: Path, args: argparse.Namespace, model: Any) -> int:

@@ -131,7 +131,9 @@ def _build_int8(model: Model, options: WriteOptions) -> Any:
     float_options = replace(options, dtype=np.dtype(np.float32), linear="matmul", opset=opset, zipmap=options.zipmap)
     proto = build_model_proto(model.dequantized(), float_options)
     if quantized[0].mode == "dynamic":
+        producer = (proto.producer_name, proto.producer_version)
         proto = _quantize_dynamic(proto)
+        proto.producer_name, proto.producer_version = producer  # the quantizer signs as itself
         _adopt_ir_values(proto, quantized)
     else:
         _write_qdq(proto, quantized)
