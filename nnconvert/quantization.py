@@ -175,7 +175,7 @@ def quantize_dense_layers(model: Model, calibration: Any = None) -> Model:
     ONNX file holds; the result computes in float32.
     """
 
-    from .ir import DenseLayer
+    from ._layers import DenseLayer
 
     base = model.dequantized().astype(np.float32)
     ranges = None if calibration is None else calibrate(base, calibration)
@@ -235,7 +235,7 @@ def quantization_mode(model: Model) -> str | None:
 
 def parameter_bytes(model: Model) -> int:
     """Bytes of the stored parameters: int8 values plus scales and zero points for quantized layers."""
-    from .ir import DenseLayer, layer_arrays
+    from ._layers import DenseLayer, layer_arrays
 
     total = 0
     for layer in model.layers:
@@ -253,7 +253,7 @@ def dequantized(model: Model) -> Model:
     """The float32 model the int8 one stands for (the same weights, computed in float)."""
     if precision_of(model) != "int8":
         return model
-    from .ir import DenseLayer
+    from ._layers import DenseLayer
 
     layers = tuple(replace(layer, quantization=None) if isinstance(layer, DenseLayer) else layer for layer in model.layers)
     return replace(model, layers=layers)
@@ -296,15 +296,46 @@ INT8_FORMATS = ("onnx", "json", "hdf5", "safetensors")
 
 
 def load_calibration(source: Any) -> np.ndarray:
+    """Calibration rows from an array, or a .npy/.npz (key X or the first)/.csv (header optional)/.parquet file.
+
+    Read here with numpy (and pyarrow) rather than through verify's data loader, which
+    sits above the API in the import graph.
+
+    Raises:
+        ReadError: the file is missing, of an unknown type or not a numeric table.
+    """
     from pathlib import Path
 
-    if isinstance(source, (str, Path)):
-        if Path(source).suffix.lower() == ".parquet":
-            return _read_parquet(Path(source))
-        from .verify.inputs import load_data
+    from .errors import ReadError
 
-        return np.asarray(load_data(source))
-    return np.asarray(source)
+    if not isinstance(source, (str, Path)):
+        return np.asarray(source)
+    path = Path(source)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return _read_parquet(path)
+        if suffix == ".npy":
+            return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return np.asarray(archive["X" if "X" in archive.files else archive.files[0]], dtype=np.float64)
+        if suffix in (".csv", ".txt"):
+            return _read_csv(path)
+    except (OSError, ValueError, IndexError) as exc:
+        raise ReadError(f"cannot read the calibration rows: {exc}", path=path) from None
+    raise ReadError(f"unknown calibration file type {suffix!r}; expected .csv, .npy, .npz or .parquet", path=path)
+
+
+def _read_csv(path: Any) -> np.ndarray:
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    try:
+        [float(cell) for cell in first.split(",")]
+        header = 0
+    except ValueError:  # a header line of column names
+        header = 1
+    return np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
 
 
 def _read_parquet(path: Any) -> np.ndarray:

@@ -204,7 +204,7 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     written_path = Path(written_path)
     check_convert_target(written_path, args)
     if wants_price(args) and not getattr(args, "emit_test_data", False):
-        return price_after_convert(Path(source), written_path, args, model)
+        return price_after_convert(Path(source), _source_model(Path(source), args, model), written_path, args, model)
     emit = getattr(args, "emit_test_data", False)
     data = getattr(args, "verify_data", None)
     report = verify(

@@ -42,11 +42,11 @@ def _labels(args: argparse.Namespace) -> Any:
     return labels.ravel() if 1 in labels.shape else labels
 
 
-def price_after_convert(source: Path, written: Path, args: argparse.Namespace, model: Any) -> int:
-    """Price the written file against the source model; 1 when a threshold is broken (0 with --warn-only)."""
+def price_after_convert(source: Path, original: Any, written: Path, args: argparse.Namespace, model: Any) -> int:
+    """Price the written file against the source model (``original``: how verify runs it, ``model``: the
+    graph the conversion read); 1 when a threshold is broken (0 with --warn-only)."""
     from ..errors import UsageError
     from ..quantization import quantize
-    from .command import _source_model
     from .inputs import load_data
     from .price import measure_price
 
@@ -61,7 +61,7 @@ def price_after_convert(source: Path, written: Path, args: argparse.Namespace, m
         calibration = load_calibration(calibration)
     written_model = quantize(model, precision, calibration)
     report = measure_price(
-        _source_model(source, args, model),
+        original,
         written,
         load_data(data),
         y=_labels(args),
