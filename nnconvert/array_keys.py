@@ -6,6 +6,7 @@ datasets after them, ONNX names its initializers after them, and readers
 turn them back into the document's field paths for their error messages.
 
     layers/<i>/weights    layers/<i>/bias    steps/<s>/ops/<o>
+    layers/<i>/quantization/values|scale|zero_point   (int8 layers, nnconvert.quantization)
 
 Changing a spelling here changes files on disk: the keys are part of the
 formats (docs/formats.md).
@@ -56,8 +57,8 @@ def field_path(key: str) -> str:
     parts = key.strip("/").split("/")
     if len(parts) == 4 and parts[0] == "steps" and parts[2] == "ops":
         return f"steps[{parts[1]}].ops[{parts[3]}].operand"
-    if len(parts) == 3 and parts[0] == "layers":
-        return f"layers[{parts[1]}].{parts[2]}"
+    if len(parts) >= 3 and parts[0] == "layers":  # also layers/<i>/quantization/values
+        return f"layers[{parts[1]}]." + ".".join(parts[2:])
     return key
 
 

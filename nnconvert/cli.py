@@ -200,6 +200,7 @@ def _add_convert(commands: Any) -> None:
         "with the highest error code at the end (default: stop at the first failure)",
     )
     parser.pending.append(lambda p: _add_format_flags(p, "writer"))
+    parser.add_argument("--dequantize", action="store_true", help="write an int8 model's float32 equivalent (to formats that cannot hold int8, e.g. scikit-learn)")
     try:
         _verify_command().add_convert_options(parser)
     except ImportError:  # pragma: no cover - verify is part of the package
@@ -242,7 +243,10 @@ def _write_options(args: argparse.Namespace, dst: Path | None = None) -> dict[st
         spec = None if dst is None else _written_format(None, dst)
         return None if spec is None else spec.name
 
-    return _format_options(args, "writer", written)
+    options = _format_options(args, "writer", written)
+    if getattr(args, "dequantize", False):
+        options["dequantize"] = True
+    return options
 
 
 def _written_format(to_format: str | None, dst: Path) -> Any:

@@ -1,29 +1,45 @@
 """The model graph every conversion passes through.
 
-A :class:`Model` is preprocessing steps, then dense layers (``x @ W + b`` with
-``W`` stored ``(n_in, n_out)``), each followed by its activation, then a
-:class:`Head` saying how outputs become predictions. Everything is a frozen
-dataclass validated at construction, and the model runs in numpy: it is the
-oracle of the test suite and of ``verify``.
+A :class:`Model` is preprocessing steps, then layers of a few kinds
+(:data:`LAYER_KINDS`: dense ``x @ W + b`` with ``W`` stored ``(n_in, n_out)``
+and its activation, batch and layer normalization, an activation on its own,
+PReLU), then a :class:`Head` saying how outputs become predictions.
+Everything is a frozen dataclass validated at construction, and the model runs
+in numpy: it is the oracle of the test suite and of ``verify``.
 
 Arrays are kept in the dtype they were trained in and marked read-only; the
 IR never copies or casts weights unless asked (:meth:`Model.astype`).
+A format that holds only some kinds states them and refuses the rest by name
+with :func:`require_supported`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from . import head as head_policy
-from .array_keys import layer_names
-from .errors import InvalidModelError
+from ._activations import ACTIVATION_DEFAULTS, ACTIVATION_OPTIONAL_PARAMS, Activation, apply_activation
+from ._layers import (
+    FLOAT_DTYPES,
+    LAYER_KINDS,
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    Layer,
+    LayerNormLayer,
+    PReLULayer,
+    check_float_array,
+    describe,
+    frozen_array,
+    layer_arrays,
+    validated_layer,
+)
+from .errors import InvalidModelError, UnsupportedModelError
 from .head import Head, Task
 
 __all__ = [
@@ -33,68 +49,31 @@ __all__ = [
     "ElementwiseOp",
     "PreprocessStep",
     "DenseLayer",
+    "BatchNormLayer",
+    "LayerNormLayer",
+    "ActivationLayer",
+    "PReLULayer",
+    "Layer",
+    "LAYER_KINDS",
     "InputSpec",
     "Head",
     "Metadata",
     "Model",
     "ACTIVATION_DEFAULTS",
+    "ACTIVATION_OPTIONAL_PARAMS",
     "FLOAT_DTYPES",
+    "apply_activation",
+    "layer_arrays",
+    "layer_names",
+    "unsupported_layers",
+    "require_supported",
 ]
 
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-
-
-class Activation(str, Enum):
-    """Every activation the IR knows, one spelling each (adapters map their own names)."""
-
-    IDENTITY = "identity"
-    RELU = "relu"
-    TANH = "tanh"
-    LOGISTIC = "logistic"
-    SOFTMAX = "softmax"
-    EXP = "exp"
-    LEAKY_RELU = "leaky_relu"
-    ELU = "elu"
-    SELU = "selu"
-    SOFTPLUS = "softplus"
-    GELU = "gelu"
-    SILU = "silu"
-    HARD_SIGMOID = "hard_sigmoid"
-
-
-# Parameters of the parametrised activations, with their defaults. The names
-# follow ONNX (Elu/LeakyRelu alpha, Selu alpha/gamma, HardSigmoid alpha/beta);
-# SELU's defaults are the exact constants of Klambauer et al. as Keras and torch use.
-ACTIVATION_DEFAULTS: Mapping[Activation, Mapping[str, Any]] = MappingProxyType(
-    {
-        Activation.LEAKY_RELU: {"alpha": 0.01},
-        Activation.ELU: {"alpha": 1.0},
-        Activation.SELU: {"alpha": 1.6732632423543772, "gamma": 1.0507009873554805},
-        Activation.HARD_SIGMOID: {"alpha": 0.2, "beta": 0.5},
-        Activation.GELU: {"approximate": "none"},
-    }
-)
+_frozen_array = frozen_array
+_check_float_array = check_float_array
 
 
 ELEMENTWISE_OPS = ("sub", "div", "mul", "add", "clip")
-
-
-def _frozen_array(values: Any, what: str) -> np.ndarray:
-    """A read-only view (no copy when ``values`` is already an ndarray)."""
-    array = np.asarray(values)
-    if array.dtype == object:
-        raise InvalidModelError(f"{what}: expected a numeric array, got objects")
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
-def _check_float_array(array: np.ndarray, what: str) -> None:
-    if array.dtype not in FLOAT_DTYPES:
-        raise InvalidModelError(f"{what}: expected a floating-point array, got dtype {array.dtype}")
-    if not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0].tolist()
-        raise InvalidModelError(f"{what}: non-finite value {array[tuple(bad)]} at index {bad}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,29 +133,6 @@ class PreprocessStep:
             op.apply(x)
 
 
-@dataclass(frozen=True, eq=False)
-class DenseLayer:
-    """``activation(x @ weights + bias)`` with ``weights`` of shape ``(n_in, n_out)``."""
-
-    weights: np.ndarray
-    bias: np.ndarray
-    activation: Activation = Activation.IDENTITY
-    name: str = ""
-    activation_params: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_inputs(self) -> int:
-        return int(self.weights.shape[0])
-
-    @property
-    def n_outputs(self) -> int:
-        return int(self.weights.shape[1])
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.weights.dtype
-
-
 @dataclass(frozen=True)
 class InputSpec:
     """The model's input: its name, width and (when known) feature names."""
@@ -224,22 +180,25 @@ class Metadata:
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """A trained MLP: preprocessing, dense layers, head, input, metadata.
+    """A trained MLP: preprocessing, layers (at least one dense), head, input, metadata.
 
     Construction validates the whole graph and raises
     :class:`~nnconvert.errors.InvalidModelError` naming the layer at fault.
     """
 
-    layers: tuple[DenseLayer, ...]
+    layers: tuple[Layer, ...]
     head: Head
     input: InputSpec
     steps: tuple[PreprocessStep, ...] = ()
     metadata: Metadata = field(default_factory=Metadata)
+    # set by validation: the dtype of every array and the width of the last stage
+    _dtype: Any = field(init=False, repr=False, default=None)
+    _n_outputs: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "steps", tuple(self.steps))
-        if not self.layers:
+        if not any(isinstance(layer, DenseLayer) for layer in self.layers):
             raise InvalidModelError("a model needs at least one dense layer")
         object.__setattr__(self, "layers", tuple(self._validated_layers()))
         self._validate_steps()
@@ -247,22 +206,28 @@ class Model:
 
     # -- validation ---------------------------------------------------------
 
-    def _validated_layers(self) -> list[DenseLayer]:
-        validated = []
-        n_in = self.input.n_features
+    def _validated_layers(self) -> list[Layer]:
+        validated: list[Layer] = []
+        width = self.input.n_features
         dtype = None
         for index, layer in enumerate(self.layers):
-            where = f"layer {index} ({layer.name!r})" if layer.name else f"layer {index}"
-            layer = _validated_layer(layer, where, n_in)
-            if dtype is None:
-                dtype = layer.dtype
-            elif layer.dtype != dtype:
-                raise InvalidModelError(
-                    f"{where}: weights are {layer.dtype} but earlier layers are {dtype}; "
-                    "all layers must share one dtype"
-                )
+            where = describe(layer, index) if isinstance(layer, _LAYER_TYPES) else f"layer {index}"
+            layer = validated_layer(layer, where, width)
+            for array in layer_arrays(layer).values():
+                if array is None:
+                    continue
+                if dtype is None:
+                    dtype = array.dtype
+                elif array.dtype != dtype:
+                    raise InvalidModelError(
+                        f"{where}: arrays are {array.dtype} but earlier layers are {dtype}; "
+                        "all layers must share one dtype"
+                    )
             validated.append(layer)
-            n_in = layer.n_outputs
+            if isinstance(layer, DenseLayer):
+                width = layer.n_outputs
+        object.__setattr__(self, "_dtype", dtype)
+        object.__setattr__(self, "_n_outputs", width)
         return validated
 
     def _validate_steps(self) -> None:
@@ -299,7 +264,7 @@ class Model:
     @property
     def dtype(self) -> np.dtype:
         """The dtype the model computes in (its weights' dtype)."""
-        return self.layers[0].dtype
+        return np.dtype(self._dtype)
 
     @property
     def n_features(self) -> int:
@@ -307,15 +272,35 @@ class Model:
 
     @property
     def n_outputs(self) -> int:
-        return self.layers[-1].n_outputs
+        return int(self._n_outputs)
 
     @property
     def output_activation(self) -> Activation:
+        """The last layer's activation (identity after a normalization, prelu after a PReLU layer)."""
         return self.layers[-1].activation
 
     @property
     def n_parameters(self) -> int:
-        return sum(layer.weights.size + layer.bias.size for layer in self.layers)
+        return sum(a.size for layer in self.layers for a in layer_arrays(layer).values() if a is not None)
+
+    @property
+    def layer_kinds(self) -> frozenset[str]:
+        """The kinds of layer this model uses (see :data:`LAYER_KINDS`)."""
+        return frozenset(layer.kind for layer in self.layers)
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """``(n_in, n_out)`` of every layer (equal for all but dense layers)."""
+        shapes = []
+        width = self.n_features
+        for layer in self.layers:
+            n_out = layer.n_outputs if isinstance(layer, DenseLayer) else width
+            shapes.append((width, n_out))
+            width = n_out
+        return shapes
+
+    @property
+    def dense_layers(self) -> tuple[DenseLayer, ...]:
+        return tuple(layer for layer in self.layers if isinstance(layer, DenseLayer))
 
     @property
     def task(self) -> Task:
@@ -332,7 +317,10 @@ class Model:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
-        layers = [replace(layer, weights=layer.weights.astype(dtype), bias=layer.bias.astype(dtype)) for layer in self.layers]
+        layers = [
+            replace(layer, **{k: a.astype(dtype) for k, a in layer_arrays(layer).items() if a is not None})  # type: ignore[arg-type]
+            for layer in self.dequantized().layers  # int8 weights have no other dtype: cast their float form
+        ]
         steps = [
             replace(step, ops=tuple(ElementwiseOp(op.op, op.operand.astype(dtype)) for op in step.ops))
             for step in self.steps
@@ -341,6 +329,12 @@ class Model:
         source = np.dtype(self.metadata.source_dtype or self.dtype)
         metadata = replace(self.metadata, source_dtype=source.name if source.itemsize < dtype.itemsize else None)
         return replace(self, layers=tuple(layers), steps=tuple(steps), metadata=metadata)
+
+    def dequantized(self) -> Model:
+        """The float32 model an int8 model stands for (itself when not quantized)."""
+        from .quantization import dequantized
+
+        return dequantized(self)
 
     def as_source_dtype(self) -> Model:
         """The model in its source's dtype when its weights are an exact upcast of it (else itself)."""
@@ -355,19 +349,17 @@ class Model:
     # -- execution ----------------------------------------------------------
 
     def forward(self, X: Any, *, return_intermediates: bool = False) -> Any:
-        """The last layer's activated outputs, shape ``(n_samples, n_outputs)``.
+        """The last layer's outputs, shape ``(n_samples, n_outputs)`` (log-probabilities after log_softmax).
 
         With ``return_intermediates`` a list is returned: the preprocessed
-        input, then each layer's activated output.
+        input, then each layer's output.
         """
         x = self._prepare_input(X)
         for step in self.steps:
             step.apply(x)
         outputs = [x.copy()] if return_intermediates else []
         for layer in self.layers:
-            x = x @ layer.weights
-            x += layer.bias
-            apply_activation(x, layer.activation, layer.activation_params)
+            x = layer.apply(x)
             if return_intermediates:
                 outputs.append(x)
         return outputs if return_intermediates else x
@@ -375,7 +367,10 @@ class Model:
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes`` (as scikit-learn)."""
         head_policy.require_classifier(self.head, "predict_proba")  # before running the model
-        return head_policy.probabilities(self.head, self.forward(X))
+        y = self.forward(X)
+        if self.output_activation == Activation.LOG_SOFTMAX:
+            return np.exp(y)
+        return head_policy.probabilities(self.head, y)
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels for classifiers (indicator rows for multilabel), values otherwise."""
@@ -392,122 +387,63 @@ class Model:
         return x
 
 
-def _validated_layer(layer: DenseLayer, where: str, n_in: int) -> DenseLayer:
-    weights = _frozen_array(layer.weights, f"{where} weights")
-    bias = _frozen_array(layer.bias, f"{where} bias")
-    if weights.ndim != 2:
-        raise InvalidModelError(f"{where}: weights must be 2-D (n_in, n_out), got shape {weights.shape}")
-    if weights.shape[0] != n_in:
-        raise InvalidModelError(
-            f"{where}: weights have {weights.shape[0]} input rows but the previous stage gives {n_in} values "
-            f"(weights shape {weights.shape}, expected ({n_in}, n_out))"
-        )
-    if bias.shape != (weights.shape[1],):
-        raise InvalidModelError(
-            f"{where}: bias has shape {bias.shape}, expected ({weights.shape[1]},) to match {weights.shape[1]} outputs"
-        )
-    _check_float_array(weights, f"{where} weights")
-    _check_float_array(bias, f"{where} bias")
-    if bias.dtype != weights.dtype:
-        raise InvalidModelError(f"{where}: bias is {bias.dtype} but weights are {weights.dtype}")
-    try:
-        activation = Activation(layer.activation)
-    except ValueError:
-        raise InvalidModelError(
-            f"{where}: unknown activation {layer.activation!r}; expected one of {[a.value for a in Activation]}"
-        ) from None
-    params = _validated_activation_params(activation, layer.activation_params, where)
-    return replace(layer, weights=weights, bias=bias, activation=activation, activation_params=params)
+_LAYER_TYPES = (DenseLayer, BatchNormLayer, LayerNormLayer, ActivationLayer, PReLULayer)
 
 
-def _validated_activation_params(activation: Activation, given: Mapping[str, Any], where: str) -> Mapping[str, Any]:
-    defaults = ACTIVATION_DEFAULTS.get(activation, {})
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise InvalidModelError(
-            f"{where}: activation {activation.value} takes parameters {sorted(defaults) or 'none'}, got {sorted(unknown)}"
-        )
-    params = {**defaults, **given}
-    for key, value in params.items():
-        if key == "approximate":
-            if value not in ("none", "tanh"):
-                raise InvalidModelError(f"{where}: gelu approximate must be 'none' or 'tanh', got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidModelError(f"{where}: activation parameter {key} must be a finite number, got {value!r}")
-        else:
-            params[key] = float(value)
-    return MappingProxyType(params)
+# -- what a format can hold -------------------------------------------------
 
 
-# -- activations ------------------------------------------------------------
+def unsupported_layers(
+    model: Model,
+    kinds: Collection[str],
+    activations: Collection[Activation] | None = None,
+) -> list[str]:
+    """One line per layer whose kind is not in ``kinds`` or whose activation is not in ``activations``.
+
+    ``activations`` None accepts every activation.
+    """
+    problems = []
+    names = layer_names(model.layers)
+    for index, layer in enumerate(model.layers):
+        label = f"layer {index} ({names[index]!r})"
+        if layer.kind not in kinds:
+            what = f" ({_activation_text(layer)})" if isinstance(layer, ActivationLayer) else ""
+            problems.append(f"{label}: {layer.kind} layer{what}")
+        elif activations is not None and isinstance(layer, (DenseLayer, ActivationLayer)) and layer.activation not in activations:
+            problems.append(f"{label}: activation {_activation_text(layer)}")
+    return problems
 
 
-def _expit(x: np.ndarray) -> None:
-    try:  # scipy's expit is what scikit-learn uses; the numpy form differs by an ulp
-        from scipy.special import expit
-    except ImportError:  # pragma: no cover - scipy comes with scikit-learn
-        np.negative(x, out=x)
-        np.exp(x, out=x)
-        x += 1
-        np.reciprocal(x, out=x)
-        return
-    expit(x, out=x)
+def _activation_text(layer: DenseLayer | ActivationLayer) -> str:
+    params = f" {dict(layer.activation_params)}" if layer.activation_params else ""
+    return f"{layer.activation.value}{params}"
 
 
-def _softmax(x: np.ndarray) -> None:
-    # the same operations as scikit-learn's softmax, for bit-identical float64 results
-    tmp = x - x.max(axis=1)[:, np.newaxis]
-    np.exp(tmp, out=x)
-    x /= x.sum(axis=1)[:, np.newaxis]
+def require_supported(
+    model: Model,
+    target: str,
+    kinds: Collection[str],
+    activations: Collection[Activation] | None = None,
+    *,
+    hint: str = "",
+) -> None:
+    """Raise :class:`UnsupportedModelError` naming every layer ``target`` cannot hold.
 
-
-def _erf(x: np.ndarray) -> np.ndarray:
-    try:
-        from scipy.special import erf
-    except ImportError:  # pragma: no cover
-        return np.vectorize(math.erf, otypes=[x.dtype])(x)
-    return erf(x)
-
-
-def apply_activation(x: np.ndarray, activation: Activation, params: Mapping[str, Any]) -> None:
-    """Apply ``activation`` to ``x`` in place."""
-    if activation == Activation.IDENTITY:
-        return
-    if activation == Activation.RELU:
-        np.maximum(x, 0, out=x)
-    elif activation == Activation.TANH:
-        np.tanh(x, out=x)
-    elif activation == Activation.LOGISTIC:
-        _expit(x)
-    elif activation == Activation.SOFTMAX:
-        _softmax(x)
-    elif activation == Activation.EXP:
-        np.exp(x, out=x)
-    else:
-        x[...] = _other_activation(x, activation, params)
-
-
-def _other_activation(x: np.ndarray, activation: Activation, params: Mapping[str, Any]) -> np.ndarray:
-    dtype = x.dtype.type
-    if activation == Activation.LEAKY_RELU:
-        return np.where(x >= 0, x, x * dtype(params["alpha"]))
-    if activation in (Activation.ELU, Activation.SELU):
-        elu = np.where(x > 0, x, dtype(params["alpha"]) * np.expm1(np.minimum(x, 0)))
-        return elu if activation == Activation.ELU else dtype(params["gamma"]) * elu
-    if activation == Activation.SOFTPLUS:
-        return np.logaddexp(x, dtype(0))
-    if activation == Activation.SILU:
-        s = x.copy()
-        _expit(s)
-        return x * s
-    if activation == Activation.HARD_SIGMOID:
-        return np.clip(x * dtype(params["alpha"]) + dtype(params["beta"]), 0, 1)
-    if activation == Activation.GELU:
-        if params["approximate"] == "tanh":
-            inner = dtype(math.sqrt(2 / math.pi)) * (x + dtype(0.044715) * x**3)
-            return dtype(0.5) * x * (1 + np.tanh(inner))
-        return dtype(0.5) * x * (1 + _erf(x / dtype(math.sqrt(2))))
-    raise InvalidModelError(f"no numpy implementation of activation {activation.value}")  # pragma: no cover
+    Args:
+        model: the model to be written.
+        target: what is being written, for the message (``"format 'sklearn'"``).
+        kinds: the layer kinds the target holds.
+        activations: the activations it holds (None: all).
+        hint: a sentence appended to the message (what the user can do).
+    """
+    problems = unsupported_layers(model, kinds, activations)
+    if problems:
+        held = ", ".join(k for k in LAYER_KINDS if k in kinds)
+        message = f"{target} cannot hold {len(problems)} layer(s) of this model (it holds: {held}"
+        if activations is not None:
+            message += f"; activations {', '.join(a.value for a in Activation if a in activations)}"
+        message += ")" + (f"; {hint}" if hint else "")
+        raise UnsupportedModelError(message, problems)
 
 
 # -- comparison -------------------------------------------------------------
@@ -527,11 +463,11 @@ def _model_signature(model: Model) -> Any:
         ),
         tuple(
             (
+                layer.kind,
                 layer.name,
-                layer.activation,
-                dict(layer.activation_params),
-                _array_signature(layer.weights),
-                _array_signature(layer.bias),
+                layer.settings(),
+                tuple((k, _array_signature(a)) for k, a in layer_arrays(layer).items()),
+                _quantization_signature(getattr(layer, "quantization", None)),
             )
             for layer in model.layers
         ),
@@ -540,3 +476,14 @@ def _model_signature(model: Model) -> Any:
         model.metadata,
     )
 
+
+def _quantization_signature(q: Any) -> Any:
+    if q is None:
+        return None
+    arrays = tuple(_array_signature(a) for a in (q.values, q.scale, q.zero_point))
+    return (arrays, q.input_scale, q.input_zero_point)
+
+
+def layer_names(layers: Sequence[Layer]) -> list[str]:
+    """Display names: the layer's own or ``<kind>_<index>`` (``dense_0``)."""
+    return [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(layers)]

@@ -22,7 +22,23 @@ from . import array_keys
 from .errors import InvalidModelError, ReadError
 from .head import LabelCodecError, encode_classes
 from .head import decode_classes as decode_labels
-from .ir import DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep
+from .ir import (
+    LAYER_KINDS,
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    ElementwiseOp,
+    Head,
+    InputSpec,
+    Layer,
+    LayerNormLayer,
+    Metadata,
+    Model,
+    PReLULayer,
+    PreprocessStep,
+    layer_arrays,
+)
+from .quantization import QuantizedWeights
 
 __all__ = [
     "DOCUMENT_VERSION",
@@ -31,12 +47,16 @@ __all__ = [
     "encode_classes",
     "decode_classes",
     "DocumentReader",
+    "encode_layer",
+    "UnknownLayerKindsError",
     "encode_metadata",
     "json_default",
     "recorded_source_dtype",
 ]
 
-DOCUMENT_VERSION = "1.0"
+# 1.1: layers carry a "kind" (absent: dense, as in 1.0); batch_norm, layer_norm, activation and prelu layers;
+# activations clip, softsign, hardswish, mish, log_softmax; optional relu/softplus parameters.
+DOCUMENT_VERSION = "1.1"
 
 ArrayEncoder = Callable[[np.ndarray, str], Any]
 ArrayDecoder = Callable[[Any, str], np.ndarray]
@@ -105,19 +125,22 @@ def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = 
             }
             for s, step in enumerate(model.steps)
         ],
-        "layers": [
-            {
-                "name": layer.name,
-                "activation": layer.activation.value,
-                "activation_params": dict(layer.activation_params),
-                "weights": encode_array(layer.weights, array_keys.layer_array(i, "weights")),
-                "bias": encode_array(layer.bias, array_keys.layer_array(i, "bias")),
-            }
-            for i, layer in enumerate(model.layers)
-        ],
+        "layers": [encode_layer(layer, f"layers/{i}", encode_array) for i, layer in enumerate(model.layers)],
         "head": {"task": model.head.task.value, "classes": encode_classes(model.head.classes)},
         "metadata": encode_metadata(model.metadata, recorded_source_dtype(model, dtype)),
     }
+
+
+def encode_layer(layer: Layer, key: str, encode_array: ArrayEncoder) -> dict[str, Any]:
+    """``{"kind", "name", <settings>, <arrays>}``; an absent optional array is ``None``."""
+    document: dict[str, Any] = {"kind": layer.kind, "name": layer.name, **layer.settings()}
+    quantization = getattr(layer, "quantization", None)
+    for name, array in layer_arrays(layer).items():
+        if quantization is not None and name == "weights":
+            document["quantization"] = _encode_quantization(quantization, key, encode_array)
+            continue  # the int8 values are the weights; their float form is derived, not stored
+        document[name] = None if array is None else encode_array(array, f"{key}/{name}")
+    return document
 
 
 # -- reading -------------------------------------------------------------------
@@ -199,6 +222,7 @@ def model_from_document(
         layers_doc = r.get(document, "layers", "layers", list)
         if not layers_doc:
             raise r.fail("layers", "a model needs at least one layer")
+        _check_kinds(r, layers_doc)
         layers = [_read_layer(r, layer, i, decode_array) for i, layer in enumerate(layers_doc)]
         head_doc = r.get(document, "head", "head", dict)
         head = Head(
@@ -248,15 +272,102 @@ def _read_step(r: DocumentReader, step: Any, index: int, decode_array: ArrayDeco
     )
 
 
-def _read_layer(r: DocumentReader, layer: Any, index: int, decode_array: ArrayDecoder) -> DenseLayer:
-    field = f"layers[{index}]"
-    for key in ("weights", "bias"):
-        if not isinstance(layer, Mapping) or key not in layer:
-            raise r.fail(f"{field}.{key}", "is missing")
-    return DenseLayer(
-        weights=decode_array(layer["weights"], array_keys.layer_array(index, "weights")),
-        bias=decode_array(layer["bias"], array_keys.layer_array(index, "bias")),
-        activation=r.get(layer, "activation", f"{field}.activation", str),
-        name=r.get(layer, "name", f"{field}.name", str, optional=True, default=""),
-        activation_params=r.get(layer, "activation_params", f"{field}.activation_params", dict, optional=True, default={}),
+class UnknownLayerKindsError(ReadError):
+    """The document holds layer kinds this version does not know (written by a newer nnconvert)."""
+
+
+def _check_kinds(r: DocumentReader, layers_doc: list[Any]) -> None:
+    unknown = []
+    for index, layer in enumerate(layers_doc):
+        kind = layer.get("kind", "dense") if isinstance(layer, Mapping) else "dense"
+        if kind not in LAYER_KINDS:
+            unknown.append(f"layers[{index}] ({layer.get('name', '')!r}): {kind!r}")
+    if unknown:
+        raise UnknownLayerKindsError(
+            f"layer kinds this nnconvert does not know: {'; '.join(unknown)} (it reads {', '.join(LAYER_KINDS)}); "
+            "the file was probably written by a newer nnconvert",
+            path=r.path,
+            format=r.format,
+        )
+
+
+def _encode_quantization(q: QuantizedWeights, key: str, encode_array: ArrayEncoder) -> dict[str, Any]:
+    return {
+        "values": encode_array(q.values, f"{key}/quantization/values"),
+        "scale": encode_array(q.scale, f"{key}/quantization/scale"),
+        "zero_point": encode_array(q.zero_point, f"{key}/quantization/zero_point"),
+        "input_scale": q.input_scale,
+        "input_zero_point": q.input_zero_point,
+    }
+
+
+def _read_quantization(r: DocumentReader, layer: Mapping[str, Any], index: int, decode_array: ArrayDecoder) -> QuantizedWeights:
+    field = f"layers[{index}].quantization"
+    document = r.get(layer, "quantization", field, dict)
+    arrays = {}
+    for name in ("values", "scale", "zero_point"):
+        if name not in document:
+            raise r.fail(f"{field}.{name}", "is missing")
+        arrays[name] = decode_array(document[name], f"layers/{index}/quantization/{name}")
+    return QuantizedWeights(
+        **arrays,
+        input_scale=r.get(document, "input_scale", f"{field}.input_scale", float, optional=True),
+        input_zero_point=r.get(document, "input_zero_point", f"{field}.input_zero_point", int, optional=True),
     )
+
+
+def _read_layer(r: DocumentReader, layer: Any, index: int, decode_array: ArrayDecoder) -> Layer:
+    field = f"layers[{index}]"
+    kind = r.get(layer, "kind", f"{field}.kind", str, optional=True, default="dense")
+    name = r.get(layer, "name", f"{field}.name", str, optional=True, default="")
+    key = f"layers/{index}"
+
+    def array(array_name: str, *, optional: bool = False) -> Any:
+        # a required array is decoded even when null (ONNX metadata describes arrays without their data)
+        if optional and layer.get(array_name) is None:
+            return None
+        if array_name not in layer:
+            raise r.fail(f"{field}.{array_name}", "is missing")
+        return decode_array(layer[array_name], f"{key}/{array_name}")
+
+    if kind == "dense":
+        quantized = "quantization" in layer and "weights" not in layer
+        quantization = _read_quantization(r, layer, index, decode_array) if quantized else None
+        return DenseLayer(
+            quantization=quantization,
+            # a quantized layer's float weights are derived from its int8 values at validation
+            weights=np.zeros((0, 0), np.float32) if quantized else array("weights"),
+            bias=array("bias"),
+            activation=r.get(layer, "activation", f"{field}.activation", str),
+            name=name,
+            activation_params=_activation_params(r, layer, field),
+        )
+    if kind == "activation":
+        return ActivationLayer(
+            activation=r.get(layer, "activation", f"{field}.activation", str),
+            activation_params=_activation_params(r, layer, field),
+            name=name,
+        )
+    if kind == "prelu":
+        return PReLULayer(slopes=array("slopes"), name=name)
+    epsilon = r.get(layer, "epsilon", f"{field}.epsilon", float)
+    if kind == "batch_norm":
+        return BatchNormLayer(
+            mean=array("mean"),
+            variance=array("variance"),
+            epsilon=epsilon,
+            scale=array("scale", optional=True),
+            offset=array("offset", optional=True),
+            name=name,
+        )
+    return LayerNormLayer(
+        epsilon=epsilon,
+        scale=array("scale", optional=True),
+        offset=array("offset", optional=True),
+        axis=r.get(layer, "axis", f"{field}.axis", int, optional=True, default=-1),
+        name=name,
+    )
+
+
+def _activation_params(r: DocumentReader, layer: Any, field: str) -> dict[str, Any]:
+    return r.get(layer, "activation_params", f"{field}.activation_params", dict, optional=True, default={})

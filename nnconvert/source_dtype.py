@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._layers import layer_arrays
 from .array_keys import layer_names
 
 if TYPE_CHECKING:  # ir imports this module (Model.as_source_dtype): no import back at run time
@@ -99,5 +100,6 @@ def _named_arrays(model: Model) -> Iterator[tuple[str, np.ndarray]]:
         for op in step.ops:
             yield f"preprocessing step {s} ({step.name or step.kind!r}) {op.op} operand", op.operand
     for index, (name, layer) in enumerate(zip(layer_names(model.layers), model.layers, strict=True)):
-        yield f"layer {index} ({name!r}) weights", layer.weights
-        yield f"layer {index} ({name!r}) bias", layer.bias
+        for array_name, array in layer_arrays(layer).items():  # every layer kind's arrays
+            if array is not None:
+                yield f"layer {index} ({name!r}) {array_name}", array

@@ -91,7 +91,7 @@ def test_layout(tmp_path: Path) -> None:
     model = _handmade("float32")
     with h5py.File(_written(tmp_path, model), "r") as handle:
         assert handle.attrs["nnconvert_format"] == "nnconvert-hdf5"
-        assert handle.attrs["format_version"] == "1.0"
+        assert handle.attrs["format_version"] == "1.1"
         document = json.loads(handle.attrs["document"])
         assert document["layers"][0]["weights"] == {"dataset": "/layers/0/weights", "dtype": "float32", "shape": [3, 4]}
         assert document["head"]["classes"] == {"dtype": "str", "values": ["\u00e9t\u00e9", "hiver", "\u2603"]}

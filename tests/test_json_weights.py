@@ -169,7 +169,7 @@ def test_auto_mode_switches_to_base64_above_threshold() -> None:
 
 def test_small_model_is_readable_text() -> None:
     text = json_weights.dumps(_handmade(), arrays="auto").decode()
-    assert text.startswith('{\n  "format": "nnconvert-json-weights",\n  "format_version": "1.0",')
+    assert text.startswith('{\n  "format": "nnconvert-json-weights",\n  "format_version": "1.1",')
     assert "NaN" not in text and "Infinity" not in text
     weights_line = next(line for line in text.splitlines() if '"weights"' in line)
     assert weights_line.strip().startswith('"weights": {"dtype": "float32", "shape": [3, 4], "data": [')

@@ -18,6 +18,7 @@ from nnconvert._io.atomic import as_output
 from nnconvert.converters.sklearn import from_sklearn
 from nnconvert.errors import UsageError
 from nnconvert.formats.onnx import _write_model, _write_options, _writer, sniff, write
+from nnconvert.formats.onnx._write_layers import ACTIVATION_MIN_OPSET
 from nnconvert.ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Model, PreprocessStep
 from nnconvert.serde import model_to_document
 
@@ -122,7 +123,7 @@ def test_metadata_props_describe_the_model(tmp_path):
     proto = onnx.load(_written(tmp_path, model))
     props = {p.key: p.value for p in proto.metadata_props}
     assert props["nnconvert.format_version"] == "1"
-    expected = json.loads(json.dumps(model_to_document(model, lambda array, key: None)))
+    expected = json.loads(json.dumps(model_to_document(model, lambda array, key: key)))
     assert json.loads(props["nnconvert.model"]) == expected
     assert props["task"] == "multiclass"
     assert json.loads(props["classes"]) == model.classes.tolist()
@@ -211,7 +212,8 @@ _PARAMS = {
     Activation.HARD_SIGMOID: {"alpha": 0.25, "beta": 0.4},
 }
 _GELUS = [(Activation.GELU, {"approximate": "none"}), (Activation.GELU, {"approximate": "tanh"})]
-_ACTIVATIONS = [(a, _PARAMS.get(a, {})) for a in Activation if a != Activation.GELU] + _GELUS
+# every activation an ONNX dense layer can carry (prelu is a layer of its own)
+_ACTIVATIONS = [(a, _PARAMS.get(a, {})) for a in ACTIVATION_MIN_OPSET if a not in (Activation.GELU, Activation.PRELU)] + _GELUS
 
 
 def _activation_model(activation: Activation, params: dict, dtype) -> Model:

@@ -21,9 +21,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidModelError, UnsupportedModelError
-from ..ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep, Task
+from ..ir import (
+    Activation,
+    DenseLayer,
+    ElementwiseOp,
+    Head,
+    InputSpec,
+    Metadata,
+    Model,
+    PreprocessStep,
+    Task,
+    require_supported,
+)
 
-__all__ = ["from_sklearn", "to_sklearn", "SUPPORTED"]
+__all__ = ["from_sklearn", "to_sklearn", "SUPPORTED", "SKLEARN_LAYER_KINDS"]
+
+# scikit-learn's MLPs are dense layers only
+SKLEARN_LAYER_KINDS = ("dense",)
 
 SUPPORTED = (
     "MLPClassifier, MLPRegressor, or a Pipeline of StandardScaler / MinMaxScaler / MaxAbsScaler steps "
@@ -337,7 +351,12 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
         UnsupportedModelError: scikit-learn cannot express the model (mixed or unsupported hidden
             activations, an output activation that does not fit the task, preprocessing other than
             the three scalers, a raw head); every problem is listed with its layer or step.
+            An int8 model is refused (scikit-learn computes in float only): pass ``model.dequantized()``.
     """
+    from ..quantization import refuse_quantized
+
+    require_supported(model, "scikit-learn", SKLEARN_LAYER_KINDS)
+    refuse_quantized(model, "scikit-learn", "to_sklearn(model.dequantized()), or --dequantize on the command line")
     if restore_source_dtype:
         restored = model.as_source_dtype()
         if restored.dtype in _SKLEARN_DTYPES:  # a float16 source stays in the file's dtype
@@ -400,7 +419,12 @@ def _hidden_problems(model: Model) -> list[str]:
     problems = []
     reference: tuple[int, Activation] | None = None
     for index, layer in enumerate(model.layers[:-1]):
-        if layer.activation.value not in _HIDDEN_ACTIVATIONS:
+        if layer.activation_params and layer.activation.value in _HIDDEN_ACTIVATIONS:
+            problems.append(
+                f"{_where(model, index)}: activation {layer.activation.value} with {dict(layer.activation_params)} "
+                f"is not available in scikit-learn, whose {layer.activation.value} takes no parameters"
+            )
+        elif layer.activation.value not in _HIDDEN_ACTIVATIONS:
             problems.append(
                 f"{_where(model, index)}: activation {layer.activation.value} is not available in scikit-learn, "
                 f"whose hidden layers use one of {', '.join(_HIDDEN_ACTIVATIONS)}"
@@ -442,7 +466,7 @@ def _output_problems(model: Model) -> list[str]:
         ]
     expected = _expected_outputs(model)
     activation = model.output_activation
-    if activation in expected:
+    if activation in expected and not model.layers[-1].activation_params:
         return []
     names = " or ".join(a.value for a in expected)
     return [
@@ -549,9 +573,9 @@ def _build_mlp(model: Model) -> Any:
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     cls = MLPClassifier if model.head.is_classifier else MLPRegressor
-    hidden = model.layers[0].activation.value if len(model.layers) > 1 else "relu"
+    hidden = model.dense_layers[0].activation.value if len(model.dense_layers) > 1 else "relu"
     structure: dict[str, Any] = {
-        "hidden_layer_sizes": tuple(layer.n_outputs for layer in model.layers[:-1]),
+        "hidden_layer_sizes": tuple(layer.n_outputs for layer in model.dense_layers[:-1]),
         "activation": hidden,
     }
     # MLPRegressor takes loss= since scikit-learn 1.7 (before, squared error was its only loss)
@@ -559,9 +583,9 @@ def _build_mlp(model: Model) -> Any:
         structure["loss"] = "poisson" if model.output_activation == Activation.EXP else "squared_error"
     mlp = cls(**{**_saved_params(model, cls), **structure})
     # writeable copies in the model's dtype: partial_fit updates them in place
-    mlp.coefs_ = [np.array(layer.weights, copy=True) for layer in model.layers]
-    mlp.intercepts_ = [np.array(layer.bias, copy=True) for layer in model.layers]
-    mlp.n_layers_ = len(model.layers) + 1
+    mlp.coefs_ = [np.array(layer.weights, copy=True) for layer in model.dense_layers]
+    mlp.intercepts_ = [np.array(layer.bias, copy=True) for layer in model.dense_layers]
+    mlp.n_layers_ = len(model.dense_layers) + 1
     mlp.n_outputs_ = model.n_outputs
     mlp.out_activation_ = model.output_activation.value
     mlp.n_features_in_ = model.n_features

@@ -35,6 +35,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-samples", type=int, default=1000, help="random rows when no --data (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random rows (default 0)")
     _add_tolerance_options(parser)
+    from .price_command import add_price_options
+
+    add_price_options(parser)
     parser.add_argument("--report-json", metavar="FILE", help="write the JSON report")
     parser.add_argument("--report-md", metavar="FILE", help="write a markdown report (for a CI comment)")
     parser.add_argument("--report-html", metavar="FILE", help="write the report as one self-contained HTML page (model diagram, error histograms)")
@@ -105,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
     """
     from .core import verify
     from .inputs import load_data
+    from .price_command import run_price, wants_price
 
+    if wants_price(args):
+        return run_price(args)
     progress = _Progress()
     try:
         report = verify(
@@ -170,6 +176,9 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-seed", type=int, default=0, help="seed of the random rows (default 0)")
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
     group.add_argument("--verify-report-html", "--report-html", dest="verify_report_html", metavar="FILE", help="write the verification's report as one HTML page")
+    from .price_command import add_price_options
+
+    add_price_options(group)
 
 
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
@@ -202,9 +211,12 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     """
     from .core import verify
     from .inputs import load_data
+    from .price_command import price_after_convert, wants_price
 
     written_path = Path(written_path)
     check_convert_target(written_path, args)
+    if wants_price(args) and not getattr(args, "emit_test_data", False):
+        return price_after_convert(Path(source), _source_model(Path(source), args, model), written_path, args, model)
     emit = getattr(args, "emit_test_data", False)
     data = getattr(args, "verify_data", None)
     try:

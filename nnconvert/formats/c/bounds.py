@@ -62,7 +62,7 @@ def float_error_bound(model: Model, precision: str, rows: np.ndarray) -> float:
         step.apply(x)
     # each preprocessing op and the input's own rounding: a few roundings of |x|
     error = (2 * len([op for s in reference.steps for op in s.ops]) + 1) * u * np.abs(x)
-    for layer in reference.layers:
+    for layer in reference.dense_layers:
         weights, bias = np.abs(layer.weights), np.abs(layer.bias)
         n = layer.n_inputs + 2  # the dot product, the weights' and the bias's rounding
         z = x @ layer.weights + layer.bias

@@ -162,7 +162,7 @@ def _layer_ranges(model: Model, rows: np.ndarray) -> tuple[float, list[tuple[flo
     values = reference.forward(rows, return_intermediates=True)
     ranges = []
     x = values[0]
-    for layer, out in zip(reference.layers, values[1:], strict=True):
+    for layer, out in zip(reference.dense_layers, values[1:], strict=True):
         z = x @ layer.weights + layer.bias
         ranges.append((float(np.abs(z).max()), float(np.abs(out).max()), z))
         x = out
@@ -179,8 +179,8 @@ def plan_fixed(model: Model, scheme: Scheme, rows: np.ndarray) -> FixedPlan:
     if not reference.steps:
         x_frac = min(x_frac, input_frac)
     layers = []
-    for index, (layer, (z_max, out_max, z)) in enumerate(zip(reference.layers, ranges, strict=True)):
-        last = index == len(reference.layers) - 1
+    for index, (layer, (z_max, out_max, z)) in enumerate(zip(reference.dense_layers, ranges, strict=True)):
+        last = index == len(reference.dense_layers) - 1
         layers.append(_plan_layer(layer, scheme, x_frac, z_max, out_max, z, last))
         x_frac = layers[-1].out_frac
     return FixedPlan(scheme, input_frac, segments, layers)

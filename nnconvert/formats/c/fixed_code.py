@@ -215,23 +215,23 @@ def _tables(p: str, plan: FixedPlan, model: Model) -> list[Table]:
 
 def _logits(p: str, plan: FixedPlan, model: Model, act_t: str) -> tuple[str, int]:
     """The function computing the last layer's pre-activations, and its RAM in bytes."""
-    widths = [layer.n_outputs for layer in model.layers]
+    widths = [layer.n_outputs for layer in model.dense_layers]
     hidden = max(widths[:-1], default=0)
     first = max(model.n_features, hidden)
     act_size = C_TYPES[plan.scheme.name].size
     lines = [f"static void {p}_logits(const int32_t *x, int32_t *z)", "{", f"    {act_t} buffer_a[{first}];"]
-    if len(model.layers) > 1:
+    if len(model.dense_layers) > 1:
         lines += [f"    {act_t} buffer_b[{hidden}];", f"    int32_t pre[{hidden}];"]
     lines.append(f"    {p}_preprocess(x, buffer_a);")
     current, other = "buffer_a", "buffer_b"
-    for k, layer in enumerate(model.layers):
-        target = "z" if k == len(model.layers) - 1 else "pre"
+    for k, layer in enumerate(model.dense_layers):
+        target = "z" if k == len(model.dense_layers) - 1 else "pre"
         lines.append(f"    {p}_dense({p}_layer{k}_weights[0], {p}_layer{k}_bias, {p}_layer{k}_shift, {current}, {target}, "
                      f"{layer.n_inputs}, {layer.n_outputs});")  # fmt: skip
         if target == "pre":
             lines.append(f"    {p}_activation{k}(pre, {other});")
             current, other = other, current
-    ram = first * act_size + (hidden * (act_size + 4) if len(model.layers) > 1 else 0)
+    ram = first * act_size + (hidden * (act_size + 4) if len(model.dense_layers) > 1 else 0)
     return "\n".join(lines + ["}"]) + "\n", ram
 
 

@@ -36,8 +36,8 @@ def buffer_plan(model: Model) -> tuple[list[int], list[str]]:
     """
     names = ["buffer_a" if model.steps else "x"]
     sizes = {"buffer_a": model.n_features if model.steps else 0, "buffer_b": 0}
-    for index, layer in enumerate(model.layers):
-        if index == len(model.layers) - 1:
+    for index, layer in enumerate(model.dense_layers):
+        if index == len(model.dense_layers) - 1:
             names.append("out")
             break
         target = "buffer_b" if names[-1] == "buffer_a" else "buffer_a"
@@ -78,7 +78,7 @@ def base_metadata(
         "steps": [{"kind": step.kind, "ops": [op.op for op in step.ops]} for step in model.steps],
         "layers": [
             {"name": name, "shape": [layer.n_inputs, layer.n_outputs], "activation": layer.activation.value}
-            for name, layer in zip(layer_names(model.layers), model.layers, strict=True)
+            for name, layer in zip(layer_names(model.dense_layers), model.dense_layers, strict=True)
         ],
         "source": {"framework": meta.source_framework, "class": meta.source_class, "version": meta.source_version},
         "sizes": {"weights_bytes": program.weights_bytes, "ram_bytes": ram_bytes},
@@ -89,7 +89,7 @@ def base_metadata(
 def _weight_tables(model: Model, prefix: str, precision: str) -> list[Table]:
     ctype = C_TYPES[precision]
     tables = preprocess_tables(model, prefix, ctype)
-    for index, (name, layer) in enumerate(zip(layer_names(model.layers), model.layers, strict=True)):
+    for index, (name, layer) in enumerate(zip(layer_names(model.dense_layers), model.dense_layers, strict=True)):
         shape = f"{layer.n_inputs} -> {layer.n_outputs}"
         # stored [n_out][n_in]: each output's weights are contiguous for the dot product
         weights = np.ascontiguousarray(layer.weights.T).astype(ctype.dtype)
@@ -106,7 +106,7 @@ def _forward_function(model: Model, prefix: str, t: str, act_names: list[str | N
             lines.append(f"    {t} {buffer}[{size}];")
     if model.steps:
         lines.append(f"    {prefix}_preprocess(x, buffer_a);")
-    for index, layer in enumerate(model.layers):
+    for index, layer in enumerate(model.dense_layers):
         source, target = names[index], names[index + 1]
         lines.append(
             f"    {prefix}_dense(&{prefix}_layer{index}_weights[0][0], {prefix}_layer{index}_bias, "
@@ -123,7 +123,7 @@ def _activation_functions(model: Model, prefix: str, precision: str) -> tuple[li
     by_key: dict[Any, str] = {}
     functions: list[str] = []
     names: list[str | None] = []
-    for layer in model.layers:
+    for layer in model.dense_layers:
         if layer.activation == Activation.IDENTITY:
             names.append(None)
             continue
@@ -154,7 +154,7 @@ def float_program(model: Model, options: COptions, header_name: str) -> Program:
     rows, source = sample_rows(model, None)
     bound = float_error_bound(model, precision, rows)
     error = {"max_abs": bound, "how": f"first-order rounding bound on {len(rows)} rows sampled in {source}"}
-    uses_math = any(layer.activation in MATH_ACTIVATIONS for layer in model.layers)
+    uses_math = any(layer.activation in MATH_ACTIVATIONS for layer in model.dense_layers)
     program = Program(
         prefix=prefix,
         header_name=header_name,

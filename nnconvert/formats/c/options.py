@@ -61,8 +61,12 @@ WRITE_OPTIONS = (
 SUPPORTED_LAYER_TYPES: tuple[type, ...] = (DenseLayer,)
 SUPPORTED_STEP_TYPES: tuple[type, ...] = (PreprocessStep,)
 SUPPORTED_OPS = ("sub", "div", "mul", "add", "clip")
-FLOAT_ACTIVATIONS = frozenset(Activation)
-FIXED_ACTIVATIONS = frozenset(Activation)  # every one: table-driven where not piecewise linear
+# The activations the generator writes code for: the 1.0 vocabulary (identity .. hard_sigmoid).
+# Activations added to the graph later (clip, softsign, hardswish, mish, log_softmax, prelu) are
+# refused by name until layers.py / fixed.py learn them.
+C_ACTIVATIONS = frozenset(list(Activation)[: list(Activation).index(Activation.HARD_SIGMOID) + 1])
+FLOAT_ACTIVATIONS = C_ACTIVATIONS
+FIXED_ACTIVATIONS = C_ACTIVATIONS  # table-driven where not piecewise linear
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _C_KEYWORDS = frozenset(

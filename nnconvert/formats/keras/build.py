@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidModelError, ReadError, UnsupportedModelError
-from ...ir import Activation, DenseLayer, ElementwiseOp, InputSpec, Metadata, Model, PreprocessStep
+from ...ir import Activation, ActivationLayer, DenseLayer, ElementwiseOp, InputSpec, Metadata, Model, PreprocessStep
+from ...ir import Layer as IRLayer
 from .config import (
     ACTIVATION_LAYERS,
     KERAS_EPSILON,
@@ -21,7 +22,8 @@ from .config import (
     activation_layer,
     is_number,
 )
-from .head import choose_head
+from .head import Output, choose_head
+from .norm import NORM_LAYERS, read_norm_layer
 
 
 @dataclass
@@ -50,13 +52,15 @@ class _Builder:
     source: Source
     steps: list[PreprocessStep] = field(default_factory=list)
     dense: list[dict[str, Any]] = field(default_factory=list)
+    # dense specs (dicts, their activation may still be folded in) and finished IR layers, in order
+    layers: list[dict[str, Any] | IRLayer] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     input_name: str = "X"
     n_features: int | None = None
 
     def run(self) -> None:
         for index, layer in enumerate(self.source.layers):
-            if layer.class_name not in SUPPORTED_LAYERS:
+            if layer.class_name not in SUPPORTED_LAYERS | NORM_LAYERS:
                 self.problems.append(f"{layer.class_name} layer {layer.name!r} (layer {index}) is not supported")
                 continue
             self._layer(index, layer)
@@ -71,6 +75,8 @@ class _Builder:
             self._dense(layer, where)
         elif layer.class_name in ACTIVATION_LAYERS:
             self._fold_activation(layer, where)
+        elif layer.class_name in NORM_LAYERS:
+            self._norm(layer, where)
         elif layer.class_name in PREPROCESSING_LAYERS:
             if self.dense:
                 self.problems.append(f"{where} comes after a Dense layer; preprocessing is read only before the first one")
@@ -103,8 +109,20 @@ class _Builder:
                 self.n_features = shape[1]
         weights = self.source.weights(layer)
         kernel, bias = _dense_arrays(weights, config, self.source, where)
-        self.dense.append({"name": layer.name, "weights": kernel, "bias": bias, "activation": activation[0],
-                           "activation_params": activation[1]})
+        spec = {"name": layer.name, "weights": kernel, "bias": bias, "activation": activation[0],
+                "activation_params": activation[1]}
+        self.dense.append(spec)
+        self.layers.append(spec)
+
+    def _norm(self, layer: Layer, where: str) -> None:
+        if not self.dense:
+            self.problems.append(f"{where} comes before any Dense layer; only preprocessing layers are read there")
+            return
+        found = read_norm_layer(layer, self.source.weights(layer), where, self.source.error)
+        if isinstance(found, str):
+            self.problems.append(f"{where}: {found} is not supported")
+            return
+        self.layers.append(found)
 
     def _fold_activation(self, layer: Layer, where: str) -> None:
         found = activation_layer(layer, self.source.keras_version)
@@ -116,13 +134,11 @@ class _Builder:
         if not self.dense:
             self.problems.append(f"{where} comes before any Dense layer")
             return
-        last = self.dense[-1]
-        if last["activation"] != Activation.IDENTITY:
-            self.problems.append(
-                f"{where} follows Dense layer {last['name']!r}, which already applies {last['activation'].value}"
-            )
+        last = self.layers[-1]
+        if isinstance(last, dict) and last["activation"] == Activation.IDENTITY:
+            last["activation"], last["activation_params"] = found  # folded into the Dense layer it follows
             return
-        last["activation"], last["activation_params"] = found
+        self.layers.append(ActivationLayer(found[0], found[1], name=layer.name))
 
     def _normalization(self, layer: Layer, where: str) -> None:
         config = layer.config
@@ -218,13 +234,14 @@ def build_model(source: Source, task: Any, classes: Any) -> Model:
             builder.problems,
         )
     dtype = builder.dense[0]["weights"].dtype
-    layers = [DenseLayer(**spec) for spec in builder.dense]
+    layers = [DenseLayer(**spec) if isinstance(spec, dict) else spec for spec in builder.layers]
     steps = [_cast_step(step, dtype) for step in builder.steps]
     stored = source.stored_head or {}
-    n_features = builder.n_features or layers[0].n_inputs
+    first = layers[0]
+    n_features = builder.n_features or (first.n_inputs if isinstance(first, DenseLayer) else 0)
     feature_names = stored.get("feature_names") if isinstance(stored.get("feature_names"), list) else None
     try:
-        head = choose_head(layers[-1], task, classes, stored)
+        head = choose_head(_output(layers), task, classes, stored)
         return Model(
             layers=tuple(layers),
             head=head,
@@ -234,6 +251,12 @@ def build_model(source: Source, task: Any, classes: Any) -> Model:
         )
     except InvalidModelError as exc:
         raise source.error(f"the model is inconsistent: {exc}") from None
+
+
+def _output(layers: list[IRLayer]) -> Output:
+    """The output's name, width (the last Dense layer's) and activation."""
+    width = next(layer.n_outputs for layer in reversed(layers) if isinstance(layer, DenseLayer))
+    return Output(layers[-1].name, width, layers[-1].activation)
 
 
 def _cast_step(step: PreprocessStep, dtype: np.dtype) -> PreprocessStep:

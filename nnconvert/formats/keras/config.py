@@ -38,6 +38,13 @@ _KERAS_ACTIVATIONS: Mapping[str, tuple[Activation, dict[str, Any]]] = {
     "silu": (Activation.SILU, {}),
     "swish": (Activation.SILU, {}),
     "leaky_relu": (Activation.LEAKY_RELU, {"alpha": 0.2}),  # Keras 3's negative_slope default
+    "relu6": (Activation.RELU, {"max_value": 6.0}),
+    "softsign": (Activation.SOFTSIGN, {}),
+    "hard_swish": (Activation.HARDSWISH, {}),
+    "hard_silu": (Activation.HARDSWISH, {}),
+    "mish": (Activation.MISH, {}),
+    "log_softmax": (Activation.LOG_SOFTMAX, {}),
+    "hard_tanh": (Activation.CLIP, {"min": -1.0, "max": 1.0}),
 }
 HARD_SIGMOID_KERAS3 = {"alpha": 1.0 / 6.0, "beta": 0.5}  # relu6(x + 3) / 6
 _HARD_SIGMOID_KERAS2 = {"alpha": 0.2, "beta": 0.5}
@@ -173,7 +180,7 @@ def activation_layer(layer: Layer, keras_version: str | None) -> tuple[Activatio
     config = layer.config
     if layer.class_name == "Activation":
         found = activation_from_name(config.get("activation"), keras_version)
-        return found if found else f"activation {config.get('activation')!r} has no IR equivalent"
+        return found if found else f"activation {config.get('activation')!r}"
     if layer.class_name == "LeakyReLU":
         slope = config.get("negative_slope", config.get("alpha", 0.3))
         return (Activation.LEAKY_RELU, {"alpha": slope}) if is_number(slope) else f"negative_slope {slope!r}"
@@ -187,12 +194,16 @@ def activation_layer(layer: Layer, keras_version: str | None) -> tuple[Activatio
 
 
 def _relu_layer(config: Mapping[str, Any]) -> tuple[Activation, dict[str, Any]] | str:
-    max_value = config.get("max_value")
-    threshold = config.get("threshold", 0.0)
-    slope = config.get("negative_slope", 0.0)
-    if max_value is not None or threshold not in (0, 0.0) or not is_number(slope) or slope < 0:
-        return f"ReLU with max_value={max_value!r}, threshold={threshold!r}, negative_slope={slope!r}"
-    return (Activation.LEAKY_RELU, {"alpha": slope}) if slope else (Activation.RELU, {})
+    """Keras' ReLU layer: relu(x, negative_slope, max_value, threshold) (tf.keras 2 and Keras 3 alike)."""
+    params: dict[str, Any] = {}
+    for key in ("negative_slope", "max_value", "threshold"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if not is_number(value) or value < 0:
+            return f"ReLU with {key}={value!r} (Keras accepts numbers >= 0)"
+        params[key] = float(value)
+    return Activation.RELU, params
 
 
 def is_number(value: Any) -> bool:

@@ -9,18 +9,28 @@ where a Keras file keeps its head.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ...head import classes_from_numpy_spelling, default_head, head_with_options, numpy_dtype_spelling, task_from_output
-from ...ir import DenseLayer, Head, Model
+from ...ir import Activation, Head, Model
 from ...serde import recorded_source_dtype
 
-__all__ = ["choose_head", "head_document"]
+__all__ = ["choose_head", "head_document", "Output"]
 
 
-def choose_head(last: DenseLayer, task: Any, classes: Any, stored: Mapping[str, Any]) -> Head:
+@dataclass(frozen=True)
+class Output:
+    """What the head depends on: the output layer's name, the model's width and the last activation."""
+
+    name: str
+    n_outputs: int
+    activation: Activation
+
+
+def choose_head(last: Output, task: Any, classes: Any, stored: Mapping[str, Any]) -> Head:
     """The head: nnconvert's own stored head, else the output layer's task; then the user's options."""
     if stored.get("task"):
         current = Head(stored["task"], classes_from_numpy_spelling(stored.get("classes"), stored.get("classes_dtype")))

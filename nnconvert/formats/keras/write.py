@@ -12,7 +12,19 @@ import numpy as np
 from ..._io.atomic import Output, as_output
 from ..._io.hdf5_safety import hdf5_write_errors
 from ...errors import UnsupportedModelError, UsageError
-from ...ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, ElementwiseOp, Model
+from ...ir import (
+    ACTIVATION_DEFAULTS,
+    LAYER_KINDS,
+    Activation,
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    ElementwiseOp,
+    LayerNormLayer,
+    Model,
+    PReLULayer,
+    require_supported,
+)
 from .config import HARD_SIGMOID_KERAS3, HEAD_ATTRIBUTE, KERAS_EPSILON
 from .head import head_document
 
@@ -27,7 +39,13 @@ _IR_TO_KERAS = {
     Activation.EXP: "exponential",
     Activation.SOFTPLUS: "softplus",
     Activation.SILU: "swish",
+    Activation.SOFTSIGN: "softsign",
+    Activation.MISH: "mish",
+    Activation.LOG_SOFTMAX: "log_softmax",
+    Activation.HARDSWISH: "hard_silu",
 }
+# the layer kinds written as Keras layers
+KERAS_LAYER_KINDS = LAYER_KINDS
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -55,6 +73,7 @@ def write_h5(model: Model, output: Output | str | Path, *, dtype: str = "float32
 
     if dtype not in ("float32", "float64"):
         raise UsageError(f"dtype={dtype!r}: the keras-h5 writer writes 'float32' or 'float64'")
+    require_supported(model, "a Keras .h5 file", KERAS_LAYER_KINDS)
     target = model.astype(dtype)
     problems: list[str] = []
     preprocessing = _preprocessing_layers(target, problems)
@@ -86,8 +105,11 @@ def _layer_names(model: Model, taken: set[str]) -> list[str]:
 
 
 def _dense_layers(model: Model, names: list[str], problems: list[str]) -> list[dict[str, Any]]:
-    entries = []
+    entries: list[dict[str, Any]] = []
     for index, (layer, name) in enumerate(zip(model.layers, names, strict=True)):
+        if not isinstance(layer, DenseLayer):
+            entries.extend(_other_layer(layer, name, f"layer {index} ({name!r})", problems))
+            continue
         activation, extra = _keras_activation(layer, f"layer {index} ({name!r})", problems)
         config = {"name": name, "trainable": True, "units": layer.n_outputs, "activation": activation, "use_bias": True}
         entries.append({"class_name": "Dense", "name": name, "config": config,
@@ -97,13 +119,45 @@ def _dense_layers(model: Model, names: list[str], problems: list[str]) -> list[d
     return entries
 
 
-def _keras_activation(layer: DenseLayer, where: str, problems: list[str]) -> tuple[str, dict[str, Any] | None]:
+def _other_layer(layer: Any, name: str, where: str, problems: list[str]) -> list[dict[str, Any]]:
+    """Keras' own layer for a normalization, PReLU or activation layer (with its weights in Keras' order)."""
+    base = {"name": name, "trainable": True}
+    if isinstance(layer, BatchNormLayer):
+        config = base | {"axis": -1, "momentum": 0.99, "epsilon": layer.epsilon,
+                         "center": layer.offset is not None, "scale": layer.scale is not None}
+        weights = [("gamma", layer.scale), ("beta", layer.offset), ("moving_mean", layer.mean), ("moving_variance", layer.variance)]
+        return [{"class_name": "BatchNormalization", "name": name, "config": config, "weights": [w for w in weights if w[1] is not None]}]
+    if isinstance(layer, LayerNormLayer):
+        config = base | {"axis": -1, "epsilon": layer.epsilon, "center": layer.offset is not None, "scale": layer.scale is not None}
+        weights = [("gamma", layer.scale), ("beta", layer.offset)]
+        return [{"class_name": "LayerNormalization", "name": name, "config": config, "weights": [w for w in weights if w[1] is not None]}]
+    if isinstance(layer, PReLULayer):
+        return [{"class_name": "PReLU", "name": name, "config": base | {"shared_axes": None}, "weights": [("alpha", layer.slopes)]}]
+    assert isinstance(layer, ActivationLayer)
+    activation, extra = _keras_activation(layer, where, problems, layer_name=name)
+    if extra is not None:
+        return [extra | {"name": extra["config"]["name"], "weights": []}]
+    return [{"class_name": "Activation", "name": name, "config": base | {"activation": activation}, "weights": []}]
+
+
+def _keras_activation(
+    layer: DenseLayer | ActivationLayer, where: str, problems: list[str], *, layer_name: str | None = None
+) -> tuple[str, dict[str, Any] | None]:
     """(Dense activation name, optional activation layer after it) for an IR activation."""
     activation, params = layer.activation, dict(layer.activation_params)
     defaults = dict(ACTIVATION_DEFAULTS.get(activation, {}))
-    name = f"{layer.name or 'dense'}_activation"
-    if activation in _IR_TO_KERAS:
+    name = layer_name or f"{layer.name or 'dense'}_activation"
+    if activation in _IR_TO_KERAS and not params:
         return _IR_TO_KERAS[activation], None
+    relu = _relu_equivalent(activation, params)
+    if relu is not None:
+        if relu == {"max_value": 6.0}:
+            return "relu6", None
+        return "linear", {"class_name": "ReLU", "config": {"name": name, "trainable": True, **relu}}
+    if activation == Activation.CLIP and params == {"min": -1.0, "max": 1.0}:
+        return "hard_tanh", None
+    if activation == Activation.SOFTPLUS and params.get("beta", 1.0) == 1.0 and params.get("threshold", 20.0) >= 20.0:
+        return "softplus", None  # Keras 3 on torch runs torch's softplus (threshold 20)
     if activation == Activation.SELU and params == defaults:
         return "selu", None
     if activation == Activation.GELU and params.get("approximate") == "none":
@@ -117,6 +171,15 @@ def _keras_activation(layer: DenseLayer, where: str, problems: list[str]) -> tup
         return "linear", {"class_name": "LeakyReLU", "config": config}
     problems.append(f"{where}: activation {activation.value} with {params} has no Keras 3 equivalent")
     return "linear", None
+
+
+def _relu_equivalent(activation: Activation, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings of Keras' ReLU layer computing this activation, if one does."""
+    if activation == Activation.RELU:
+        return params
+    if activation == Activation.CLIP and params.get("min") == 0.0:
+        return {"max_value": params["max"]} if "max" in params else {}
+    return None
 
 
 def _preprocessing_layers(model: Model, problems: list[str]) -> list[dict[str, Any]]:

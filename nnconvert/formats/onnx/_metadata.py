@@ -21,7 +21,7 @@ import numpy as np
 
 from ... import array_keys, serde
 from ...errors import InvalidModelError, ReadError
-from ...ir import Metadata, Model
+from ...ir import Metadata, Model, layer_arrays
 from ._common import DESCRIPTION_KEY, FORMAT, FORMAT_VERSION, FORMAT_VERSION_KEY
 from ._match_tail import same_labels
 
@@ -87,8 +87,9 @@ def _described_model(document: Any, model: Model, path: Path) -> Model:
     """The document's model with every array taken from the graph."""
     arrays: dict[str, np.ndarray] = {}
     for index, layer in enumerate(model.layers):
-        arrays[array_keys.layer_array(index, "weights")] = layer.weights
-        arrays[array_keys.layer_array(index, "bias")] = layer.bias
+        for name, array in layer_arrays(layer).items():
+            if array is not None:
+                arrays[f"layers/{index}/{name}"] = array
     if len(document.get("layers", [])) != len(model.layers):
         raise ValueError(f"layers: it describes {len(document.get('layers', []))} layers and the graph has {len(model.layers)}")
     graph_ops = [op for step in model.steps for op in step.ops]
@@ -106,6 +107,8 @@ def _disagreement(described: Model, model: Model) -> str | None:
     if described.n_features != model.n_features:
         return f"input.n_features: it describes {described.n_features} input features and the graph reads {model.n_features}"
     for index, (mine, theirs) in enumerate(zip(described.layers, model.layers, strict=True)):
+        if mine.kind != theirs.kind:
+            return f"layer {index} is described as {mine.kind} but the graph computes {theirs.kind}"
         if mine.activation != theirs.activation:
             return f"layers[{index}].activation: described as {mine.activation.value} but the graph computes {theirs.activation.value}"
         for key, value in theirs.activation_params.items():

@@ -9,20 +9,22 @@ import numpy as np
 
 from ...errors import UnsupportedModelError
 from ...head import classes_dtype_name
-from ...ir import Model
+from ...ir import Activation, Model, require_supported
 from ...serde import json_default, model_to_document
 from ._common import DESCRIPTION_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, ML_DOMAIN
 from ._wire import Payload
 from ._write_head import classifier_head, value_info
-from ._write_layers import GraphBuilder, dense, preprocess, unsupported_layers
+from ._write_kinds import layer_nodes
+from ._write_layers import ONNX_LAYER_KINDS, GraphBuilder, preprocess, unsupported_layers
 from ._write_options import WriteOptions, ir_version
 
 ML_OPSET = 1  # ZipMap has not changed since ai.onnx.ml 1
 
 
 def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
-    document = model_to_document(model, lambda array, key: None, dtype=options.dtype)
-    sizes = [model.n_features] + [layer.n_outputs for layer in model.layers]
+    # arrays are named, not stored: the reader takes them from the graph
+    document = model_to_document(model, lambda array, key: key, dtype=options.dtype)
+    sizes = [model.n_features] + [n_out for _, n_out in model.layer_shapes()]
     props = {
         DESCRIPTION_KEY: json.dumps(document, sort_keys=True, default=json_default),
         FORMAT_VERSION_KEY: FORMAT_VERSION,
@@ -43,7 +45,7 @@ def _metadata_props(model: Model, options: WriteOptions) -> dict[str, str]:
 
 
 def _doc_string(model: Model) -> str:
-    sizes = "-".join(str(size) for size in [model.n_features] + [layer.n_outputs for layer in model.layers])
+    sizes = "-".join(str(size) for size in [model.n_features] + [n_out for _, n_out in model.layer_shapes()])
     activations = ", ".join(layer.activation.value for layer in model.layers)
     return f"{model.task.value} MLP {sizes} ({activations}) written by nnconvert"
 
@@ -58,6 +60,7 @@ def build_skeleton(model: Model, options: WriteOptions) -> tuple[Any, list[Paylo
 
     from ... import __version__
 
+    require_supported(model, f"ONNX opset {options.opset}", ONNX_LAYER_KINDS)
     problems = unsupported_layers(model, options.opset)
     if problems:
         raise UnsupportedModelError(f"the model cannot be written as ONNX opset {options.opset}", problems)
@@ -65,8 +68,10 @@ def build_skeleton(model: Model, options: WriteOptions) -> tuple[Any, list[Paylo
     x = "X"
     for index, step in enumerate(model.steps):
         x = preprocess(b, x, step, index)
-    for index, layer in enumerate(model.layers):
-        x = dense(b, x, layer, index, options.linear)
+    for index, (layer, (n_in, _)) in enumerate(zip(model.layers, model.layer_shapes(), strict=True)):
+        x = layer_nodes(b, x, layer, index, options.linear, n_in)
+    if model.head.is_classifier and model.output_activation == Activation.LOG_SOFTMAX:
+        x = b.node("Exp", [x], "head")  # output_probability holds probabilities, as scikit-learn's predict_proba
     if model.head.is_classifier:
         outputs = classifier_head(b, x, model, options.zipmap)
     else:
