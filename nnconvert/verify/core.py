@@ -33,6 +33,7 @@ def verify(
     candidate: Any = None,
     X: Any = None,
     *,
+    data: Any = None,
     n_samples: int = 1000,
     seed: int = 0,
     value_range: tuple[float, float] | None = None,
@@ -56,6 +57,8 @@ def verify(
             against the ``test_data_set_*`` evidence next to it.
         candidate: the converted model, same kinds as ``reference``.
         X: input rows ``(n_samples, n_features)``; random rows when None.
+        data: instead of ``X``, a Parquet file or folder, a CSV or an .npy file, streamed in chunks
+            (memory bounded by the chunk; the same report as ``X`` holding those rows; docs/scale.md).
         n_samples: number of random rows when ``X`` is None.
         seed: seed of the random rows and edge cases.
         value_range: (low, high) of the random rows; derived from the reference's
@@ -81,6 +84,15 @@ def verify(
         ReadError / UnsupportedModelError / UntrustedInputError / MissingDependencyError:
             a model that cannot be loaded or run.
     """
+    if data is not None:
+        if X is not None:
+            raise UsageError("give the rows as X= or data=, not both")
+        from .stream import verify_stream
+
+        return verify_stream(reference, candidate, data, seed=seed, atol=atol, rtol=rtol, trust=trust,
+                             ort_optimizations=ort_optimizations, reference_evaluator=reference_evaluator,
+                             per_layer=per_layer, edge_cases=edge_cases, batch_one_rows=batch_one_rows,
+                             hash_inputs=hash_inputs, progress=progress)  # fmt: skip
     started = time.perf_counter()
     notify = progress or (lambda stage: None)
     if candidate is None:
