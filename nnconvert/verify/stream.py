@@ -22,9 +22,10 @@ import numpy as np
 
 from ..errors import UsageError
 from . import inputs as inputs_mod
+from . import partials
 from .core import CROSS_CHECK_ROWS, LAYER_SAMPLE_ROWS, Progress, _few_threads, _n_features, _Run
 from .datasource import DataSource, open_data
-from .partials import CHUNK_ROWS, LabelsPartial, ToleranceSpec, ValuesPartial
+from .partials import LabelsPartial, ToleranceSpec, ValuesPartial
 from .report import Report
 from .runners import Runner, make_runner
 from .tolerances import ToleranceOption, check_overrides, comparison_dtype
@@ -207,7 +208,7 @@ class _StreamRun(_Run):
         digest = hashlib.sha256(f"{source.dtype.str}{(n_rows, source.n_features)}".encode()) if self.hash_inputs else None
         self.timings["setup_s"] = time.perf_counter() - started
         done = 0
-        chunks = source.chunks(CHUNK_ROWS)
+        chunks = source.chunks(partials.CHUNK_ROWS)  # the block size of the in-memory mean
         while True:
             with self._stage("read", "reading the data"):
                 X = next(chunks, None)
