@@ -223,7 +223,7 @@ def run_manifest(
 
     Args:
         results: the results file (default: ``default_results_path(manifest)``); its earlier rows decide skips.
-        workers: worker processes for ``engine="local"``.
+        workers: worker processes for ``engine="local"``; 1 runs the jobs in this process.
         engine: ``"local"`` (a process pool) or ``"spark"`` (one Spark task per job; paths must be
             reachable from the executors).
         progress: called with (jobs finished, jobs) as jobs end.
@@ -263,8 +263,9 @@ def run_manifest(
             from .spark import run_jobs
 
             run_jobs(pending, finished, master=master)
-        elif workers == 1 and len(pending) == 1:
-            finished(run_job(pending[0]))
+        elif workers == 1 or len(pending) == 1:
+            for job in pending:  # in this process: no pool to start (HDF5 reads still get their own child process)
+                finished(run_job(job))
         else:
             _run_pool(pending, finished, workers)
     write_results(results_path, rows.values())
