@@ -212,6 +212,19 @@ class ValuesPartial:
                                "abs_error": float(per_row[local]), "x": np.array(X[local])})  # fmt: skip
         self.worst = sorted(self.worst, key=lambda s: (-s["abs_error"], s["row"]))[: compare.WORST_ROWS]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a Spark partition ships this to the driver: the histogram's few non-empty bins, not its 82k counters
+        state = dict(self.__dict__)
+        filled = np.flatnonzero(self.counts)
+        state["counts"] = (filled, self.counts[filled])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        filled, values = state["counts"]
+        state["counts"] = np.zeros(BINS, dtype=np.int64)
+        state["counts"][filled] = values
+        self.__dict__.update(state)
+
     def merge(self, other: ValuesPartial) -> None:
         """Add another partial (another chunk range or partition) to this one."""
         self.n_rows += other.n_rows
