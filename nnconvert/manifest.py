@@ -64,7 +64,8 @@ def read_manifest(path: str | Path) -> list[Job]:
     except OSError as exc:
         raise ReadError(f"cannot read the manifest: {exc}", path=path) from exc
     rows = _jsonl_rows(text, path) if path.suffix.lower() in (".jsonl", ".ndjson") else _csv_rows(text, path)
-    jobs, seen = [], {}
+    jobs: list[Job] = []
+    seen: dict[str, int] = {}
     for line, row in rows:
         job = _job(line, row, path)
         if job.destination in seen:

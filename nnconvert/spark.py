@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from .errors import MissingDependencyError, UsageError
+from .errors import MissingDependencyError, ReadError, UsageError
 
 __all__ = ["verify", "session", "run_jobs"]
 
@@ -44,7 +44,7 @@ def session(master: str | None = None) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise MissingDependencyError("--engine spark needs pyspark: pip install 'nnconvert[spark]'") from exc
+        raise MissingDependencyError("pyspark", "running on Spark (--engine spark)", "'nnconvert[spark]'") from exc
     builder = SparkSession.builder.appName("nnconvert")
     if master:
         builder = builder.master(master)
@@ -145,7 +145,12 @@ def _numbered(spark: Any, dataframe_or_path: Any) -> tuple[Any, str, int]:
 
     if isinstance(dataframe_or_path, (str, os.PathLike)):
         path = str(dataframe_or_path)
-        frame = spark.read.parquet(path)
+        if "://" not in path and Path(path).suffix.lower() in (".csv", ".txt", ".npy", ".npz"):
+            raise UsageError(f"--engine spark reads Parquet files or folders; {path} is not one (run it with --engine local)")
+        try:
+            frame = spark.read.parquet(path)
+        except Exception as exc:  # noqa: BLE001 - Spark's AnalysisException (missing path, not Parquet) as an input error
+            raise ReadError(f"Spark cannot read it as Parquet: {str(exc).splitlines()[0]}", path=path) from exc
         features = frame.columns
         located = frame.select(*features, F.col("_metadata.file_path").alias("__file"), F.col("_metadata.row_index").alias("__index"))
         counts = {row["__file"]: row["count"] for row in located.groupBy("__file").count().collect()}

@@ -186,3 +186,17 @@ def test_progress_bar_only_on_a_terminal_after_the_delay_and_not_quiet():
                 ProgressBar("verify", stream=_Terminal(), delay=60.0)):  # fmt: skip
         bar.update(500, 1000)
         assert bar.stream.getvalue() == ""
+
+
+def test_missing_pyarrow_or_pyspark_is_exit_4(tmp_path, monkeypatch, capsys):
+    import sys
+
+    model = tmp_path / "model.json"
+    nnconvert.save(nnconvert.from_sklearn(get_variant("iris-labels-str").estimator), model)
+    data = _write_parquet(np.zeros((10, 4)), tmp_path / "rows", files=1)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # as if not installed
+    assert cli.main(["verify", str(model), str(model), "--data", str(data), "--engine", "spark"]) == 4
+    assert "pip install 'nnconvert[spark]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    assert cli.main(["verify", str(model), str(model), "--data", str(data)]) == 4
+    assert "pip install 'nnconvert[parquet]'" in capsys.readouterr().err

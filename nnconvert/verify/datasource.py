@@ -49,7 +49,8 @@ class DataSource:
         pq = _pyarrow_parquet()
         for file in parquet_files(self.path):
             try:
-                handle = pq.ParquetFile(file)
+                # a buffered stream, not the whole row group's bytes up front (pyarrow still decodes a row group at a time)
+                handle = pq.ParquetFile(file, buffer_size=1 << 22, pre_buffer=False)
                 for batch in handle.iter_batches(batch_size=rows, columns=self.columns):
                     yield _batch_to_array(batch, self.dtype, file)
             except OSError as exc:
@@ -109,7 +110,7 @@ def _pyarrow_parquet() -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise MissingDependencyError("reading Parquet needs pyarrow: pip install 'nnconvert[parquet]'") from exc
+        raise MissingDependencyError("pyarrow", "reading Parquet data", "'nnconvert[parquet]'") from exc
     return pq
 
 
