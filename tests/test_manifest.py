@@ -132,3 +132,26 @@ def test_a_bad_manifest_is_a_clear_input_error(tmp_path, capsys, content, suffix
 def test_manifest_and_paths_together_is_a_usage_error(tmp_path, capsys):
     assert cli.main(["convert", "a.json", "b.onnx", "--manifest", str(tmp_path / "jobs.csv")]) == 2
     assert "--manifest" in capsys.readouterr().err
+
+
+class _KillsItsReader:
+    """A pickle whose loading ends the process that loads it (as a crash in a native reader would)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os._exit, (7,))
+
+
+def test_a_job_that_kills_its_worker_is_reported_and_the_others_convert(registry):
+    folder, variant = registry
+    (folder / "killer.pkl").write_bytes(pickle.dumps(_KillsItsReader()))
+    path = _write_jobs(folder / "jobs.csv", [
+        ("good.json", "out/a.onnx", None),
+        ("killer.pkl", "out/killer.onnx", {"trust": True}),
+        ("model.pkl", "out/b.onnx", {"trust": True}),
+    ])  # fmt: skip
+    rows = manifest.run_manifest(path, workers=2)
+    assert [(r["status"], r["exit_code"]) for r in rows] == [("ok", 0), ("failed", 3), ("ok", 0)]
+    assert "worker process died" in rows[1]["message"]
+    np.testing.assert_allclose(_onnx_probabilities(folder / "out" / "b.onnx", variant.X_test), variant.estimator.predict_proba(variant.X_test), atol=1e-5)
