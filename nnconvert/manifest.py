@@ -315,8 +315,12 @@ def _context() -> Any:
     import multiprocessing
 
     # forkserver where there is one: no fork of a parent that may hold onnxruntime's or BLAS's threads
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method)
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # imported once in the fork server: each new worker (a fresh pool after a crash too) starts without importing them
+    context.set_forkserver_preload(["nnconvert.manifest", "nnconvert.api", "onnx"])
+    return context
 
 
 def cli_run(args: Any) -> int:
