@@ -42,8 +42,8 @@ def _import_tool(tool: str) -> None:
         import onnx  # noqa: F401
 
         import nnconvert.converters.sklearn  # noqa: F401
-        import nnconvert.formats._onnx_write  # noqa: F401
         import nnconvert.formats.onnx  # noqa: F401
+        import nnconvert.formats.onnx._writer  # noqa: F401
     elif tool == "skl2onnx":
         import skl2onnx  # noqa: F401
 

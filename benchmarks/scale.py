@@ -79,8 +79,8 @@ def child_baseline(data: str, reference: str, candidate: str) -> dict[str, Any]:
     import onnxruntime as ort
     import pyarrow.parquet as pq
 
+    from nnconvert.verify.bins import CHUNK_ROWS
     from nnconvert.verify.datasource import parquet_files
-    from nnconvert.verify.partials import CHUNK_ROWS
 
     start = time.perf_counter()  # loading both models counts, as it does inside verify
     with open(reference, "rb") as handle:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from ._atomic import atomic_output
-from ._isolation import check_timeout, default_read_timeout, load_isolated, reads_with_libhdf5
+from ._io.atomic import atomic_output
+from ._io.isolation import check_timeout, default_read_timeout, load_isolated, reads_with_libhdf5
 from .errors import (
     MissingDependencyError,
     NnconvertError,
@@ -28,19 +28,6 @@ def _require(spec: registry.FormatSpec, purpose: str) -> None:
     missing = spec.missing_dependencies()
     if missing:
         raise MissingDependencyError(missing[0], f"{purpose} the {spec.name} format")
-
-
-def _check_options(spec: registry.FormatSpec, options: dict[str, Any], allowed: tuple[str, ...], verb: str) -> None:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise UsageError(
-            f"the {spec.name} {verb} does not take option(s) {', '.join(unknown)}; "
-            f"it takes: {', '.join(allowed) or 'none'}"
-        )
-
-
-def _none_dropped(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if value is not None}
 
 
 def load(
@@ -81,12 +68,17 @@ def load_with_format(
     if not path.is_file():
         raise ReadError("no such file" if not path.exists() else "not a regular file", path=path, format=format)
     if timeout is not None:
-        return load_isolated(path, format, trust, _none_dropped(options), timeout)
+        given = {key: value for key, value in options.items() if value is not None}
+        return load_isolated(path, format, trust, given, timeout, reader=_read_here)
+    return _read_here(path, format, trust, options)
+
+
+def _read_here(path: Path, format: str | None, trust: bool, options: dict[str, Any]) -> tuple[Model, str]:
+    """The read itself, in this process (also what the isolated reader's child runs)."""
     spec = registry.get(format) if format is not None else registry.detect(path)
     if spec.read is None:
         raise UsageError(f"the {spec.name} format can be written but not read")
-    options = _none_dropped(options)
-    _check_options(spec, options, spec.read_options, "reader")
+    options = registry.check_options(spec, options, "reader")
     if spec.needs_trust and not trust:
         raise UntrustedInputError(
             f"{path}: loading a {spec.name} file runs arbitrary code stored in it; load it only if you "
@@ -127,14 +119,13 @@ def save(model: Model, path: PathLike, format: str | None = None, **options: Any
         raise UsageError(f"{path}: cannot tell the output format from the suffix {path.suffix!r}; name it with format=...")
     if spec.write is None:
         raise UsageError(f"the {spec.name} format can be read but not written")
-    options = _none_dropped(options)
-    _check_options(spec, options, spec.write_options, "writer")
+    options = registry.check_options(spec, options, "writer")
     _require(spec, "writing")
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the folder {path.parent} does not exist")
     try:
-        with atomic_output(path) as temp:
-            spec.write(model, temp, final_path=path, **options)
+        with atomic_output(path) as output:
+            spec.write(model, output, **options)
     except NnconvertError:
         raise
     except OSError as exc:

@@ -26,6 +26,31 @@ def _verify_command() -> Any:
     return command
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser whose format-option flags are added when it is used.
+
+    The flags come from the formats' declared options (the registry), which
+    imports the format modules: done only when this subcommand runs or shows
+    its help, so ``nnconvert --help`` stays fast.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.pending: list[Any] = []
+
+    def _add_pending(self) -> None:
+        while self.pending:
+            self.pending.pop(0)(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._add_pending()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._add_pending()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from . import __version__
@@ -38,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "4 missing optional dependency.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubcommandParser)
     commands.required = True
     _add_convert(commands)
     _add_inspect(commands)
@@ -47,11 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_read_options(parser: argparse.ArgumentParser) -> None:
+def _add_read_options(parser: _SubcommandParser) -> None:
     parser.add_argument("--from", dest="from_format", metavar="FMT", help="input format (default: detected from content, then suffix)")
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files: this runs code stored in the file")
-    parser.add_argument("--task", choices=["binary", "multiclass", "multilabel", "regression", "raw"], help="state the task where the file cannot (Keras files)")
-    parser.add_argument("--classes", metavar="A,B,...", help="comma-separated class labels where the file has none (Keras files)")
+    parser.pending.append(lambda p: _add_format_flags(p, "reader"))
     parser.add_argument(
         "--read-timeout",
         type=_seconds,
@@ -60,6 +84,36 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
         "HDF5-based inputs (hdf5, keras-h5, keras) get 60 s plus 1 s per 10 MB, since libhdf5 can hang on "
         "corrupt files; other formats are read in this process",
     )
+
+
+def _add_format_flags(parser: argparse.ArgumentParser, verb: str) -> None:
+    """One flag per declared reader/writer option (formats sharing an option share its flag)."""
+    from .registry import formats
+
+    by_flag: dict[str, list[tuple[str, Any]]] = {}
+    for spec in formats().values():
+        for option in spec.read_options if verb == "reader" else spec.write_options:
+            if option.flag:
+                by_flag.setdefault(option.flag, []).append((spec.name, option))
+    group = parser.add_argument_group(f"{verb} options (from the formats' declarations)")
+    for flag, declared in by_flag.items():
+        option = declared[0][1]
+        owners = ", ".join(dict.fromkeys(name for name, _ in declared))
+        settings: dict[str, Any] = {"dest": f"{verb}_option_{option.name}", "help": f"{option.help} ({owners})"}
+        if option.flag_value is not None or option.type is bool:
+            settings.update(action="store_const", const=True if option.flag_value is None else option.flag_value)
+        else:
+            choices = list(dict.fromkeys(choice for _, o in declared for choice in o.choices))
+            settings.update(type=option.parse or option.type, metavar=option.metavar or option.name.upper())
+            if choices:
+                settings.update(choices=choices, metavar=None)
+        group.add_argument(flag, **settings)
+
+
+def _format_options(args: argparse.Namespace, verb: str) -> dict[str, Any]:
+    """The reader/writer options given on the command line, by option name."""
+    prefix = f"{verb}_option_"
+    return {key[len(prefix) :]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None}
 
 
 def _seconds(text: str) -> float:
@@ -89,12 +143,7 @@ def _add_convert(commands: Any) -> None:
         help="with several inputs: convert every one even when some fail, report each failure, and exit "
         "with the highest error code at the end (default: stop at the first failure)",
     )
-    parser.add_argument("--opset", type=int, help="ONNX opset (onnx output)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the written weights (onnx, keras-h5)")
-    parser.add_argument("--matmul", action="store_true", help="ONNX: MatMul+Add per layer instead of Gemm")
-    parser.add_argument("--zipmap", action="store_true", help="ONNX: add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does")
-    parser.add_argument("--arrays", choices=["auto", "list", "base64"], help="json: how arrays are written")
-    parser.add_argument("--compression", choices=["gzip", "none"], help="hdf5: dataset compression")
+    parser.pending.append(lambda p: _add_format_flags(p, "writer"))
     batch = parser.add_argument_group("batch (docs/scale.md)")
     batch.add_argument("--manifest", metavar="JOBS", help="convert every job of a .csv/.jsonl manifest (source, destination, options)")
     batch.add_argument("--results", metavar="FILE", help="--manifest: the results file (default: JOBS.results.csv/.jsonl)")
@@ -113,6 +162,7 @@ def _add_inspect(commands: Any) -> None:
     parser.add_argument("file", type=Path)
     _add_read_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--html", type=Path, metavar="OUT.html", help="also write the model diagram as a self-contained HTML page")
 
 
 def _add_formats(commands: Any) -> None:
@@ -133,32 +183,11 @@ def _add_verify(commands: Any) -> None:
 
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if args.task:
-        options["task"] = args.task
-    if args.classes:
-        options["classes"] = _parse_classes(args.classes)
-    return options
-
-
-def _parse_classes(text: str) -> list[Any]:
-    labels = [label.strip() for label in text.split(",")]
-    try:
-        return [int(label) for label in labels]
-    except ValueError:
-        return labels
+    return _format_options(args, "reader")
 
 
 def _write_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"opset": args.opset, "dtype": args.dtype}
-    if args.matmul:
-        options["linear"] = "matmul"
-    if args.zipmap:
-        options["zipmap"] = True
-    options["arrays"] = args.arrays
-    if args.compression == "gzip":  # "none" is the writer's default
-        options["compression"] = "gzip"
-    return {key: value for key, value in options.items() if value is not None}
+    return _format_options(args, "writer")
 
 
 def _conversion_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
@@ -193,7 +222,8 @@ def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
     from .api import load, save
 
     _verify_command().check_convert_target(dst, args)
-    model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **_read_options(args))
+    args.read_options = _read_options(args)  # verify_after_convert checks whether they changed the reading
+    model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **args.read_options)
     save(model, dst, format=args.to_format, **_write_options(args))
     print(f"{src} -> {dst}")
     if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
@@ -233,6 +263,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
     model, format_name = load_with_format(args.file, args.from_format, trust=args.trust_pickle, timeout=timeout, **_read_options(args))
     info = {"file": str(args.file), "format": format_name, "file_size": args.file.stat().st_size, **describe(model)}
     print(json.dumps(info, indent=2) if args.json else format_description(info))
+    if args.html is not None:
+        from .verify.diagram import write_diagram_page
+
+        write_diagram_page(info, args.html)
     return 0
 
 

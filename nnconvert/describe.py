@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from .head import classes_dtype_name
 from .ir import Model, layer_names
 from .serde import encode_metadata
+from .source_dtype import source_dtype_status
 
 __all__ = ["describe", "format_description"]
 
 
 def describe(model: Model) -> dict[str, Any]:
-    """Layers, shapes, activations, parameter count, task, classes, dtype and provenance."""
+    """Layers, shapes, activations, parameter count, task, classes, dtype (and the source model's) and provenance."""
     names = layer_names(model.layers)
+    source_dtype = source_dtype_status(model)
     return {
         "task": model.task.value,
         "classes": None if model.classes is None else model.classes.tolist(),
-        "classes_dtype": None if model.classes is None else ("str" if model.classes.dtype.kind == "U" else model.classes.dtype.name),
+        "classes_dtype": None if model.classes is None else classes_dtype_name(model.classes),
         "dtype": model.dtype.name,
+        # the source model's dtype when the weights are not in it, and whether it can be restored
+        "source_dtype": None
+        if source_dtype is None
+        else {"dtype": source_dtype.source.name, "restorable": source_dtype.restorable, "reason": source_dtype.reason},
         "n_features": model.n_features,
         "n_outputs": model.n_outputs,
         "n_parameters": model.n_parameters,
@@ -52,7 +59,13 @@ def format_description(info: dict[str, Any]) -> str:
     lines.append(f"task:        {info['task']}")
     if info["classes"] is not None:
         lines.append(f"classes:     {info['classes']} ({info['classes_dtype']})")
-    lines.append(f"dtype:       {info['dtype']}")
+    source_dtype = info.get("source_dtype")
+    if source_dtype is None:
+        lines.append(f"dtype:       {info['dtype']}")
+    else:
+        restorable = "restorable" if source_dtype["restorable"] else "not restored"
+        lines.append(f"dtype:       {info['dtype']} (source model: {source_dtype['dtype']}, {restorable})")
+        lines.append(f"             {source_dtype['reason']}")
     lines.append(f"input:       {info['input']['name']} [N, {info['n_features']}]")
     lines.append(f"parameters:  {info['n_parameters']:,}")
     for step in info["steps"]:

@@ -13,7 +13,7 @@ IR never copies or casts weights unless asked (:meth:`Model.astype`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
@@ -21,9 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from . import head as head_policy
+from .array_keys import layer_names
 from .errors import InvalidModelError
+from .head import Head, Task
 
 __all__ = [
+    "layer_names",
     "Activation",
     "Task",
     "ElementwiseOp",
@@ -70,16 +74,6 @@ ACTIVATION_DEFAULTS: Mapping[Activation, Mapping[str, Any]] = MappingProxyType(
         Activation.GELU: {"approximate": "none"},
     }
 )
-
-
-class Task(str, Enum):
-    """What the outputs mean."""
-
-    BINARY = "binary"
-    MULTICLASS = "multiclass"
-    MULTILABEL = "multilabel"
-    REGRESSION = "regression"
-    RAW = "raw"
 
 
 ELEMENTWISE_OPS = ("sub", "div", "mul", "add", "clip")
@@ -206,59 +200,26 @@ class InputSpec:
             object.__setattr__(self, "feature_names", names)
 
 
-@dataclass(frozen=True, eq=False)
-class Head:
-    """How the last layer's outputs become predictions.
-
-    ``classes`` keeps the labels' own dtype (int64, str, bool...). For a
-    multilabel model they are the label indices.
-    """
-
-    task: Task
-    classes: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "task", Task(self.task))
-        except ValueError:
-            raise InvalidModelError(
-                f"unknown task {self.task!r}; expected one of {[t.value for t in Task]}"
-            ) from None
-        if self.classes is None:
-            if self.task in (Task.BINARY, Task.MULTICLASS, Task.MULTILABEL):
-                raise InvalidModelError(f"a {self.task.value} head needs class labels")
-            return
-        classes = np.asarray(self.classes)
-        if classes.dtype == object:
-            classes = classes.astype(str)
-        if classes.ndim != 1:
-            raise InvalidModelError(f"class labels must be 1-D, got shape {classes.shape}")
-        if len(np.unique(classes)) != len(classes):
-            raise InvalidModelError(f"class labels must be distinct, got {classes.tolist()}")
-        object.__setattr__(self, "classes", _frozen_array(classes, "class labels"))
-        if self.task == Task.MULTICLASS and len(classes) == 2:
-            # two-class softmax (Keras Dense(2, softmax), torch) is a binary classifier: one spelling
-            object.__setattr__(self, "task", Task.BINARY)
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.task in (Task.BINARY, Task.MULTICLASS, Task.MULTILABEL)
-
-
 @dataclass(frozen=True)
 class Metadata:
-    """Where the model came from; free key-value pairs in ``properties``."""
+    """Where the model came from; free key-value pairs in ``properties``; ``source_dtype``: the narrower
+    dtype the weights are an upcast of (None: none, or unknown), see :mod:`nnconvert.source_dtype`."""
 
     producer: str = "nnconvert"
     source_framework: str | None = None
     source_class: str | None = None
     source_version: str | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
+    source_dtype: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "properties", MappingProxyType({str(k): str(v) for k, v in dict(self.properties).items()})
         )
+        source = self.source_dtype.name if isinstance(self.source_dtype, np.dtype) else self.source_dtype
+        if source is not None and source not in [d.name for d in FLOAT_DTYPES]:
+            raise InvalidModelError(f"metadata source_dtype must be float16, float32 or float64, got {source!r}")
+        object.__setattr__(self, "source_dtype", source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -367,7 +328,7 @@ class Model:
     # -- transformations ----------------------------------------------------
 
     def astype(self, dtype: Any) -> Model:
-        """A copy computing in ``dtype`` (weights and step operands cast)."""
+        """A copy computing in ``dtype`` (weights and step operands cast); an upcast records its source dtype."""
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
@@ -376,7 +337,16 @@ class Model:
             replace(step, ops=tuple(ElementwiseOp(op.op, op.operand.astype(dtype)) for op in step.ops))
             for step in self.steps
         ]
-        return replace(self, layers=tuple(layers), steps=tuple(steps))
+        # an upcast remembers the narrower dtype it can be restored to; a downcast has nothing to restore
+        source = np.dtype(self.metadata.source_dtype or self.dtype)
+        metadata = replace(self.metadata, source_dtype=source.name if source.itemsize < dtype.itemsize else None)
+        return replace(self, layers=tuple(layers), steps=tuple(steps), metadata=metadata)
+
+    def as_source_dtype(self) -> Model:
+        """The model in its source's dtype when its weights are an exact upcast of it (else itself)."""
+        from .source_dtype import restore_source_dtype
+
+        return restore_source_dtype(self)
 
     def equals(self, other: Model) -> bool:
         """True when both graphs are identical: same dtypes, bit-identical arrays, same head and metadata."""
@@ -404,27 +374,12 @@ class Model:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes`` (as scikit-learn)."""
-        if not self.head.is_classifier:
-            raise InvalidModelError(f"predict_proba needs a classifier; this model's task is {self.task.value}")
-        y = self.forward(X)
-        if self.task == Task.BINARY and y.shape[1] == 1:
-            p = y.ravel()
-            return np.vstack([1 - p, p]).T
-        return y
+        head_policy.require_classifier(self.head, "predict_proba")  # before running the model
+        return head_policy.probabilities(self.head, self.forward(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels for classifiers (indicator rows for multilabel), values otherwise."""
-        y = self.forward(X)
-        task, classes = self.task, self.classes
-        if task == Task.BINARY and y.shape[1] == 1 and classes is not None:
-            return classes[(y.ravel() > 0.5).astype(np.intp)]
-        if task in (Task.BINARY, Task.MULTICLASS) and classes is not None:
-            return classes[np.argmax(y, axis=1)]
-        if task == Task.MULTILABEL:
-            return (y > 0.5).astype(np.int64)
-        if task == Task.REGRESSION and y.shape[1] == 1:
-            return y.ravel()
-        return y
+        return head_policy.predictions(self.head, self.forward(X))
 
     def _prepare_input(self, X: Any) -> np.ndarray:
         x = np.array(X, dtype=self.dtype, copy=True)
@@ -585,7 +540,3 @@ def _model_signature(model: Model) -> Any:
         model.metadata,
     )
 
-
-def layer_names(layers: Sequence[DenseLayer]) -> list[str]:
-    """Display names: the layer's own or ``dense_<index>``."""
-    return [layer.name or f"dense_{index}" for index, layer in enumerate(layers)]

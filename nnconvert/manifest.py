@@ -195,7 +195,7 @@ def up_to_date(job: Job, earlier: dict[str, Any] | None) -> dict[str, Any] | Non
 
 def write_results(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Replace ``path`` atomically with ``rows`` in line order (CSV, or JSON lines for ``.jsonl``)."""
-    from ._atomic import atomic_output
+    from ._io.atomic import atomic_output
 
     ordered = sorted(rows, key=lambda row: int(row["line"]))
     with atomic_output(path) as temp, open(temp, "w", encoding="utf-8", newline="") as handle:
@@ -261,9 +261,7 @@ def run_manifest(
     notify(len(rows), len(jobs))
     if pending:
         if engine == "spark":
-            from .spark import run_jobs
-
-            run_jobs(pending, finished, master=master)
+            _run_spark(pending, finished, master)
         elif workers == 1 or len(pending) == 1:
             for job in pending:  # in this process: no pool to start (HDF5 reads still get their own child process)
                 finished(run_job(job))
@@ -299,6 +297,16 @@ def _run_pool(jobs: list[Job], finished: Callable[[dict[str, Any]], None], worke
         for job in suspects:  # each alone in a fresh process: only the job that kills it is reported
             finished(_run_alone(job))
         suspects = []
+
+
+def _run_spark(jobs: list[Job], finished: Callable[[dict[str, Any]], None], master: str | None) -> None:
+    """The jobs as Spark tasks (a few per task slot); their rows come back in order as partitions finish."""
+    from .verify.spark import session
+
+    context = session(master).sparkContext
+    slices = max(1, min(len(jobs), context.defaultParallelism * 4))
+    for row in context.parallelize(jobs, slices).map(run_job).toLocalIterator():
+        finished(row)
 
 
 def _run_alone(job: Job) -> dict[str, Any]:

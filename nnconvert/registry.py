@@ -18,8 +18,20 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import UnknownFormatError
+from .options import Option, check_values
 
-__all__ = ["FormatSpec", "register", "get", "formats", "detect", "format_for_suffix", "HEAD_SIZE"]
+__all__ = [
+    "Option",
+    "FormatSpec",
+    "RUNNER_KINDS",
+    "register",
+    "get",
+    "formats",
+    "detect",
+    "format_for_suffix",
+    "check_options",
+    "HEAD_SIZE",
+]
 
 HEAD_SIZE = 4096  # bytes read for content sniffing
 
@@ -36,6 +48,14 @@ _BUILTIN_MODULES = (
 )
 
 
+# How verify runs a file of a format: "ir" reads it into the model graph and runs that;
+# "onnxruntime" runs the file itself; "sklearn" runs the estimator the spec's load_native returns.
+RUNNER_KINDS = ("ir", "onnxruntime", "sklearn")
+def _as_options(options: tuple[Option | str, ...]) -> tuple[Option, ...]:
+    # a bare name declares an option whose values the format checks itself (third-party formats)
+    return tuple(option if isinstance(option, Option) else Option(option, flag=None, also=(object,)) for option in options)
+
+
 @dataclass(frozen=True)
 class FormatSpec:
     """One on-disk format.
@@ -48,8 +68,14 @@ class FormatSpec:
         write: ``write(model, path, **options)`` or None when not writable.
         sniff: ``sniff(head_bytes, path) -> bool``; True when the content is this format's.
         requires: importable module names this format needs, with the pip name of each.
-        read_options / write_options: option names the reader / writer accepts.
+        read_options / write_options: the :class:`Option` s the reader / writer accepts.
         needs_trust: reading runs code from the file (pickle): only with ``trust=True``.
+        isolated_reads: reading may run a C parser that can hang on a corrupt file (libhdf5):
+            the command line reads such files in a child process with a time limit.
+        runner: how verify runs a file of this format, one of :data:`RUNNER_KINDS`.
+        load_native: for runner "sklearn": ``load_native(path, trust=...)`` -> the framework object.
+        priority: settles suffix ties (``.h5``: hdf5 before keras-h5): lower comes first.
+            Content detection decides first; the priority only orders the suffix fallback.
     """
 
     name: str
@@ -59,13 +85,37 @@ class FormatSpec:
     write: Writer | None = None
     sniff: Sniffer | None = None
     requires: Mapping[str, str] = field(default_factory=dict)
-    read_options: tuple[str, ...] = ()
-    write_options: tuple[str, ...] = ()
+    read_options: tuple[Option, ...] = ()
+    write_options: tuple[Option, ...] = ()
     needs_trust: bool = False
+    isolated_reads: bool = False
+    runner: str = "ir"
+    load_native: Callable[..., Any] | None = None
+    priority: int = 100
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "read_options", _as_options(tuple(self.read_options)))
+        object.__setattr__(self, "write_options", _as_options(tuple(self.write_options)))
+        if self.runner not in RUNNER_KINDS:
+            raise ValueError(f"format {self.name}: runner must be one of {RUNNER_KINDS}, got {self.runner!r}")
+        if self.runner == "sklearn" and self.load_native is None:
+            raise ValueError(f"format {self.name}: runner 'sklearn' needs load_native")
 
     def missing_dependencies(self) -> list[str]:
         """pip names of the required packages that are not installed."""
         return [pip for module, pip in self.requires.items() if importlib.util.find_spec(module) is None]
+
+
+def check_options(spec: FormatSpec, options: Mapping[str, Any], verb: str) -> dict[str, Any]:
+    """The options of a read (``verb="reader"``) or write (``"writer"``), checked against the spec.
+
+    None values mean "not given" and are dropped.
+
+    Raises:
+        UsageError: an option the format does not take, or a value of the wrong type or not among its choices.
+    """
+    declared = spec.read_options if verb == "reader" else spec.write_options
+    return check_values(declared, options, f"the {spec.name} {verb}")
 
 
 _REGISTRY: dict[str, FormatSpec] = {}
@@ -103,11 +153,17 @@ def get(name: str) -> FormatSpec:
         raise UnknownFormatError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}") from None
 
 
+def _by_priority() -> list[FormatSpec]:
+    # sorted() is stable: equal priorities keep registration order, which decides nothing for
+    # the built-in formats (every tie among them is settled by a declared priority)
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.priority)
+
+
 def format_for_suffix(path: str | Path, *, writable: bool = False) -> FormatSpec | None:
-    """The first format (in registration order) whose suffix matches ``path``."""
+    """The format of highest priority (lowest ``priority``) whose suffix matches ``path``."""
     _load_builtins()
     suffix = Path(path).suffix.lower()
-    for spec in _REGISTRY.values():
+    for spec in _by_priority():
         if suffix in spec.suffixes and (spec.write if writable else spec.read) is not None:
             return spec
     return None
@@ -131,7 +187,7 @@ def sniff_content(path: str | Path) -> list[FormatSpec]:
     path = Path(path)
     head = _read_head(path)
     claimed = []
-    for spec in _REGISTRY.values():
+    for spec in _by_priority():
         if spec.sniff is None or spec.read is None:
             continue
         try:

@@ -5,7 +5,7 @@ is this document with arrays written inline; the HDF5 layout stores it as a
 JSON attribute with arrays as datasets; the ONNX writer puts it (without
 arrays) into ``metadata_props``. Arrays are delegated to the caller through
 ``encode_array(array, key)`` / ``decode_array(encoded, key)``, where ``key`` is
-a stable slash path such as ``layers/0/weights``.
+a stable slash path such as ``layers/0/weights`` (:mod:`nnconvert.array_keys`).
 
 Reading validates every field's type before use and names the field at fault.
 """
@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from . import array_keys
 from .errors import InvalidModelError, ReadError
+from .head import LabelCodecError, encode_classes
+from .head import decode_classes as decode_labels
 from .ir import DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "DocumentReader",
     "encode_metadata",
     "json_default",
+    "recorded_source_dtype",
 ]
 
 DOCUMENT_VERSION = "1.0"
@@ -52,27 +56,37 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serializable")
 
 
-def encode_metadata(metadata: Metadata) -> dict[str, Any]:
-    """The provenance fields of a model, as a plain dict."""
-    return {
+def encode_metadata(metadata: Metadata, source_dtype: str | None = None) -> dict[str, Any]:
+    """The provenance fields of a model, as a plain dict (``source_dtype`` only when given)."""
+    encoded: dict[str, Any] = {
         "producer": metadata.producer,
         "source_framework": metadata.source_framework,
         "source_class": metadata.source_class,
         "source_version": metadata.source_version,
-        "properties": dict(metadata.properties),
     }
+    if source_dtype is not None:
+        encoded["source_dtype"] = source_dtype
+    encoded["properties"] = dict(metadata.properties)
+    return encoded
 
 
-def encode_classes(classes: np.ndarray | None) -> dict[str, Any] | None:
-    """Class labels with their dtype: ``{"dtype": "int64", "values": [...]}``; strings as ``"str"``."""
-    if classes is None:
-        return None
-    dtype = "str" if classes.dtype.kind == "U" else classes.dtype.name
-    return {"dtype": dtype, "values": classes.tolist()}
+def recorded_source_dtype(model: Model, file_dtype: Any = None) -> str | None:
+    """The source dtype a file holding ``model`` in ``file_dtype`` (default: its own) records.
+
+    Only a source narrower than the file is recorded: that is the one case a
+    reader can act on (restore the exact original), and files whose dtype is
+    the source's (or rounded from it) keep the bytes they had before the field existed.
+    """
+    file_dtype = model.dtype if file_dtype is None else np.dtype(file_dtype)
+    source = np.dtype(model.metadata.source_dtype or model.dtype)
+    return source.name if source.itemsize < file_dtype.itemsize else None
 
 
-def model_to_document(model: Model, encode_array: ArrayEncoder) -> dict[str, Any]:
-    """The document form of ``model``; arrays become whatever ``encode_array`` returns."""
+def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = None) -> dict[str, Any]:
+    """The document form of ``model``; arrays become whatever ``encode_array`` returns.
+
+    ``dtype`` is the dtype the file stores the arrays in when the writer casts them (default: the model's).
+    """
     return {
         "input": {
             "name": model.input.name,
@@ -85,7 +99,7 @@ def model_to_document(model: Model, encode_array: ArrayEncoder) -> dict[str, Any
                 "name": step.name,
                 "params": dict(step.params),
                 "ops": [
-                    {"op": op.op, "operand": encode_array(op.operand, f"steps/{s}/ops/{o}")}
+                    {"op": op.op, "operand": encode_array(op.operand, array_keys.step_operand(s, o))}
                     for o, op in enumerate(step.ops)
                 ],
             }
@@ -96,13 +110,13 @@ def model_to_document(model: Model, encode_array: ArrayEncoder) -> dict[str, Any
                 "name": layer.name,
                 "activation": layer.activation.value,
                 "activation_params": dict(layer.activation_params),
-                "weights": encode_array(layer.weights, f"layers/{i}/weights"),
-                "bias": encode_array(layer.bias, f"layers/{i}/bias"),
+                "weights": encode_array(layer.weights, array_keys.layer_array(i, "weights")),
+                "bias": encode_array(layer.bias, array_keys.layer_array(i, "bias")),
             }
             for i, layer in enumerate(model.layers)
         ],
         "head": {"task": model.head.task.value, "classes": encode_classes(model.head.classes)},
-        "metadata": encode_metadata(model.metadata),
+        "metadata": encode_metadata(model.metadata, recorded_source_dtype(model, dtype)),
     }
 
 
@@ -144,29 +158,15 @@ def _short(value: Any) -> str:
 
 
 def decode_classes(encoded: Any, reader: DocumentReader, field: str = "head.classes") -> np.ndarray | None:
-    """Inverse of :func:`encode_classes`."""
+    """The labels of a document's ``{"dtype", "values"}`` object (see :func:`nnconvert.head.decode_classes`)."""
     if encoded is None:
         return None
     dtype_name = reader.get(encoded, "dtype", f"{field}.dtype", str)
     values = reader.get(encoded, "values", f"{field}.values", list)
-    if dtype_name == "str":
-        if not all(isinstance(v, str) for v in values):
-            raise reader.fail(f"{field}.values", "expected strings for dtype 'str'")
-        return np.array(values, dtype=str) if values else np.array([], dtype="<U1")
     try:
-        dtype = np.dtype(dtype_name)
-    except TypeError:
-        raise reader.fail(f"{field}.dtype", f"unknown dtype {dtype_name!r}") from None
-    if dtype.kind not in "biuf":
-        raise reader.fail(f"{field}.dtype", f"class labels must be str, bool, integer or float, got {dtype_name!r}")
-    expected_types: dict[str, type | tuple[type, ...]] = {"b": bool, "i": int, "u": int, "f": (int, float)}
-    expected = expected_types[dtype.kind]
-    if not all(isinstance(v, expected) and (dtype.kind == "b" or not isinstance(v, bool)) for v in values):
-        raise reader.fail(f"{field}.values", f"expected {dtype_name} values")
-    try:
-        return np.array(values, dtype=dtype)
-    except OverflowError:
-        raise reader.fail(f"{field}.values", f"a value does not fit {dtype_name}") from None
+        return decode_labels(dtype_name, values)
+    except LabelCodecError as exc:
+        raise reader.fail(f"{field}.{exc.part}", str(exc)) from None
 
 
 def model_from_document(
@@ -209,6 +209,7 @@ def model_from_document(
             source_class=r.get(meta_doc, "source_class", "metadata.source_class", str, optional=True),
             source_version=r.get(meta_doc, "source_version", "metadata.source_version", str, optional=True),
             properties=r.get(meta_doc, "properties", "metadata.properties", dict, optional=True, default={}),
+            source_dtype=r.get(meta_doc, "source_dtype", "metadata.source_dtype", str, optional=True),
         )
         return Model(layers=tuple(layers), head=head, input=input_spec, steps=tuple(steps), metadata=metadata)
     except InvalidModelError as exc:
@@ -223,7 +224,7 @@ def _read_step(r: DocumentReader, step: Any, index: int, decode_array: ArrayDeco
         op_name = r.get(op_doc, "op", f"{field}.ops[{o}].op", str)
         if "operand" not in op_doc:
             raise r.fail(f"{field}.ops[{o}].operand", "is missing")
-        operand = decode_array(op_doc["operand"], f"steps/{index}/ops/{o}")
+        operand = decode_array(op_doc["operand"], array_keys.step_operand(index, o))
         try:
             ops.append(ElementwiseOp(op_name, operand))
         except InvalidModelError as exc:
@@ -242,8 +243,8 @@ def _read_layer(r: DocumentReader, layer: Any, index: int, decode_array: ArrayDe
         if not isinstance(layer, Mapping) or key not in layer:
             raise r.fail(f"{field}.{key}", "is missing")
     return DenseLayer(
-        weights=decode_array(layer["weights"], f"layers/{index}/weights"),
-        bias=decode_array(layer["bias"], f"layers/{index}/bias"),
+        weights=decode_array(layer["weights"], array_keys.layer_array(index, "weights")),
+        bias=decode_array(layer["bias"], array_keys.layer_array(index, "bias")),
         activation=r.get(layer, "activation", f"{field}.activation", str),
         name=r.get(layer, "name", f"{field}.name", str, optional=True, default=""),
         activation_params=r.get(layer, "activation_params", f"{field}.activation_params", dict, optional=True, default={}),

@@ -249,6 +249,8 @@ def worker(args: argparse.Namespace) -> int:
             if args.keep:
                 Path(args.keep).mkdir(parents=True, exist_ok=True)
                 shutil.copy(case, Path(args.keep) / f"case{index}{seed.path.suffix}")
+    # The watcher stops timing here: interpreter shutdown on a loaded machine is no hang of any case.
+    progress.write_text(json.dumps({"finished": True}))
     return 0
 
 
@@ -260,7 +262,8 @@ def _watch(process: subprocess.Popen, progress_file: Path, timeout: float) -> bo
         current = progress_file.read_text() if progress_file.exists() else None
         if current != last:
             last, since = current, time.monotonic()
-        elif current is not None and time.monotonic() - since > timeout:  # start-up (imports, seeds) is not timed
+        elif current is not None and '"finished"' not in current and time.monotonic() - since > timeout:
+            # start-up (imports, seeds) and shutdown after the last case are not timed
             process.kill()
             process.wait()
             return True
@@ -291,6 +294,9 @@ def run(cases: int, seed: int, timeout: float = 10.0, keep: str | None = None, i
             if not progress_file.exists():
                 raise RuntimeError(f"the fuzz worker failed before its first case:\n{errors[-3000:]}")
             progress = json.loads(progress_file.read_text())
+            if progress.get("finished"):
+                failures.append({"index": None, "problem": f"crash: the worker died on exit ({process.returncode}): {errors[-500:]}"})
+                break
             problem = "hang: killed after no answer within the timeout (stuck in C code)" if hung else (
                 f"crash: the interpreter died (exit {process.returncode}): {errors[-500:]}")
             failures.append({**progress, "problem": problem})

@@ -29,18 +29,30 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-__all__ = ["BadInput", "tiny_model", "write_valid_files", "make_corpus", "make_pickle_payload", "READABLE_FORMATS"]
+__all__ = [
+    "BadInput",
+    "tiny_model",
+    "write_valid_files",
+    "make_corpus",
+    "make_pickle_payload",
+    "READABLE_FORMATS",
+    "SPECIFIC_CASES",
+    "VALID_FILE_WRITERS",
+]
 
-READABLE_FORMATS = ("onnx", "json", "hdf5", "keras-h5", "keras", "sklearn-pickle", "skops")
-SUFFIXES = {
-    "onnx": ".onnx",
-    "json": ".json",
-    "hdf5": ".h5",
-    "keras-h5": ".h5",
-    "keras": ".keras",
-    "sklearn-pickle": ".pkl",
-    "skops": ".skops",
-}
+
+
+def _registered() -> dict[str, Any]:
+    from nnconvert import registry
+
+    return dict(registry.formats())
+
+
+# Every readable format of the registry: a newly registered one gets the common cases
+# (empty, truncated, wrong magic) at once; test_bad_inputs says when it lacks its own.
+READABLE_FORMATS = tuple(sorted(name for name, spec in _registered().items() if spec.read is not None))
+SUFFIXES = {name: spec.suffixes[0] for name, spec in _registered().items() if spec.suffixes}
+NEEDS_TRUST = {name for name, spec in _registered().items() if spec.needs_trust}
 HUGE = 10**6  # a declared shape of HUGE x HUGE is 10^12 elements
 TRUNCATION_POINTS = (1, 8, 0.25, 0.5, -2)  # byte counts, or fractions of the file
 
@@ -137,12 +149,20 @@ def write_valid_files(directory: str | os.PathLike[str], model: Any = None) -> d
     files = {}
     for name in READABLE_FORMATS:
         path = directory / f"valid_{name.replace('-', '_')}{SUFFIXES[name]}"
-        if name == "keras":
-            write_valid_keras(path, model)
-        else:
+        if name in VALID_FILE_WRITERS:
+            VALID_FILE_WRITERS[name](path, model)
+        elif nnconvert.registry.get(name).write is not None:
             nnconvert.save(model, path, format=name)
+        else:
+            raise AssertionError(
+                f"the read-only format {name} has no valid-file writer: add one to VALID_FILE_WRITERS in tests/make_bad_inputs.py"
+            )
         files[name] = path
     return files
+
+
+# Formats nnconvert cannot write (or whose files it should not write itself): how to make a valid file.
+VALID_FILE_WRITERS: dict[str, Callable[[Path, Any], Path]] = {"keras": write_valid_keras}
 
 
 def make_pickle_payload(path: str | os.PathLike[str], marker: str | os.PathLike[str]) -> Path:
@@ -168,7 +188,7 @@ def _truncations(data: bytes) -> Iterator[tuple[str, bytes]]:
 def _common_cases(directory: Path, fmt: str, valid: Path) -> Iterator[BadInput]:
     """Empty, truncated and wrong-magic files of ``fmt``, read both as that format and by detection."""
     suffix = SUFFIXES[fmt]
-    trust = fmt == "sklearn-pickle"
+    trust = fmt in NEEDS_TRUST
     stem = fmt.replace("-", "_")
     empty = directory / f"{stem}_empty{suffix}"
     empty.write_bytes(b"")
@@ -751,7 +771,7 @@ def _skops_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
 
 # -- the corpus -------------------------------------------------------------------
 
-_SPECIFIC = {
+SPECIFIC_CASES: dict[str, Callable[[Path, Path], Iterator[BadInput]]] = {
     "json": _json_cases,
     "hdf5": _hdf5_cases,
     "keras-h5": _keras_h5_cases,
@@ -770,7 +790,8 @@ def make_corpus(directory: str | os.PathLike[str], formats: tuple[str, ...] = RE
     cases: list[BadInput] = []
     for fmt in formats:
         cases.extend(_common_cases(directory, fmt, valid[fmt]))
-        cases.extend(_SPECIFIC[fmt](directory, valid[fmt]))
+        if fmt in SPECIFIC_CASES:  # test_bad_inputs names a readable format that has none
+            cases.extend(SPECIFIC_CASES[fmt](directory, valid[fmt]))
     names = [case.name for case in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     return cases

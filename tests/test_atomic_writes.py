@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_bad_inputs  # noqa: E402
 
 import nnconvert  # noqa: E402
-from nnconvert import _atomic, cli, registry  # noqa: E402
+from nnconvert import cli, registry  # noqa: E402
+from nnconvert._io import atomic as _atomic  # noqa: E402
 from nnconvert.errors import NnconvertError, UnsupportedModelError, WriteError  # noqa: E402
 from nnconvert.ir import Activation, DenseLayer, Head, InputSpec, Model, Task  # noqa: E402
 
@@ -152,7 +153,7 @@ class _FillingFile:
         self.handle.close()
 
 
-@pytest.mark.parametrize("module_name", ["nnconvert.formats.json_weights", "nnconvert.formats._onnx_write"])
+@pytest.mark.parametrize("module_name", ["nnconvert.formats.json_weights", "nnconvert.formats.onnx._writer"])
 def test_disk_full_inside_the_real_writer(monkeypatch, target_dir, module_name):
     """The real JSON and ONNX writers, their file filling up after 100 bytes."""
     import importlib

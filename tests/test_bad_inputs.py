@@ -67,7 +67,12 @@ def _warm_imports():
 
 def test_corpus_covers_every_readable_format():
     readable = {name for name, spec in nnconvert.registry.formats().items() if spec.read is not None}
-    assert readable <= set(make_bad_inputs.READABLE_FORMATS)
+    assert readable == set(make_bad_inputs.READABLE_FORMATS)
+    lacking = sorted(readable - set(make_bad_inputs.SPECIFIC_CASES))
+    assert not lacking, (
+        f"readable format(s) {lacking} have only the common bad inputs (empty, truncated, wrong magic): add a "
+        "generator of their own broken files to SPECIFIC_CASES in tests/make_bad_inputs.py"
+    )
     for fmt in make_bad_inputs.READABLE_FORMATS:
         kinds = {case.name.split("/", 1)[1] for case in CASES if case.name.startswith(fmt + "/")}
         assert {"empty", "wrong-magic"} <= kinds and any(k.startswith("truncated") for k in kinds), fmt

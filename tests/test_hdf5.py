@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn_variants import get_variant, variant_ids
 
+from nnconvert._io import hdf5_safety
 from nnconvert.converters.sklearn import from_sklearn, to_sklearn
 from nnconvert.errors import ReadError, UsageError
 from nnconvert.formats import hdf5
@@ -291,7 +292,7 @@ def test_sniff_finds_the_signature_after_a_user_block(tmp_path: Path) -> None:
         path = tmp_path / f"block{size}.h5"
         with h5py.File(path, "w", userblock_size=size) as handle:
             handle.attrs["nnconvert_format"] = "nnconvert-hdf5"
-        assert not path.read_bytes().startswith(hdf5.SIGNATURE)
+        assert not path.read_bytes().startswith(hdf5_safety.SIGNATURE)
         assert _sniff(path)
 
 

@@ -18,9 +18,10 @@ from sklearn_variants import get_variant, variant_ids
 from nnconvert.converters.sklearn import from_sklearn, to_sklearn
 from nnconvert.errors import ReadError, UsageError
 from nnconvert.formats import json_weights
+from nnconvert.formats.json_weights import codec, fast_read
 from nnconvert.ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep, Task
 
-SCHEMA_PATH = Path(json_weights.__file__).parent.parent / "schemas" / "json_weights.schema.json"
+SCHEMA_PATH = Path(json_weights.__file__).parents[2] / "schemas" / "json_weights.schema.json"
 MODES = ("list", "base64", "auto")
 
 
@@ -388,7 +389,7 @@ def test_save_and_load_through_the_api(tmp_path: Path) -> None:
 def test_large_lists_are_written_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _handmade("float32")
     whole = json_weights.dumps(model, arrays="list")
-    monkeypatch.setattr(json_weights, "_LIST_CHUNK", 5)
+    monkeypatch.setattr(codec, "_LIST_CHUNK", 5)
     assert json_weights.dumps(model, arrays="list") == whole
     assert json_weights.loads(whole).equals(model)
 
@@ -398,7 +399,7 @@ def test_base64_is_encoded_in_pieces_that_join_into_the_same_text(monkeypatch: p
 
     model = _handmade("float64", n_in=50, hidden=40)
     whole = json_weights.dumps(model, arrays="base64")
-    monkeypatch.setattr(json_weights, "_ENCODE_CHUNK", 3)
+    monkeypatch.setattr(codec, "_ENCODE_CHUNK", 3)
     assert json_weights.dumps(model, arrays="base64") == whole
     expected = base64.b64encode(model.layers[0].weights.astype("<f8").tobytes()).decode()
     assert json.loads(whole)["layers"][0]["weights"]["data"] == expected
@@ -413,16 +414,16 @@ def test_base64_is_encoded_in_pieces_that_join_into_the_same_text(monkeypatch: p
 @pytest.fixture
 def cut_everything(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Cut out every "data" string, however short, decode in pieces of 8 characters; record each one cut."""
-    monkeypatch.setattr(json_weights, "_SPAN_MIN", 0)
-    monkeypatch.setattr(json_weights, "_DECODE_CHUNK", 8)
+    monkeypatch.setattr(fast_read, "_SPAN_MIN", 0)
+    monkeypatch.setattr(fast_read, "_DECODE_CHUNK", 8)
     decoded: list[int] = []
-    decode_span = json_weights._decode_span
+    decode_span = fast_read._decode_span
 
     def recording(text, size: int) -> np.ndarray:
         decoded.append(len(text))
         return decode_span(text, size)
 
-    monkeypatch.setattr(json_weights, "_decode_span", recording)
+    monkeypatch.setattr(fast_read, "_decode_span", recording)
     return decoded
 
 
@@ -434,7 +435,7 @@ def _n_arrays(model: Model) -> int:
 @pytest.mark.parametrize("variant_id", variant_ids())
 def test_cut_path_reads_every_variant(variant_id: str, dtype: str, cut_everything: list[int]) -> None:
     model = from_sklearn(get_variant(variant_id).estimator).astype(dtype)
-    loaded = json_weights._loads_cut(json_weights.dumps(model, arrays="base64"), None)
+    loaded = fast_read.loads_cut(json_weights.dumps(model, arrays="base64"), None)
     assert loaded is not None and loaded.equals(model)
     assert len(cut_everything) == _n_arrays(model)
 
@@ -455,7 +456,7 @@ def test_cut_path_agrees_with_json_on_any_valid_layout(rewrite, cut: bool, cut_e
     text = rewrite(json_weights.dumps(model, arrays="base64").decode())
     assert json_weights.loads(text).equals(model)  # the reference: json.loads over the whole text
     assert json_weights.loads(text.encode()).equals(model)
-    assert (json_weights._loads_cut(text.encode(), None) is not None) == cut
+    assert (fast_read.loads_cut(text.encode(), None) is not None) == cut
 
 
 @pytest.mark.parametrize("key", ["data", 'x"data'])
@@ -466,7 +467,7 @@ def test_a_data_string_that_is_not_array_data_falls_back_to_whole_json(key: str,
     properties = {**model.metadata.properties, key: base64.b64encode(b"not weights" * 10).decode()}
     model = Model(model.layers, model.head, model.input, model.steps, Metadata(properties=properties))
     content = json_weights.dumps(model, arrays="base64")
-    assert json_weights._loads_cut(content, None) is None
+    assert fast_read.loads_cut(content, None) is None
     loaded = json_weights.loads(content)
     assert loaded.equals(model) and loaded.metadata.properties == properties
 
@@ -500,19 +501,19 @@ def test_cut_path_error_outside_the_strings_is_that_of_whole_json(cut_everything
 
 
 def test_cutting_stops_after_many_short_strings(cut_everything: list[int], monkeypatch) -> None:
-    monkeypatch.setattr(json_weights, "_SPAN_MIN", 200)
+    monkeypatch.setattr(fast_read, "_SPAN_MIN", 200)
     model = _handmade("float32", n_in=30, hidden=20)
     content = json_weights.dumps(model, arrays="base64")
     assert json_weights.loads(content).equals(model) and len(cut_everything) == 2  # the two weight matrices
     cut_everything.clear()
-    monkeypatch.setattr(json_weights, "_MAX_SHORT_STRINGS", 0)  # the first string is a short operand
+    monkeypatch.setattr(fast_read, "_MAX_SHORT_STRINGS", 0)  # the first string is a short operand
     assert json_weights.loads(content).equals(model) and not cut_everything
 
 
 @pytest.mark.parametrize("prefix", [b"", b"\xef\xbb\xbf \n"])
 def test_large_files_are_read_into_mapped_memory(prefix: bytes, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(json_weights, "_MAP_MIN", 1)
-    monkeypatch.setattr(json_weights, "_SPAN_MIN", 100)
+    monkeypatch.setattr(fast_read, "_SPAN_MIN", 100)
     model = _handmade("float64", n_in=40, hidden=30)
     for mode in MODES:
         path = tmp_path / f"{mode}.json"

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import nnconvert
 from nnconvert.errors import ReadError, UnsupportedModelError, UsageError
-from nnconvert.formats._onnx_read import read
+from nnconvert.formats.onnx._reader import read
 from nnconvert.ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onnx"

@@ -14,14 +14,14 @@ import onnxruntime as ort
 import pytest
 from sklearn_variants import get_variant, variant_ids
 
+from nnconvert._io.atomic import as_output
 from nnconvert.converters.sklearn import from_sklearn
 from nnconvert.errors import UsageError
-from nnconvert.formats import _onnx_write
-from nnconvert.formats.onnx import sniff, write
+from nnconvert.formats.onnx import _write_model, _write_options, _writer, sniff, write
 from nnconvert.ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Model, PreprocessStep
 from nnconvert.serde import model_to_document
 
-MAX_OPSET = _onnx_write.max_opset()
+MAX_OPSET = _write_options.max_opset()
 OPSETS = sorted({9, 13, 15, MAX_OPSET})
 
 
@@ -272,7 +272,7 @@ def test_streamed_file_is_protobuf_serialization(tmp_path):
     model = from_sklearn(get_variant("iris-labels-str").estimator)
     for options in ({}, {"zipmap": True, "dtype": "float64", "opset": 9}):
         path = _written(tmp_path, model, **options)
-        proto = _onnx_write.build_model_proto(model, _onnx_write.parse_options(options))
+        proto = _write_model.build_model_proto(model, _write_options.parse_options(options))
         assert path.read_bytes() == proto.SerializeToString()
 
 
@@ -291,7 +291,7 @@ def test_external_data_round_trip(tmp_path, dtype):
     model = _wide_model()
     final = tmp_path / "model.onnx"
     temp = tmp_path / ".model.onnx.tmp"
-    write(model, temp, final_path=final, external_data=True, dtype=dtype)
+    write(model, as_output(temp, final_path=final), external_data=True, dtype=dtype)
     os.replace(temp, final)
     proto = onnx.load(final, load_external_data=False)
     locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
@@ -299,7 +299,7 @@ def test_external_data_round_trip(tmp_path, dtype):
     sidecar = locations.pop()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", sidecar]
     digest = hashlib.sha256((tmp_path / sidecar).read_bytes()).hexdigest()
-    assert sidecar == _onnx_write.sidecar_name("model.onnx", digest), "the sidecar is named by its content"
+    assert sidecar == _writer.sidecar_name("model.onnx", digest), "the sidecar is named by its content"
     assert final.stat().st_size < 10_000
     onnx.checker.check_model(str(final), full_check=True)
     X = np.random.default_rng(7).normal(size=(20, 30))
@@ -318,9 +318,9 @@ def test_external_data_check_failure_leaves_no_sidecar(tmp_path, monkeypatch):
     def failing_check(path):
         raise WriteError("boom")
 
-    monkeypatch.setattr(_onnx_write, "_check", failing_check)
+    monkeypatch.setattr(_writer, "_check", failing_check)
     with pytest.raises(WriteError):
-        write(from_sklearn(get_variant("iris-10").estimator), tmp_path / "t.onnx", final_path=tmp_path / "m.onnx", external_data=True, check=True)
+        write(from_sklearn(get_variant("iris-10").estimator), as_output(tmp_path / "t.onnx", final_path=tmp_path / "m.onnx"), external_data=True, check=True)
     assert not any(p.name.startswith((".m.onnx", "m.onnx")) for p in tmp_path.iterdir())
 
 

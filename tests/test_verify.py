@@ -445,7 +445,7 @@ def test_small_batches_run_blas_on_one_thread_and_restore_it(tmp_path):
 def test_onnxruntime_in_blocks_gives_the_whole_batch_results(tmp_path, monkeypatch, variant_id):
     import onnxruntime as ort
 
-    from nnconvert.verify import onnx_runners
+    from nnconvert.verify.onnx import runners as onnx_runners
 
     monkeypatch.setattr(onnx_runners, "RUN_BLOCK_ROWS", 7)
     variant = get_variant(variant_id)

@@ -12,7 +12,7 @@ import pytest
 import nnconvert
 from nnconvert import cli
 from nnconvert.progress import ProgressBar
-from nnconvert.verify import partials
+from nnconvert.verify import bins, partials
 from tests.sklearn_variants import get_variant
 
 CHUNK = 1000  # small chunks: every test crosses several chunk (and Parquet file) boundaries
@@ -20,7 +20,7 @@ CHUNK = 1000  # small chunks: every test crosses several chunk (and Parquet file
 
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch):
-    monkeypatch.setattr(partials, "CHUNK_ROWS", CHUNK)
+    monkeypatch.setattr(bins, "CHUNK_ROWS", CHUNK)
 
 
 def _comparable(report) -> dict:

@@ -58,6 +58,9 @@ _ESTIMATOR_KEY = "sklearn.estimator"
 _FINAL_STEP_KEY = "sklearn.final_step"
 _CLASSES_DTYPE_KEY = "sklearn.classes_dtype"
 
+# the dtypes scikit-learn's MLPs compute in
+_SKLEARN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 # Constructor parameters decided by the graph itself, never taken from the metadata.
 _STRUCTURAL_PARAMS = ("hidden_layer_sizes", "activation", "loss")
 # Pipeline's own constructor arguments: a step may not be named like one.
@@ -315,21 +318,30 @@ def _python_number(value: Any) -> int | float:
 # -- IR -> scikit-learn -----------------------------------------------------
 
 
-def to_sklearn(model: Model) -> Any:
+def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
     """A fitted scikit-learn estimator computing exactly what ``model`` computes.
 
     Args:
         model: the model graph.
+        restore_source_dtype: when the model is an exact upcast of a narrower source (a float32 estimator
+            written as float64: ``model.metadata.source_dtype`` says so and every value is exactly a float32),
+            rebuild the float32 original (``Model.as_source_dtype()``), whose predictions are the original
+            estimator's bit for bit. False keeps the model's own dtype.
 
     Returns:
         A fitted ``MLPClassifier`` or ``MLPRegressor``, or a ``Pipeline`` of the rebuilt scalers ending
-        in one when the model has preprocessing steps. Its weights are copies in the model's dtype.
+        in one when the model has preprocessing steps. Its weights are copies in the model's dtype (or,
+        restored, in its source's).
 
     Raises:
         UnsupportedModelError: scikit-learn cannot express the model (mixed or unsupported hidden
             activations, an output activation that does not fit the task, preprocessing other than
             the three scalers, a raw head); every problem is listed with its layer or step.
     """
+    if restore_source_dtype:
+        restored = model.as_source_dtype()
+        if restored.dtype in _SKLEARN_DTYPES:  # a float16 source stays in the file's dtype
+            model = restored
     model = replace(model, steps=tuple(_as_scaler_step(step) for step in model.steps))
     problems = _expressibility_problems(model)
     if problems:
@@ -376,7 +388,7 @@ def _expressibility_problems(model: Model) -> list[str]:
     problems = _hidden_problems(model) + _output_problems(model)
     for index, step in enumerate(model.steps):
         problems.extend(_step_problems(step, index))
-    if model.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if model.dtype not in _SKLEARN_DTYPES:
         problems.append(
             f"the weights are {model.dtype}; scikit-learn's MLPs compute in float32 or float64 "
             "(cast the model with model.astype('float32') first)"

@@ -24,9 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import array_keys
+from .._io.atomic import Output, as_output
+from .._io.hdf5_safety import has_signature, outside_data_problem, unstored_data_problem
 from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
-from ..registry import FormatSpec, register
+from ..registry import FormatSpec, Option, register
 from ..serde import DocumentReader, json_default, model_from_document, model_to_document
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "read", "write", "sniff"]
@@ -39,12 +42,10 @@ SUPPORTED_MAJOR = 1
 # 64 KiB; a larger document (thousands of feature names) goes to a dataset.
 ATTRIBUTE_LIMIT = 32 * 1024
 DOCUMENT_DATASET = "document"
-COMPRESSIONS = (None, "gzip")
+COMPRESSIONS = (None, "none", "gzip")
 DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
-SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)$")
 _MAX_SOFT_LINK_HOPS = 16
-_MAX_FILTER_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 
 
 # -- writing -------------------------------------------------------------------
@@ -69,20 +70,14 @@ def _dataset_options(array: np.ndarray, compression: str | None) -> dict[str, An
     return options
 
 
-def write(
-    model: Model,
-    path: str | PathLike[str],
-    *,
-    final_path: str | PathLike[str] | None = None,
-    compression: str | None = None,
-) -> None:
+def write(model: Model, output: Output | str | PathLike[str], *, compression: str | None = None) -> None:
     """Write ``model`` in nnconvert's HDF5 layout.
 
     Args:
         model: the model graph.
-        path: the file to write (the temporary file when called by ``save``).
-        final_path: the eventual file name (unused: the content does not depend on it).
-        compression: None (default: contiguous datasets) or "gzip" (chunked, with shuffle).
+        output: where to write (the temporary file's :class:`~nnconvert._io.atomic.Output` when
+            called by ``save``), or a path.
+        compression: None or "none" (default: contiguous datasets), or "gzip" (chunked, with shuffle).
 
     Raises:
         UsageError: an unknown compression.
@@ -91,7 +86,8 @@ def write(
     import h5py
 
     if compression not in COMPRESSIONS:
-        raise UsageError(f"the hdf5 writer's option compression must be 'gzip' or None, got {compression!r}")
+        raise UsageError(f"the hdf5 writer's option compression must be 'gzip', 'none' or None, got {compression!r}")
+    compression = None if compression == "none" else compression
     arrays: dict[str, np.ndarray] = {}
 
     def reference(array: np.ndarray, key: str) -> dict[str, Any]:
@@ -101,7 +97,7 @@ def write(
         return {"dataset": "/" + key, "dtype": array.dtype.name, "shape": list(array.shape)}
 
     text = _document_text(model_to_document(model, reference))
-    with h5py.File(path, "w") as handle:
+    with h5py.File(as_output(output).path, "w") as handle:
         handle.attrs["nnconvert_format"] = FORMAT_NAME
         handle.attrs["format_version"] = FORMAT_VERSION
         if len(text.encode("utf-8")) <= ATTRIBUTE_LIMIT:
@@ -222,14 +218,14 @@ class _Reader:
 
     def expected_shape(self, key: str, field: str, shape: tuple[int, ...]) -> None:
         """Refuse a declared shape the document's own sizes contradict, before reading anything."""
-        parts = key.split("/")
-        if parts[0] == "steps":
+        kind = array_keys.role(key)
+        if kind == "operand":
             if len(shape) > 1 or (len(shape) == 1 and shape[0] not in (1, 2, self.n_features)):
                 raise self.r.fail(
                     f"{field}.shape",
                     f"expected [] or [{self.n_features}] (one value per input feature), got {list(shape)}",
                 )
-        elif parts[2] == "weights":
+        elif kind == "weights":
             if len(shape) != 2 or shape[0] != self.width:
                 raise self.r.fail(
                     f"{field}.shape",
@@ -248,7 +244,7 @@ class _Reader:
             raise self.fail(f"dataset {name!r} ({field}) {problem}")
 
     def decode(self, encoded: Any, key: str) -> np.ndarray:
-        field = _field_for_key(key)
+        field = array_keys.field_path(key)
         r = self.r
         name = r.get(encoded, "dataset", f"{field}.dataset", str)
         dtype_name = r.get(encoded, "dtype", f"{field}.dtype", str)
@@ -284,13 +280,6 @@ class _Reader:
         if isinstance(n_features, int) and not isinstance(n_features, bool):
             self.n_features = self.width = n_features
         return model_from_document(document, self.decode, path=self.r.path, format="hdf5")
-
-
-def _field_for_key(key: str) -> str:
-    parts = key.split("/")
-    if parts[0] == "steps":
-        return f"steps[{parts[1]}].ops[{parts[3]}].operand"
-    return f"layers[{parts[1]}].{parts[2]}"
 
 
 def _refuse_constant(name: str) -> Any:
@@ -330,47 +319,6 @@ def read(path: str | PathLike[str]) -> Model:
 # -- sniffing ------------------------------------------------------------------
 
 
-def outside_data_problem(dataset: Any) -> str | None:
-    """Why ``dataset``'s data lives outside the file (virtual, external storage), or None."""
-    if dataset.is_virtual:
-        return "is a virtual dataset"
-    if dataset.external:
-        return f"is stored in external file(s) {', '.join(str(entry[0]) for entry in dataset.external)}"
-    return None
-
-
-def unstored_data_problem(dataset: Any) -> str | None:
-    """Why reading ``dataset`` would allocate more than the file holds, or None.
-
-    A chunked dataset whose chunks were never written is a few bytes on disk
-    whatever shape it declares; filters (gzip) cannot expand data more than ~1032:1.
-    """
-    declared = (dataset.size or 0) * dataset.dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    filtered = dataset.id.get_create_plist().get_nfilters() > 0
-    if declared > (stored * _MAX_FILTER_RATIO if filtered else stored):
-        return f"declares shape {list(dataset.shape)} ({declared} bytes) but the file stores only {stored} bytes of it"
-    return None
-
-
-def has_signature(head: bytes, path: Path) -> bool:
-    """HDF5's signature at offset 0, or after a user block of 512, 1024, 2048... bytes."""
-    if head.startswith(SIGNATURE):
-        return True
-    size = path.stat().st_size
-    offset = 512
-    with open(path, "rb") as handle:
-        while offset + len(SIGNATURE) <= size:
-            if head[offset : offset + len(SIGNATURE)] == SIGNATURE:
-                return True
-            if offset + len(SIGNATURE) > len(head):
-                handle.seek(offset)
-                if handle.read(len(SIGNATURE)) == SIGNATURE:
-                    return True
-            offset *= 2
-    return False
-
-
 def sniff(head: bytes, path: Path) -> bool:
     """True for an HDF5 file whose root attribute ``nnconvert_format`` names this layout."""
     try:
@@ -387,6 +335,9 @@ def sniff(head: bytes, path: Path) -> bool:
         return False
 
 
+# .h5 is also Keras' suffix: content tells the two apart; when it says nothing, this layout comes first.
+HDF5_PRIORITY = 10
+
 register(
     FormatSpec(
         name="hdf5",
@@ -396,6 +347,8 @@ register(
         write=write,
         sniff=sniff,
         requires={"h5py": "h5py"},
-        write_options=("compression",),
+        write_options=(Option("compression", str, choices=("gzip", "none"), default="none", help="dataset compression"),),
+        isolated_reads=True,  # libhdf5 parses the file
+        priority=HDF5_PRIORITY,
     )
 )

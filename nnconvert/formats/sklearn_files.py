@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from .._io.atomic import Output, as_output
 from ..converters.sklearn import from_sklearn, to_sklearn
 from ..errors import (
     InvalidModelError,
@@ -28,7 +29,7 @@ from ..errors import (
     UsageError,
 )
 from ..ir import Model
-from ..registry import FormatSpec, register
+from ..registry import FormatSpec, Option, register
 
 __all__ = [
     "read_pickle",
@@ -171,14 +172,14 @@ def _check_pickle_options(compress: Any, protocol: Any) -> None:
 
 
 def write_pickle(
-    model: Model, path: str | Path, *, final_path: str | Path | None = None, compress: Any = 0, protocol: Any = None
+    model: Model, output: Output | str | Path, *, compress: Any = 0, protocol: Any = None
 ) -> None:
     """Write the scikit-learn estimator of ``model`` with joblib.
 
     Args:
         model: the model graph.
-        path: the file to write (a temporary file when called by ``nnconvert.save``).
-        final_path: the eventual file name (unused: joblib's format does not depend on it).
+        output: where to write (a temporary file's :class:`~nnconvert._io.atomic.Output` when
+            called by ``nnconvert.save``), or a path.
         compress: joblib's compression level 0-9 (or True for 3).
         protocol: the pickle protocol (2-5); joblib's default when None.
 
@@ -190,7 +191,7 @@ def write_pickle(
 
     _check_pickle_options(compress, protocol)
     estimator = to_sklearn(model)
-    joblib.dump(estimator, str(path), compress=compress, protocol=protocol)
+    joblib.dump(estimator, str(as_output(output).path), compress=compress, protocol=protocol)
 
 
 def sniff_pickle(head: bytes, path: Path) -> bool:
@@ -313,9 +314,8 @@ _ZIP_METHODS = {
 
 def write_skops(
     model: Model,
-    path: str | Path,
+    output: Output | str | Path,
     *,
-    final_path: str | Path | None = None,
     compression: Any = zipfile.ZIP_STORED,
     compresslevel: Any = None,
 ) -> None:
@@ -323,8 +323,8 @@ def write_skops(
 
     Args:
         model: the model graph.
-        path: the file to write (a temporary file when called by ``nnconvert.save``).
-        final_path: the eventual file name (unused).
+        output: where to write (a temporary file's :class:`~nnconvert._io.atomic.Output` when
+            called by ``nnconvert.save``), or a path.
         compression: a zipfile method constant (``zipfile.ZIP_DEFLATED``...), or its name.
         compresslevel: the zip compression level, as zipfile takes it.
 
@@ -345,7 +345,7 @@ def write_skops(
     estimator = to_sklearn(model)
     buffer = io.BytesIO()
     skops.io.dump(estimator, buffer, compression=method, compresslevel=compresslevel)
-    with open(path, "wb") as handle:
+    with open(as_output(output).path, "wb") as handle:
         handle.write(_without_timestamps(buffer.getvalue(), compresslevel))
 
 
@@ -410,8 +410,13 @@ register(
         write=write_pickle,
         sniff=sniff_pickle,
         requires={"joblib": "joblib", "sklearn": "scikit-learn"},
-        write_options=("compress", "protocol"),
+        write_options=(
+            Option("compress", int, choices=tuple(range(10)), default=0, help="joblib compression level 0-9", flag=None, also=(bool,)),
+            Option("protocol", int, choices=_PICKLE_PROTOCOLS, help="pickle protocol (joblib's default when not given)", flag=None),
+        ),
         needs_trust=True,
+        runner="sklearn",
+        load_native=load_pickled_estimator,
     )
 )
 register(
@@ -423,6 +428,11 @@ register(
         write=write_skops,
         sniff=sniff_skops,
         requires={"skops": "skops", "sklearn": "scikit-learn"},
-        write_options=("compression", "compresslevel"),
+        write_options=(
+            Option("compression", str, choices=tuple(_ZIP_METHODS.values()), default="stored", help="zip method", flag=None, also=(int,)),
+            Option("compresslevel", int, help="zip compression level, as zipfile takes it", flag=None),
+        ),
+        runner="sklearn",
+        load_native=load_skops_estimator,
     )
 )

@@ -38,6 +38,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     _add_tolerance_options(parser)
     parser.add_argument("--report-json", metavar="FILE", help="write the JSON report")
     parser.add_argument("--report-md", metavar="FILE", help="write a markdown report (for a CI comment)")
+    parser.add_argument("--report-html", metavar="FILE", help="write the report as one self-contained HTML page (model diagram, error histograms)")
     parser.add_argument("--save-inputs", metavar="FILE", help="save inputs and outputs to an .npz to reproduce the run")
     parser.add_argument("--plot", metavar="FILE.png", help="plot the errors (needs matplotlib)")
     parser.add_argument("--warn-only", action="store_true", help="exit 0 even when the models disagree")
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             ort_optimizations=not args.no_ort_optimizations,
             reference_evaluator=args.reference_evaluator,
             # the digest identifies the inputs in saved evidence; a console-only run skips its extra pass
-            hash_inputs=bool(args.report_json or args.report_md or args.save_inputs) and not args.no_input_hash,
+            hash_inputs=bool(args.report_json or args.report_md or args.report_html or args.save_inputs) and not args.no_input_hash,
             progress=progress,
         )
     finally:
@@ -170,7 +171,7 @@ def _run_streamed(args: argparse.Namespace) -> int:
     bar = ProgressBar("verify", "rows", quiet=args.quiet)
     try:
         if args.engine == "spark":
-            from .. import spark
+            from . import spark
 
             report = spark.verify(args.data, args.reference, args.candidate, master=args.master, row_progress=bar.update, **options)
         else:
@@ -187,6 +188,8 @@ def _run_streamed(args: argparse.Namespace) -> int:
 def _write_outputs(report: Any, args: argparse.Namespace) -> None:
     if getattr(args, "report_json", None):
         report.to_json(args.report_json)
+    if getattr(args, "report_html", None):
+        report.to_html(args.report_html)
     if getattr(args, "report_md", None):
         Path(args.report_md).write_text(report.to_markdown(), encoding="utf-8")
     if getattr(args, "save_inputs", None):
@@ -211,15 +214,22 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-n-samples", type=int, default=1000, help="random rows for --verify (default 1000)")
     group.add_argument("--verify-seed", type=int, default=0, help="seed of the random rows (default 0)")
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
+    group.add_argument("--verify-report-html", "--report-html", dest="verify_report_html", metavar="FILE", help="write the verification's report as one HTML page")
 
 
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
-    """Refuse ``--emit-test-data`` for an output that is not ONNX (checked before anything is written).
+    """Refuse ``--emit-test-data`` for an output verify does not run as an ONNX file (checked before anything is written).
 
     Raises:
-        UsageError: the output is not an ``.onnx`` file.
+        UsageError: the output is not an ONNX file.
     """
-    if getattr(args, "emit_test_data", False) and target.suffix.lower() != ".onnx":
+    if not getattr(args, "emit_test_data", False):
+        return
+    from .. import registry
+
+    to_format = getattr(args, "to_format", None)
+    spec = registry.get(to_format) if to_format else registry.format_for_suffix(target, writable=True)
+    if spec is None or spec.runner != "onnxruntime":
         raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {target} is not an .onnx file")
 
 
@@ -249,12 +259,16 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         n_samples=getattr(args, "verify_n_samples", 1000),
         seed=getattr(args, "verify_seed", 0),
         trust=getattr(args, "trust_pickle", False),
-        hash_inputs=bool(getattr(args, "verify_report_json", None)),
+        hash_inputs=bool(getattr(args, "verify_report_json", None) or getattr(args, "verify_report_html", None)),
     )
     print(report.summary())
     if getattr(args, "verify_report_json", None):
         report.to_json(args.verify_report_json)
+    if getattr(args, "verify_report_html", None):
+        report.to_html(args.verify_report_html)
     if emit:
+        from .onnx.evidence import emit_test_data
+
         for folder in emit_test_data(written_path, report):
             print(f"wrote {folder}")
     return 0 if report.passed or getattr(args, "warn_only", False) else 1
@@ -263,63 +277,19 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
 def _source_model(source: Path, args: argparse.Namespace, model: Any) -> Any:
     """The source as verify should run it.
 
-    Pickles run as the estimator itself; skops and ONNX files too (as the estimator, in
-    onnxruntime) unless --from/--task/--classes changed how the conversion read them;
-    everything else runs as ``model``, the graph the conversion read.
+    Files whose format verify runs natively (the registry's ``runner``: pickles and skops
+    files as the estimator, ONNX files in onnxruntime) run as themselves, unless
+    --from or a reader option (--task, --classes...) changed how the conversion read them; a pickle always runs
+    as the estimator. Everything else runs as ``model``, the graph the conversion read.
     """
-    from ..formats.sklearn_files import PICKLE_SUFFIXES
-    from .runners import IRRunner
+    from .runners import IRRunner, runner_format
 
-    suffix = source.suffix.lower()
-    if suffix in PICKLE_SUFFIXES:
+    spec = runner_format(source)
+    if spec is not None and spec.runner == "sklearn" and spec.needs_trust:
         return source
-    read_as_given = not (getattr(args, "from_format", None) or getattr(args, "task", None) or getattr(args, "classes", None))
-    if suffix in (".skops", ".onnx") and read_as_given:
+    read_as_given = not (getattr(args, "from_format", None) or getattr(args, "read_options", None))
+    if spec is not None and spec.runner != "ir" and read_as_given:
         return source
-    return IRRunner(model, description=str(source))
-
-
-def emit_test_data(onnx_path: Path, report: Any) -> list[Path]:
-    """Write each input set with the SOURCE model's outputs as ``test_data_set_<n>``."""
-    from .evidence import write_test_data
-
-    graph = _onnx_graph(onnx_path)
-    folders = []
-    for index, entry in enumerate(report.input_sets):
-        outputs = {spec.name: _expected(spec, entry["reference"], graph) for spec in graph.output}
-        folders.append(write_test_data(onnx_path, entry["X"], outputs, index=index))
-    return folders
-
-
-def _onnx_graph(path: Path) -> Any:
-    import onnx
-
-    return onnx.load(str(path)).graph
-
-
-def _expected(spec: Any, reference: dict[str, Any], graph: Any) -> Any:
-    import numpy as np
-
-    """The reference's value for one graph output, in that output's form."""
-    from .onnx_runners import output_names_map
-
-    key = output_names_map([o.name for o in graph.output])[spec.name]
-    if key not in reference:
-        raise UsageError(f"the source model has no {key!r} output to store as {spec.name!r}")
-    value = reference[key]
-    if spec.type.HasField("sequence_type"):
-        classes = _zipmap_classes(graph, spec.name)
-        return [dict(zip(classes, row.tolist(), strict=True)) for row in np.asarray(value)]
-    if key == "values" and len(spec.type.tensor_type.shape.dim) == 1:
-        return np.asarray(value).reshape(-1)
-    return value
-
-
-def _zipmap_classes(graph: Any, output: str) -> list[Any]:
-    node = next(n for n in graph.node if n.op_type == "ZipMap" and output in n.output)
-    for attribute in node.attribute:
-        if attribute.name == "classlabels_int64s":
-            return list(attribute.ints)
-        if attribute.name == "classlabels_strings":
-            return [s.decode() for s in attribute.strings]
-    raise UsageError(f"the ZipMap producing {output!r} has no class labels")
+    runner = IRRunner(model, description=str(source))
+    runner.path = source  # the report's provenance names the file the conversion read
+    return runner

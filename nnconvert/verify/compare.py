@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .bins import blocked_mean, histogram, histogram_p99, top_indices  # the definitions a streamed run merges
 from .tolerances import Tolerance, default_tolerance
 
 __all__ = ["compare_values", "compare_labels", "compare_layers", "max_ulp", "top_two_margin", "percentile"]
@@ -72,8 +73,6 @@ def compare_values(
     work.fill(0.0)
     rel = np.divide(diff, abs_ref, out=work, where=abs_ref > tolerance.atol)  # only where |r| means something
     worst = int(np.argmax(diff))
-    from .partials import blocked_mean, histogram, histogram_p99  # the definitions a streamed run merges
-
     return {
         "passed": mismatches == 0,
         "n_rows": int(reference.shape[0]),
@@ -140,8 +139,6 @@ def _row_max(diff: np.ndarray) -> np.ndarray:
 
 
 def _worst_samples(diff: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> list[dict[str, Any]]:
-    from .partials import top_indices
-
     per_row = _row_max(diff)
     samples = []
     for row in top_indices(per_row, WORST_ROWS):  # largest first, ties by row: as a streamed run merges them

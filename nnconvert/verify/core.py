@@ -33,7 +33,6 @@ def verify(
     candidate: Any = None,
     X: Any = None,
     *,
-    data: Any = None,
     n_samples: int = 1000,
     seed: int = 0,
     value_range: tuple[float, float] | None = None,
@@ -57,8 +56,6 @@ def verify(
             against the ``test_data_set_*`` evidence next to it.
         candidate: the converted model, same kinds as ``reference``.
         X: input rows ``(n_samples, n_features)``; random rows when None.
-        data: instead of ``X``, a Parquet file or folder, a CSV or an .npy file, streamed in chunks
-            (memory bounded by the chunk; the same report as ``X`` holding those rows; docs/scale.md).
         n_samples: number of random rows when ``X`` is None.
         seed: seed of the random rows and edge cases.
         value_range: (low, high) of the random rows; derived from the reference's
@@ -84,15 +81,6 @@ def verify(
         ReadError / UnsupportedModelError / UntrustedInputError / MissingDependencyError:
             a model that cannot be loaded or run.
     """
-    if data is not None:
-        if X is not None:
-            raise UsageError("give the rows as X= or data=, not both")
-        from .stream import verify_stream
-
-        return verify_stream(reference, candidate, data, seed=seed, atol=atol, rtol=rtol, trust=trust,
-                             ort_optimizations=ort_optimizations, reference_evaluator=reference_evaluator,
-                             per_layer=per_layer, edge_cases=edge_cases, batch_one_rows=batch_one_rows,
-                             hash_inputs=hash_inputs, progress=progress)  # fmt: skip
     started = time.perf_counter()
     notify = progress or (lambda stage: None)
     if candidate is None:
@@ -205,10 +193,12 @@ class _Run:
         }
 
     def from_evidence(self, candidate: Any, X: Any) -> None:
-        from .evidence import read_test_data
-        from .onnx_runners import normalise_outputs, output_names_map
+        from .onnx.evidence import read_test_data
+        from .onnx.runners import normalise_outputs, output_names_map
+        from .runners import runner_format
 
-        if not isinstance(candidate, (str, Path)) or Path(candidate).suffix.lower() != ".onnx":
+        spec = runner_format(Path(candidate)) if isinstance(candidate, (str, Path)) and Path(candidate).is_file() else None
+        if spec is None or spec.runner != "onnxruntime":
             raise UsageError("without a reference, the candidate must be an ONNX file with test_data_set_0 next to it")
         if X is not None:
             raise UsageError("X cannot be given without a reference: the stored test data are the inputs")
@@ -364,7 +354,7 @@ class _Run:
             self._cross_check()
 
     def _cross_check(self) -> None:
-        from .onnx_runners import OnnxRuntimeRunner, ReferenceEvaluatorRunner
+        from .onnx.runners import OnnxRuntimeRunner, ReferenceEvaluatorRunner
 
         main = self.sets[0]
         X = main["X"][:CROSS_CHECK_ROWS]
@@ -420,7 +410,7 @@ class _Run:
             "timings": self.timings,
         }
         self.timings["total_s"] = time.perf_counter() - started
-        return Report(document, self.sets)
+        return Report(document, self.sets, sides=(self.ref, self.cand))
 
 
 @contextmanager

@@ -43,9 +43,20 @@ class Report:
         passed: True when every output is within tolerance on every input set.
     """
 
-    def __init__(self, document: dict[str, Any], sets: list[dict[str, Any]]):
+    def __init__(self, document: dict[str, Any], sets: list[dict[str, Any]], sides: tuple[Any, Any] | None = None):
         self._document = document
         self._sets = sets
+        self._sides = sides  # (reference, candidate) runners: the details below are read from them once
+
+    def _complete(self) -> dict[str, Any]:
+        """The document with the saved report's details (files, models, histograms, rows), added on first use."""
+        if self._sides is not None:
+            from .details import add_details
+
+            reference, candidate = self._sides
+            self._sides = None
+            add_details(self._document, self._sets, reference, candidate)
+        return self._document
 
     @property
     def passed(self) -> bool:
@@ -81,7 +92,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned JSON-safe document (schema: nnconvert/schemas/verify_report.schema.json)."""
-        return _json_safe(copy.deepcopy(self._document))
+        return _json_safe(copy.deepcopy(self._complete()))
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The document as JSON text, also written to ``path`` when given."""
@@ -106,6 +117,20 @@ class Report:
         from .text import markdown_text
 
         return markdown_text(self._document)
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """One self-contained HTML page (inline SVG and CSS, no scripts), also written to ``path`` when given.
+
+        It is rendered from :meth:`to_dict`'s document: every figure on the page is in the JSON report.
+        """
+        from .html import render_report
+
+        text = render_report(self.to_dict())
+        if path is not None:
+            from .markup import write_page
+
+            write_page(path, text)
+        return text
 
     def save_inputs(self, path: str | Path) -> Path:
         """Save every input set and both sides' outputs to an ``.npz`` to reproduce the run.

@@ -15,58 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from .. import head as head_policy
 from ..errors import NnconvertError, UntrustedInputError, UsageError
 from ..ir import Model, Task, layer_names
+from ..registry import FormatSpec
+from .runner_base import Runner, as_2d
 
-__all__ = ["Runner", "IRRunner", "SklearnRunner", "KerasRunner", "TorchRunner", "make_runner", "as_2d"]
+__all__ = ["Runner", "IRRunner", "SklearnRunner", "KerasRunner", "TorchRunner", "make_runner", "runner_format", "as_2d"]
 
 DEFAULT_RANGE = (-3.0, 3.0)
 
 
-def as_2d(values: np.ndarray) -> np.ndarray:
-    """``[N]`` -> ``[N, 1]``; anything 2-D unchanged (no copy)."""
-    values = np.asarray(values)
-    return values.reshape(-1, 1) if values.ndim == 1 else values
-
-
-class Runner:
-    """One side of a comparison. Subclasses set the attributes and implement :meth:`run`."""
-
-    kind = "runner"
-    description = ""
-    dtype: np.dtype | None = None  # the dtype it computes in (None: unknown)
-    n_features: int | None = None
-    is_classifier: bool | None = None
-
-    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def intermediates(self, X: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
-        """The preprocessed input then each layer's activated output, or None when hidden."""
-        return None
-
-    def input_range(self) -> tuple[np.ndarray, np.ndarray, str] | None:
-        """Per-feature (low, high, how it was derived) of typical inputs, or None when unknown."""
-        return None
-
-    def info(self) -> dict[str, Any]:
-        return {"kind": self.kind, "description": self.description, "dtype": None if self.dtype is None else self.dtype.name}
-
-
 # -- the IR ------------------------------------------------------------------
-
-
-def outputs_from_forward(model: Model, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Named outputs from the last layer's activations, by the rules of ``Model.predict``."""
-    task, classes = model.task, model.classes
-    if task == Task.BINARY and y.shape[1] == 1 and classes is not None:
-        p = y[:, 0]
-        return {"probabilities": np.stack([1 - p, p], axis=1), "labels": classes[(p > 0.5).astype(np.intp)]}
-    if task in (Task.BINARY, Task.MULTICLASS) and classes is not None:
-        return {"probabilities": y, "labels": classes[np.argmax(y, axis=1)]}
-    if task == Task.MULTILABEL:
-        return {"probabilities": y, "labels": (y > 0.5).astype(np.int64)}
-    return {"values": y}
 
 
 def ir_input_range(model: Model) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -115,7 +75,7 @@ class IRRunner(Runner):
         self.is_classifier = model.head.is_classifier
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        return outputs_from_forward(self.model, self.model.forward(X))
+        return dict(head_policy.named_outputs(self.model.head, self.model.forward(X)))
 
     def intermediates(self, X: np.ndarray) -> list[tuple[str, np.ndarray]]:
         arrays = self.model.forward(X, return_intermediates=True)
@@ -156,11 +116,11 @@ class SklearnRunner(Runner):
         activation = getattr(self.final, "out_activation_", None)
         classes = self.final.classes_
         if activation == "softmax":
-            return classes[np.argmax(proba, axis=1)]
+            return head_policy.task_labels(Task.MULTICLASS, classes, proba)
         if activation == "logistic" and getattr(self.final, "n_outputs_", 0) == 1:
-            return classes[(proba[:, 1] > 0.5).astype(np.intp)]
+            return head_policy.task_labels(Task.BINARY, classes, proba[:, 1:])  # the positive class's column
         if activation == "logistic":
-            return (proba > 0.5).astype(np.int64)
+            return head_policy.task_labels(Task.MULTILABEL, classes, proba)
         return self.estimator.predict(X)
 
     def intermediates(self, X: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
@@ -281,39 +241,51 @@ def _is_torch_module(source: Any) -> bool:
     return any(cls.__module__.startswith("torch.nn") for cls in type(source).__mro__)
 
 
+def runner_format(path: Path, format: str | None = None) -> FormatSpec | None:
+    """The format verify runs ``path`` as: ``format`` if named, else content detection as ``load`` does.
+
+    None when the file may be parsed by libhdf5 (detection itself opens such files, so it runs
+    in the isolated reader of :func:`nnconvert.load`, which then reads it into the IR) or when no
+    format claims it (``load`` then raises its usual error).
+    """
+    from .. import registry
+    from ..api import default_read_timeout
+    from ..errors import UnknownFormatError
+
+    if format is not None:
+        return registry.get(format)
+    if default_read_timeout(path) is not None:
+        return None
+    try:
+        return registry.detect(path)
+    except UnknownFormatError:
+        return None
+
+
 def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Runner:
-    from ..api import load
+    from ..api import default_read_timeout, load
     from ..errors import ReadError
 
     if not path.is_file():
         raise ReadError("no such file" if not path.exists() else "not a regular file", path=path)
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        from .onnx_runners import OnnxRuntimeRunner
+    spec = runner_format(path)
+    if spec is not None and spec.runner == "onnxruntime":
+        from .onnx.runners import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, optimizations=ort_optimizations)
-    from ..formats.sklearn_files import PICKLE_SUFFIXES
-
     # scikit-learn files run as the estimator itself, not as its IR: that is what they are compared as
-    if suffix in PICKLE_SUFFIXES:
-        return SklearnRunner(_load_pickle(path, trust), description=f"{path.name}")
-    if suffix == ".skops":
-        from ..formats.sklearn_files import load_skops_estimator
-
-        return SklearnRunner(load_skops_estimator(path), description=f"{path.name}")
-    from ..api import default_read_timeout
-
-    # files libhdf5 parses are read in a child process with a time limit, as `nnconvert convert` does:
-    # a corrupt one can hang libhdf5 itself (SECURITY.md)
-    return IRRunner(load(path, trust=trust, timeout=default_read_timeout(path)), description=str(path))
-
-
-def _load_pickle(path: Path, trust: bool) -> Any:
-    if not trust:
-        raise UntrustedInputError(
-            f"{path}: loading a pickle runs arbitrary code stored in it; verify it only if you trust its source, "
-            "with trust=True (--trust-pickle on the command line)"
-        )
-    from ..formats.sklearn_files import load_pickled_estimator
-
-    return load_pickled_estimator(path)
+    runner: Runner
+    if spec is not None and spec.runner == "sklearn" and spec.load_native is not None:
+        if spec.needs_trust and not trust:
+            raise UntrustedInputError(
+                f"{path}: loading a {spec.name} file runs arbitrary code stored in it; verify it only if you trust "
+                "its source, with trust=True (--trust-pickle on the command line)"
+            )
+        runner = SklearnRunner(spec.load_native(path), description=f"{path.name}")
+    else:
+        # files libhdf5 parses are read in a child process with a time limit, as `nnconvert convert` does:
+        # a corrupt one can hang libhdf5 itself (SECURITY.md)
+        format_name = None if spec is None else spec.name
+        runner = IRRunner(load(path, format_name, trust=trust, timeout=default_read_timeout(path)), description=str(path))
+    runner.path = path
+    return runner

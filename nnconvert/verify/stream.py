@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from . import bins, core
 from . import inputs as inputs_mod
-from . import partials
 from .core import CROSS_CHECK_ROWS, LAYER_SAMPLE_ROWS, Progress, _few_threads, _n_features, _Run
 from .datasource import DataSource, open_data
 from .partials import LabelsPartial, ToleranceSpec, ValuesPartial
@@ -30,7 +30,7 @@ from .report import Report
 from .runners import Runner, make_runner
 from .tolerances import ToleranceOption, check_overrides, comparison_dtype
 
-__all__ = ["verify_stream", "StreamPass", "SparseRows", "planned_rows"]
+__all__ = ["verify", "verify_stream", "StreamPass", "SparseRows", "planned_rows"]
 
 RowProgress = Callable[[int, int], None]
 BOUNDARY_SAMPLE = 64  # rows the decision-boundary search draws from (inputs._boundary_rows)
@@ -208,7 +208,7 @@ class _StreamRun(_Run):
         digest = hashlib.sha256(f"{source.dtype.str}{(n_rows, source.n_features)}".encode()) if self.hash_inputs else None
         self.timings["setup_s"] = time.perf_counter() - started
         done = 0
-        chunks = source.chunks(partials.CHUNK_ROWS)  # the block size of the in-memory mean
+        chunks = source.chunks(bins.CHUNK_ROWS)  # the block size of the in-memory mean
         while True:
             with self._stage("read", "reading the data"):
                 X = next(chunks, None)
@@ -318,3 +318,26 @@ def finish_run(run: _StreamRun, edge_cases: bool, batch_one_rows: int, per_layer
     if reference_evaluator:
         run.cross_check()
     return run.report(started)
+
+
+def verify(reference: Any, candidate: Any = None, X: Any = None, *, data: str | Path | DataSource | None = None, **options: Any) -> Report:
+    """``nnconvert.verify``: :func:`core.verify` on ``X`` or random rows; with ``data=``, :func:`verify_stream`.
+
+    ``data``: a Parquet file or folder, a CSV or an .npy file, streamed in chunks (memory bounded by the
+    chunk; the same report as ``X`` holding those rows; docs/scale.md). The other arguments are
+    :func:`core.verify`'s.
+
+    Raises:
+        UsageError: ``data`` with ``X``, or with ``n_samples``/``value_range`` (they shape random rows).
+    """
+    if data is None:
+        return core.verify(reference, candidate, X, **options)
+    if X is not None:
+        raise UsageError("give the rows as X= or data=, not both")
+    for name in ("n_samples", "value_range"):
+        if name in options:
+            raise UsageError(f"{name}= shapes random rows; it does not apply with data=")
+    return verify_stream(reference, candidate, data, **options)
+
+
+verify.__doc__ = f"{verify.__doc__}\n\n{core.verify.__doc__}"

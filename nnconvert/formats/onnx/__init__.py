@@ -1,9 +1,19 @@
-"""ONNX files: read (``_onnx_read``), write (``_onnx_write``), sniff, registration.
+"""ONNX files: read, write, sniff, registration.
 
 The reader and the writer live in private modules imported on first use, so
-that registering the format costs neither onnx nor onnxruntime.
+that registering the format costs neither onnx nor onnxruntime:
 
-Writer options (see ``_onnx_write.WriteOptions``):
+- reading: ``_reader`` (entry point, building the IR) over ``_load`` (the
+  protobuf, version and external-data path checks), ``_tensors`` (tensor
+  decoding), ``_metadata`` (nnconvert's description laid over the graph) and
+  ``_parser`` (the graph walk), which combines one matcher per concern on a
+  shared ``_graph_index``: ``_match_preprocessing``, ``_match_dense``,
+  ``_match_activations``, ``_match_tail``;
+- writing: ``_writer`` (files and external-data sidecars) over
+  ``_write_options``, ``_write_model`` (the ModelProto), ``_write_layers``,
+  ``_write_head`` and ``_wire`` (the protobuf wire format streamed by hand).
+
+Writer options (see ``_write_options.WriteOptions``):
 
 - ``opset``: ai.onnx opset, 9 to the newest both onnx and onnxruntime know (default 15);
 - ``dtype``: "float32" (default) or "float64";
@@ -18,18 +28,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..ir import Model
-from ..registry import FormatSpec, register
-from ._onnx_write import WRITE_OPTIONS
+from ..._io.atomic import Output
+from ...head import READ_OPTIONS
+from ...ir import Model
+from ...registry import FormatSpec, register
+from ._write_options import WRITE_OPTIONS
 
 __all__ = ["read", "write", "sniff", "READ_OPTIONS", "WRITE_OPTIONS"]
-
-try:  # the reader names its own options, when it has any
-    from ._onnx_read import READ_OPTIONS
-except ImportError:
-    READ_OPTIONS = ()
-
-
 
 def read(path: str | Path, **options: Any) -> Model:
     """Read an ONNX MLP (nnconvert's, skl2onnx's, torch.onnx's, tf2onnx's).
@@ -45,18 +50,18 @@ def read(path: str | Path, **options: Any) -> Model:
         ReadError: the file is not a readable ONNX model.
         UnsupportedModelError: the graph is not an MLP nnconvert understands.
     """
-    from ._onnx_read import read as _read
+    from ._reader import read as _read
 
     return _read(path, **options)
 
 
-def write(model: Model, path: str | Path, *, final_path: str | Path | None = None, **options: Any) -> None:
+def write(model: Model, output: Output | str | Path, **options: Any) -> None:
     """Write ``model`` as a pure ai.onnx graph.
 
     Args:
         model: the model graph.
-        path: the file to write (a temporary file when called by ``nnconvert.save``).
-        final_path: the file's final name; the external-data sidecar is named after it.
+        output: the :class:`~nnconvert._io.atomic.Output` ``nnconvert.save`` passes (a temporary
+            file and the final name the external-data sidecar is named after), or a path.
         **options: ``WRITE_OPTIONS`` (module docstring).
 
     Raises:
@@ -64,9 +69,9 @@ def write(model: Model, path: str | Path, *, final_path: str | Path | None = Non
         UnsupportedModelError: the model cannot be expressed with these options.
         WriteError: the file could not be written.
     """
-    from ._onnx_write import write_onnx
+    from ._writer import write_onnx
 
-    write_onnx(model, path, final_path=final_path, **options)
+    write_onnx(model, output, **options)
 
 
 # ModelProto fields and their protobuf wire types (0 varint, 2 length-delimited):
@@ -142,7 +147,8 @@ register(
         write=write,
         sniff=sniff,
         requires={"onnx": "onnx"},
-        read_options=tuple(READ_OPTIONS),
+        read_options=READ_OPTIONS,
         write_options=WRITE_OPTIONS,
+        runner="onnxruntime",
     )
 )

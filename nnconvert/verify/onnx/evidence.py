@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError, UsageError, WriteError
+from ...errors import ReadError, UsageError, WriteError
 
-__all__ = ["write_test_data", "read_test_data", "test_data_dirs"]
+__all__ = ["write_test_data", "read_test_data", "test_data_dirs", "emit_test_data"]
 
 
 def test_data_dirs(onnx_path: str | Path) -> list[Path]:
@@ -163,3 +163,42 @@ def _read_proto(path: Path, proto: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 - a corrupt proto is a bad input
         raise ReadError(f"not a valid {type(proto).__name__}: {exc}", path=path) from exc
     return proto
+
+
+# -- convert --emit-test-data ---------------------------------------------------
+
+
+def emit_test_data(onnx_path: Path, report: Any) -> list[Path]:
+    """Write each input set with the SOURCE model's outputs as ``test_data_set_<n>``."""
+    graph = _graph(onnx_path)
+    folders = []
+    for index, entry in enumerate(report.input_sets):
+        outputs = {spec.name: _expected(spec, entry["reference"], graph) for spec in graph.output}
+        folders.append(write_test_data(onnx_path, entry["X"], outputs, index=index))
+    return folders
+
+
+def _expected(spec: Any, reference: dict[str, Any], graph: Any) -> Any:
+    """The reference's value for one graph output, in that output's form."""
+    from .runners import output_names_map
+
+    key = output_names_map([o.name for o in graph.output])[spec.name]
+    if key not in reference:
+        raise UsageError(f"the source model has no {key!r} output to store as {spec.name!r}")
+    value = reference[key]
+    if spec.type.HasField("sequence_type"):
+        classes = _zipmap_classes(graph, spec.name)
+        return [dict(zip(classes, row.tolist(), strict=True)) for row in np.asarray(value)]
+    if key == "values" and len(spec.type.tensor_type.shape.dim) == 1:
+        return np.asarray(value).reshape(-1)
+    return value
+
+
+def _zipmap_classes(graph: Any, output: str) -> list[Any]:
+    node = next(n for n in graph.node if n.op_type == "ZipMap" and output in n.output)
+    for attribute in node.attribute:
+        if attribute.name == "classlabels_int64s":
+            return list(attribute.ints)
+        if attribute.name == "classlabels_strings":
+            return [s.decode() for s in attribute.strings]
+    raise UsageError(f"the ZipMap producing {output!r} has no class labels")

@@ -29,25 +29,26 @@ import sys
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import errors
-from .errors import NnconvertError, ReadError, UsageError
-from .ir import Model
-from .serde import json_default, model_from_document, model_to_document
+from .. import errors
+from ..errors import NnconvertError, ReadError, UsageError
+from ..ir import Model
+from ..serde import json_default, model_from_document, model_to_document
+from .hdf5_safety import has_signature
+from .zip_safety import ZIP_SIGNATURE
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["load_isolated", "check_timeout", "reads_with_libhdf5", "default_read_timeout", "HDF5_BASED_FORMATS"]
+__all__ = ["load_isolated", "check_timeout", "reads_with_libhdf5", "default_read_timeout"]
 
-HDF5_BASED_FORMATS = ("hdf5", "keras-h5", "keras")
-ZIP_SIGNATURE = b"PK\x03\x04"
 # The command line's default time limit for reading an HDF5-based file: a floor
 # far above any honest read (small files take milliseconds, h5py's import a
 # fraction of a second), plus the time to read the file at 10 MB/s (a slow
@@ -67,24 +68,28 @@ def check_timeout(timeout: Any) -> float | None:
 
 
 def reads_with_libhdf5(path: str | os.PathLike[str], format: str | None = None) -> bool:
-    """True when reading ``path`` may run libhdf5: an HDF5-based format, or content that detection may open with h5py.
+    """True when reading ``path`` may run libhdf5: a format declaring ``isolated_reads``, or content detection may open with h5py.
 
     HDF5 content (the signature at offset 0, 512, 1024...) and zip archives
     with an ``.h5`` member (``.keras``) or whose member list cannot be read
-    count; so does an explicit hdf5/keras-h5/keras format. Only the
-    signatures and a zip's central directory are read.
+    count; so does an explicitly named format whose spec declares
+    ``isolated_reads`` (hdf5, keras-h5, keras). Only the signatures and a
+    zip's central directory are read.
     """
     if format is not None:
-        return format in HDF5_BASED_FORMATS
+        from .. import registry
+        from ..errors import UnknownFormatError
+
+        try:
+            return registry.get(format).isolated_reads
+        except UnknownFormatError:  # reported by the read itself
+            return False
     try:
         with open(path, "rb") as handle:
             if handle.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE:
                 return _zip_holds_hdf5(path)
             handle.seek(0)
             head = handle.read(16)  # the HDF5 signature is 8 bytes
-        # imported here: importing a format module registers it, which belongs to the registry's own order
-        from .formats.hdf5 import has_signature
-
         return has_signature(head, Path(path))
     except OSError:
         return False
@@ -121,8 +126,17 @@ def _context() -> Any:
     return multiprocessing.get_context(method)
 
 
-def load_isolated(path: Path, format: str | None, trust: bool, options: dict[str, Any], timeout: float) -> tuple[Model, str]:
-    """``api.load`` in a child process; the child is killed after ``timeout`` seconds.
+Reader = Callable[[Path, str, bool, dict[str, Any]], tuple[Model, str]]
+
+
+def load_isolated(
+    path: Path, format: str | None, trust: bool, options: dict[str, Any], timeout: float, reader: Reader
+) -> tuple[Model, str]:
+    """``reader(path, format, trust, options)`` in a child process, killed after ``timeout`` seconds.
+
+    ``reader`` is the in-process read (``nnconvert.api``'s): passed in, so that this
+    layer below the API never imports it. It must be a module-level function (the
+    "spawn" start method pickles it by name).
 
     Returns:
         The model and the name of the format it was read as.
@@ -135,7 +149,7 @@ def load_isolated(path: Path, format: str | None, trust: bool, options: dict[str
     receiver, sender = context.Pipe(duplex=False)
     _widen(receiver)
     child = context.Process(
-        target=_child_main, args=(sender, str(path), format, trust, options), name="nnconvert-reader", daemon=True
+        target=_child_main, args=(sender, reader, str(path), format, trust, options), name="nnconvert-reader", daemon=True
     )
     child.start()
     sender.close()  # the parent's copy: EOF when the child dies
@@ -217,9 +231,9 @@ def _rebuild_error(message: dict[str, Any], path: Path, format: str | None) -> N
 # -- the child ----------------------------------------------------------------------------
 
 
-def _child_main(sender: Any, path: str, format: str | None, trust: bool, options: dict[str, Any]) -> None:
+def _child_main(sender: Any, reader: Reader, path: str, format: str | None, trust: bool, options: dict[str, Any]) -> None:
     """Read the file and send the outcome as JSON messages plus raw array bytes."""
-    from . import api, registry
+    from .. import registry
 
     def send(message: dict[str, Any]) -> None:
         sender.send_bytes(json.dumps(message, default=json_default).encode())
@@ -231,7 +245,7 @@ def _child_main(sender: Any, path: str, format: str | None, trust: bool, options
             # detection may open the file with h5py too: the parent learns the format once it is known
             name = format if format is not None else registry.detect(path).name
             send({"kind": "format", "format": name})
-            model = api.load(path, name, trust=trust, **options)
+            model, name = reader(Path(path), name, trust, options)
         except NnconvertError as exc:
             failure = {"kind": "error", "class": type(exc).__name__, "message": str(exc), "attributes": _json_attributes(exc)}
         except BaseException as exc:  # noqa: BLE001 - the parent gets a ReadError instead of silence
@@ -241,7 +255,7 @@ def _child_main(sender: Any, path: str, format: str | None, trust: bool, options
             send({"kind": "warning", "category": warning.category.__name__, "message": str(warning.message)})
         if failure is not None:
             send(failure)
-        elif model is None:  # api.load returns a Model or raises: reported below like any other send failure
+        elif model is None:  # the reader returns a Model or raises: reported below like any other send failure
             raise RuntimeError("the reader returned no model and no error")
         else:
             _send_model(sender, send, model, name)

@@ -1,45 +1,27 @@
-"""nnconvert's JSON-weights format: the lossless dump of the model graph.
+"""The JSON-weights codec: arrays as decimal lists or base64, the document to text and back.
 
-The file is the :mod:`nnconvert.serde` document with two header fields
-(``format``, ``format_version``) and every array written inline, either as a
-flat row-major list of the shortest decimals that parse back bit-identically,
-or as base64 of its raw little-endian bytes. The exact specification is in
-docs/formats.md; the JSON Schema in nnconvert/schemas/json_weights.schema.json.
+Writing renders the :mod:`nnconvert.serde` document with every array inline;
+reading parses the text with :mod:`json` and decodes each array after checking
+its declared dtype and shape. The raw-bytes shortcut for long base64 strings
+is :mod:`.fast_read`.
 """
 
 from __future__ import annotations
 
 import binascii
-import contextlib
 import json
 import math
-import mmap
-import os
 import re
-import secrets
 import sys
 from collections.abc import Iterable, Iterator
-from os import PathLike
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ReadError, UnsupportedModelError, UsageError
-from ..ir import Model
-from ..registry import FormatSpec, register
-from ..serde import DocumentReader, json_default, model_from_document, model_to_document
-
-__all__ = [
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "BASE64_THRESHOLD",
-    "read",
-    "write",
-    "sniff",
-    "dumps",
-    "loads",
-]
+from ... import array_keys
+from ...errors import ReadError, UnsupportedModelError, UsageError
+from ...ir import Model
+from ...serde import DocumentReader, json_default, model_to_document
 
 FORMAT_NAME = "nnconvert-json-weights"
 FORMAT_VERSION = "1.0"
@@ -59,18 +41,11 @@ DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dt
 _DIGITS = {"float16": (1, 5), "float32": (6, 9)}
 _POW10 = 10.0 ** np.arange(23)  # every power of ten that float64 holds exactly
 _VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)$")
-_UTF8_BOM = b"\xef\xbb\xbf"
+UTF8_BOM = b"\xef\xbb\xbf"
 _INDENT = "  "
 _FREE_FORM_KEYS = ("params", "activation_params", "properties")
 _LIST_CHUNK = 1 << 20
 _ENCODE_CHUNK = 3 << 18  # 768 KiB of array bytes -> 1 MiB of text, fits in L2/L3
-# Reading: a "data" string this long is decoded from the file's bytes without going through json
-# (which copies it twice: the whole text to a str, then each string value); shorter ones gain nothing.
-_SPAN_MIN = 1 << 16
-_DECODE_CHUNK = 1 << 18  # base64 characters per binascii call: a multiple of 4, in cache while copied
-_MAP_MIN = 1 << 20  # files from this size are read into huge-page-backed memory
-_DATA_STRING = re.compile(rb'"data"[ \t\n\r]*:[ \t\n\r]*"')  # JSON whitespace only
-_MAX_SHORT_STRINGS = 1000  # then the rest goes to json: a file of many tiny strings costs no Python loop
 
 
 # -- writing: arrays -----------------------------------------------------------
@@ -228,7 +203,7 @@ def _sorted_free_form(document: Any) -> Any:
     return document
 
 
-def _pieces(model: Model, arrays: str) -> list[bytes | Iterable[bytes]]:
+def document_pieces(model: Model, arrays: str) -> list[bytes | Iterable[bytes]]:
     if arrays not in ARRAY_MODES:
         raise UsageError(f"the json writer's option arrays must be one of {', '.join(ARRAY_MODES)}, got {arrays!r}")
     document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
@@ -242,7 +217,7 @@ def _pieces(model: Model, arrays: str) -> list[bytes | Iterable[bytes]]:
     return out
 
 
-def _flat(pieces: list[bytes | Iterable[bytes]]) -> Iterator[bytes]:
+def flatten(pieces: list[bytes | Iterable[bytes]]) -> Iterator[bytes]:
     for piece in pieces:
         if isinstance(piece, bytes):
             yield piece
@@ -250,54 +225,17 @@ def _flat(pieces: list[bytes | Iterable[bytes]]) -> Iterator[bytes]:
             yield from piece
 
 
-def dumps(model: Model, *, arrays: str = "auto") -> bytes:
-    """The JSON-weights text of ``model`` as UTF-8 bytes (deterministic).
-
-    Args:
-        model: the model graph.
-        arrays: "list" (decimal lists), "base64" (raw little-endian bytes) or
-            "auto" (base64 for arrays above ``BASE64_THRESHOLD`` elements).
-
-    Returns:
-        The file's content.
-
-    Raises:
-        UsageError: ``arrays`` is not one of the modes.
-        UnsupportedModelError: the model holds a value JSON cannot store.
-    """
-    return b"".join(_flat(_pieces(model, arrays)))
-
-
-def write(
-    model: Model, path: str | PathLike[str], *, final_path: str | PathLike[str] | None = None, arrays: str = "auto"
-) -> None:
-    """Write ``model`` as a JSON-weights file.
-
-    Args:
-        model: the model graph.
-        path: the file to write (the temporary file when called by ``save``).
-        final_path: the eventual file name (unused: the content does not depend on it).
-        arrays: "auto" (default), "list" or "base64"; see :func:`dumps`.
-
-    Raises:
-        UsageError: ``arrays`` is not one of the modes.
-        UnsupportedModelError: the model holds a value JSON cannot store.
-    """
-    pieces = _pieces(model, arrays)
-    with open(path, "wb") as handle:
-        for piece in _flat(pieces):
-            handle.write(piece)
-
-
 # -- reading -------------------------------------------------------------------
 
 
-def _field_for_key(key: str) -> str:
-    """serde's slash key as a field path: ``layers/0/weights`` -> ``layers[0].weights``."""
-    parts = key.split("/")
-    if parts[0] == "steps":
-        return f"steps[{parts[1]}].ops[{parts[3]}].operand"
-    return f"layers[{parts[1]}].{parts[2]}"
+class RawSpans(Protocol):
+    """Long base64 strings kept as the file's bytes (:class:`.fast_read.Cut`), stood in for by placeholders."""
+
+    def take(self, text: str) -> memoryview | None:
+        """The original bytes of a placeholder (once), or None for any other string."""
+
+    def decode(self, span: memoryview, size: int) -> np.ndarray:
+        """Strict base64 ``span`` decoded into ``size`` bytes; ValueError when it is not."""
 
 
 def _declared_shape(r: DocumentReader, encoded: Any, field: str) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -344,7 +282,7 @@ def _decode_base64(
     dtype: np.dtype,
     shape: tuple[int, ...],
     count: int,
-    cut: _Cut | None = None,
+    cut: RawSpans | None = None,
 ) -> np.ndarray:
     byteorder = r.get(encoded, "byteorder", f"{field}.byteorder", str)
     if byteorder != "little":
@@ -358,8 +296,8 @@ def _decode_base64(
             f"{field}.data",
             f"has {length} base64 characters but shape {list(shape)} ({count} {dtype.name} values) needs {expected}",
         )
-    if span is not None:  # any problem in it raises, and the caller parses the whole text instead
-        array = _decode_span(span, count * dtype.itemsize).view(dtype)
+    if cut is not None and span is not None:  # any problem in it raises, and the caller parses the whole text instead
+        array = cut.decode(span, count * dtype.itemsize).view(dtype)
         return (array if dtype.isnative else array.astype(dtype.newbyteorder("="))).reshape(shape)
     try:
         if sys.version_info >= (3, 11):
@@ -378,9 +316,9 @@ def _decode_base64(
     return array.reshape(shape)
 
 
-def _array_decoder(r: DocumentReader, cut: _Cut | None = None):
+def array_decoder(r: DocumentReader, cut: RawSpans | None = None):
     def decode(encoded: Any, key: str) -> np.ndarray:
-        field = _field_for_key(key)
+        field = array_keys.field_path(key)
         if not isinstance(encoded, dict):
             raise r.fail(field, f"expected an array object, got {type(encoded).__name__}")
         dtype, shape, count = _declared_shape(r, encoded, field)
@@ -398,9 +336,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed: weights must be finite")
 
 
-def _parse(content: bytes | str, r: DocumentReader) -> Any:
+def parse_text(content: bytes | str, r: DocumentReader) -> Any:
     if isinstance(content, bytes):
-        content = content.removeprefix(_UTF8_BOM)
+        content = content.removeprefix(UTF8_BOM)
         try:
             content = content.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -422,7 +360,7 @@ def _parse(content: bytes | str, r: DocumentReader) -> Any:
         raise ReadError(f"not valid JSON: {exc}", path=r.path, format=r.format) from None
 
 
-def _check_header(document: Any, r: DocumentReader) -> None:
+def check_header(document: Any, r: DocumentReader) -> None:
     if not isinstance(document, dict):
         raise r.fail("(root)", f"expected an object, got {type(document).__name__}")
     name = r.get(document, "format", "format", str)
@@ -438,185 +376,3 @@ def _check_header(document: Any, r: DocumentReader) -> None:
             f"version {version} is not supported: this nnconvert reads major version {SUPPORTED_MAJOR} "
             f"({SUPPORTED_MAJOR}.x); convert the file with the nnconvert that wrote it, or upgrade nnconvert",
         )
-
-
-# -- reading: long base64 strings straight from the bytes ----------------------
-
-
-class _Cut:
-    """A JSON text whose long ``"data"`` strings are cut out, each replaced by a placeholder string.
-
-    A placeholder holds a random nonce, so no string of a file can pose as
-    one. Base64 has no quote and no backslash, so a string found after a
-    ``"data":`` key ends at the next quote byte; a key found inside another
-    string, or a string that is not base64, is caught later: its placeholder
-    is not taken whole as an array's data, or decoding it fails.
-    """
-
-    def __init__(self, content: bytes | mmap.mmap):
-        self.content = content
-        self.spans: dict[str, tuple[int, int]] = {}
-        nonce = secrets.token_hex(16)
-        pieces, kept, position, short = [], 0, 0, 0
-        while short <= _MAX_SHORT_STRINGS and (match := _DATA_STRING.search(content, position)) is not None:
-            start = match.end()
-            end = content.find(b'"', start)
-            if end < 0:
-                break
-            if end - start >= _SPAN_MIN:
-                placeholder = f"nnconvert-base64-{nonce}-{len(self.spans)}"
-                self.spans[placeholder] = (start, end)
-                pieces += [content[kept:start], placeholder.encode("ascii")]
-                kept = end
-            else:
-                short += 1
-            position = end + 1
-        pieces.append(content[kept:])
-        self.remainder = b"".join(pieces)
-
-    def take(self, text: str) -> memoryview | None:
-        """The original bytes of a placeholder (once), or None for any other string."""
-        span = self.spans.pop(text, None)
-        return None if span is None else memoryview(self.content)[span[0] : span[1]]
-
-
-def _decode_span(text: memoryview, size: int) -> np.ndarray:
-    """Strict base64 ``text`` decoded into a new array of ``size`` bytes, a piece at a time.
-
-    The pieces (multiples of 4 characters) are decoded while in cache and
-    copied into their place: one call over the whole text would allocate its
-    result in fresh pages, whose faults cost more than the copies. Padding
-    before the end, which decoding each piece alone would accept, is refused.
-
-    Raises:
-        ValueError: invalid base64, or not ``size`` bytes.
-    """
-    array = np.empty(size, np.uint8)
-    target = array.data  # numpy's stubs declare ndarray a Buffer only on Python >= 3.12
-    filled = 0
-    for start in range(0, len(text), _DECODE_CHUNK):
-        raw = binascii.a2b_base64(text[start : start + _DECODE_CHUNK], strict_mode=True)
-        if filled + len(raw) > size or (start + _DECODE_CHUNK < len(text) and len(raw) * 4 != _DECODE_CHUNK * 3):
-            raise ValueError("padding before the end of the base64 text")
-        target[filled : filled + len(raw)] = raw
-        filled += len(raw)
-    if filled != size:
-        raise ValueError(f"decodes to {filled} bytes, expected {size}")
-    return array
-
-
-def _loads_cut(content: bytes | mmap.mmap, path: str | PathLike[str] | None) -> Model | None:
-    """The model, json-parsing only the text around its long base64 strings; None when unsure.
-
-    Any problem (invalid JSON or base64, an invalid model, a placeholder not
-    taken as an array's data) returns None: parsing the whole text then
-    gives the same model, or reports the problem with its usual message.
-    """
-    if sys.version_info < (3, 11) or len(content) < _SPAN_MIN:  # no strict_mode before 3.11; nothing to cut
-        return None
-    try:
-        cut = _Cut(content)
-        if not cut.spans:
-            return None
-        r = DocumentReader(path, "json")
-        document = _parse(cut.remainder, r)
-        _check_header(document, r)
-        model = model_from_document(document, _array_decoder(r, cut), path=path, format="json")
-    except Exception:  # noqa: BLE001 - whatever went wrong, the whole-text path decides and reports
-        return None
-    return model if not cut.spans else None
-
-
-def _loads(content: bytes | str | mmap.mmap, path: str | PathLike[str] | None) -> Model:
-    if isinstance(content, (bytes, mmap.mmap)):
-        model = _loads_cut(content, path)
-        if model is not None:
-            return model
-        if isinstance(content, mmap.mmap):
-            content = content[:]
-    r = DocumentReader(path, "json")
-    document = _parse(content, r)
-    _check_header(document, r)
-    return model_from_document(document, _array_decoder(r), path=path, format="json")
-
-
-def _read_content(path: str | PathLike[str]) -> bytes | mmap.mmap:
-    """The file's bytes; a large file's in private anonymous memory, backed by huge pages where offered.
-
-    A bytes object of a few hundred MB is filled ~3x slower: its 4 KiB pages
-    fault one by one. numpy's large arrays get huge pages the same way.
-    """
-    with open(path, "rb", buffering=0) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size < _MAP_MIN or not hasattr(mmap, "MAP_ANONYMOUS"):  # Windows, small files, pipes
-            return handle.readall()
-        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            with contextlib.suppress(OSError):
-                buffer.madvise(mmap.MADV_HUGEPAGE)
-        filled = 0
-        with memoryview(buffer) as view:
-            while filled < size and (count := handle.readinto(view[filled:])):
-                filled += count
-        rest = handle.readall()
-    if filled < size or rest:  # the file changed while read: what was read, as read_bytes() would
-        return buffer[:filled] + rest
-    return buffer
-
-
-def loads(content: bytes | str, *, path: str | PathLike[str] | None = None) -> Model:
-    """The model in a JSON-weights text.
-
-    Args:
-        content: the file's content (bytes are decoded as UTF-8, a BOM is allowed).
-        path: the file name used in error messages.
-
-    Returns:
-        The model graph.
-
-    Raises:
-        ReadError: invalid JSON, an unknown major version, or a field missing,
-            of the wrong type or inconsistent (the message names the field).
-    """
-    return _loads(content, path)
-
-
-def read(path: str | PathLike[str]) -> Model:
-    """Read a JSON-weights file.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The model graph.
-
-    Raises:
-        ReadError: the file is unreadable or not a valid JSON-weights file.
-    """
-    try:
-        content = _read_content(path)
-    except OSError as exc:
-        raise ReadError(f"cannot read the file: {exc.strerror or exc}", path=path, format="json") from None
-    return _loads(content, path)
-
-
-def sniff(head: bytes, path: Path) -> bool:
-    """True when ``head`` is a JSON object naming the nnconvert-json-weights format."""
-    try:
-        text = head.removeprefix(_UTF8_BOM).lstrip(b" \t\r\n")
-        return text.startswith(b"{") and b'"format"' in head and FORMAT_NAME.encode() in head
-    except Exception:  # noqa: BLE001 - a probe never raises
-        return False
-
-
-register(
-    FormatSpec(
-        name="json",
-        suffixes=(".json",),
-        description="nnconvert JSON weights: the lossless, versioned dump of the model graph",
-        read=read,
-        write=write,
-        sniff=sniff,
-        write_options=("arrays",),
-    )
-)

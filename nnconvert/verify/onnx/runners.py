@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError, UnsupportedModelError
-from .runners import Runner, as_2d
+from ...errors import ReadError, UnsupportedModelError
+from ..runner_base import Runner, as_2d
 
 __all__ = ["OnnxRuntimeRunner", "ReferenceEvaluatorRunner", "output_names_map", "normalise_outputs", "layer_tensors"]
 
@@ -95,6 +95,8 @@ def _layer_tail(graph: Any, tensor: str, constants: set[str]) -> str:
 
 class _OnnxRunner(Runner):
     """What both ONNX runners share: the parsed file, its input and its outputs."""
+
+    path: Path  # always a file, unlike Runner.path
 
     def __init__(self, path: Path):
         import onnx
