@@ -24,6 +24,7 @@ import numpy as np
 
 from . import compare
 from .bins import BINS, EXP_LOW, SUB_BITS, histogram, histogram_p99, top_indices
+from .details import BINS_PER_DECADE, ROW_FEATURES
 from .tolerances import Tolerance, ToleranceOption, resolve_tolerance
 
 __all__ = ["ToleranceSpec", "ValuesPartial", "LabelsPartial", "EXP_LOW", "SUB_BITS", "histogram", "histogram_p99"]
@@ -31,6 +32,14 @@ __all__ = ["ToleranceSpec", "ValuesPartial", "LabelsPartial", "EXP_LOW", "SUB_BI
 MAX_CANDIDATES = 1 << 20  # mismatch candidates kept exactly (8 MB)
 REL_CANDIDATES = 16  # largest relative errors kept per chunk
 FLIP_CAP = 20_000  # flips kept with their rows before only counts are kept
+# the report's error histogram (details.error_histogram): floor(log10(error) * BINS_PER_DECADE) over every float64
+_DECADE_LOW = -325 * BINS_PER_DECADE
+_DECADES = 635 * BINS_PER_DECADE
+
+
+def _x(row: np.ndarray) -> list[float]:
+    """A listed row's input values, as the report shows them (details.add_details)."""
+    return np.asarray(row[:ROW_FEATURES], dtype=np.float64).tolist()
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,9 @@ class ValuesPartial:
     rel: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))  # rel, |r|, row, column
     rel_risk: float = np.inf  # the final atol at or above which a truncated chunk's relative errors were all filtered out
     worst: list[dict[str, Any]] = field(default_factory=list)
+    decades: np.ndarray = field(default_factory=lambda: np.zeros(_DECADES, dtype=np.int64))
+    exact: int = 0
+    nonfinite: int = 0
 
     def add(self, ref: np.ndarray, cand: np.ndarray, rows: np.ndarray, X: np.ndarray, spec: ToleranceSpec, dtype: np.dtype) -> None:
         """Add one chunk: ``rows`` are the chunk's global row numbers (increasing), ``X`` its inputs."""
@@ -88,6 +100,7 @@ class ValuesPartial:
         self._max_abs(compare._where(flat_worst, diff.shape, diff.flat[flat_worst]), rows)
         self.sum_abs += float(diff.sum())
         self.counts += histogram(diff)
+        self._add_decades(diff)
         self.max_ulp = max(self.max_ulp, compare.max_ulp(ref, cand, dtype))
         abs_ref = np.abs(ref, dtype=np.float64)
         work = np.multiply(abs_ref, -tolerance.rtol)
@@ -98,6 +111,26 @@ class ValuesPartial:
         rel = np.divide(diff, abs_ref, out=work, where=abs_ref > tolerance.atol)
         self._add_rel(rel, abs_ref, rows, tolerance.atol)
         self._add_worst(diff, ref, cand, rows, X)
+
+    def _add_decades(self, diff: np.ndarray) -> None:
+        finite = np.isfinite(diff)
+        positive = diff[finite & (diff > 0)]
+        steps = np.floor(np.log10(positive) * BINS_PER_DECADE).astype(np.int64)
+        self.decades += np.bincount(steps - _DECADE_LOW, minlength=_DECADES)
+        self.exact += int(np.count_nonzero(diff == 0))
+        self.nonfinite += int(np.count_nonzero(~finite))
+
+    def error_histogram(self) -> dict[str, Any]:
+        """``details.error_histogram`` of every error added."""
+        result: dict[str, Any] = {"bins_per_decade": BINS_PER_DECADE, "edges": [], "counts": [], "exact": self.exact,
+                                  "nonfinite": self.nonfinite}  # fmt: skip
+        filled = np.flatnonzero(self.decades)
+        if filled.size:
+            counts = self.decades[filled[0] : filled[-1] + 1]
+            low = int(filled[0]) + _DECADE_LOW
+            result["edges"] = [10.0 ** ((low + i) / BINS_PER_DECADE) for i in range(len(counts) + 1)]
+            result["counts"] = counts.tolist()
+        return result
 
     def _max_abs(self, where: dict[str, Any], rows: np.ndarray) -> None:
         entry = (where["value"], int(rows[where["row"]]), where["column"])
@@ -139,14 +172,16 @@ class ValuesPartial:
     def __getstate__(self) -> dict[str, Any]:
         # a Spark partition ships this to the driver: the histogram's few non-empty bins, not its 82k counters
         state = dict(self.__dict__)
-        filled = np.flatnonzero(self.counts)
-        state["counts"] = (filled, self.counts[filled])
+        for name in ("counts", "decades"):
+            filled = np.flatnonzero(state[name])
+            state[name] = (filled, state[name][filled], state[name].size)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        filled, values = state["counts"]
-        state["counts"] = np.zeros(BINS, dtype=np.int64)
-        state["counts"][filled] = values
+        for name in ("counts", "decades"):
+            filled, values, size = state[name]
+            state[name] = np.zeros(size, dtype=np.int64)
+            state[name][filled] = values
         self.__dict__.update(state)
 
     def merge(self, other: ValuesPartial) -> None:
@@ -159,6 +194,9 @@ class ValuesPartial:
         self.max_abs = _earliest_max(self.max_abs, other.max_abs)
         self.sum_abs += other.sum_abs
         self.counts += other.counts
+        self.decades += other.decades
+        self.exact += other.exact
+        self.nonfinite += other.nonfinite
         self.max_ulp = max(self.max_ulp, other.max_ulp)
         self.max_work = max(self.max_work, other.max_work)
         self._add_candidates(other.candidates, -np.inf)
@@ -205,7 +243,8 @@ class ValuesPartial:
             "mismatches": mismatches,
             "mismatch_fraction": mismatches / max(1, self.n_values),
             "min_passing_atol": max(0.0, self.max_work) if self.n_values else 0.0,
-            "worst_samples": [{k: v for k, v in s.items() if k != "x"} for s in self.worst],
+            "worst_samples": [{**{k: v for k, v in s.items() if k != "x"}, "x": _x(s["x"])} for s in self.worst],
+            "histogram": self.error_histogram(),
         }
 
     def rows_of_interest(self) -> dict[int, np.ndarray]:
@@ -313,7 +352,7 @@ class LabelsPartial:
         unexpected = int(np.count_nonzero(~near)) + self.dropped_unexpected
         flips = [
             {"row": f["row"], "column": f["column"], "reference": f["reference"], "candidate": f["candidate"],
-             "margin": None if np.isnan(f["margin"]) else f["margin"], "near_tie": bool(is_near)}
+             "margin": None if np.isnan(f["margin"]) else f["margin"], "near_tie": bool(is_near), "x": _x(f["x"])}
             for f, is_near in zip(listed[: compare.FLIPS_LISTED], near[: compare.FLIPS_LISTED], strict=True)
         ]  # fmt: skip
         return {

@@ -252,8 +252,9 @@ class _StreamRun(_Run):
     def report(self, started: float) -> Report:
         report = super().report(started)
         main = self.sets[0]
-        # the report's arrays hold the kept rows only (their numbers in "rows"): the data file itself is the input
-        report._sets[0] = {"name": "data", "X": main["X"].data, "rows": main["X"].index,
+        # the report's arrays hold the kept rows only (their numbers in "rows"): the data file itself is the input.
+        # Named apart, so that the report's details (histogram, rows' x) come from the partials, not from these rows
+        report._sets[0] = {"name": "data (kept rows)", "X": main["X"].data, "rows": main["X"].index,
                            "reference": {k: v.data for k, v in main["reference"].items()},
                            "candidate": {k: v.data for k, v in main["candidate"].items()}}  # fmt: skip
         return report
