@@ -189,7 +189,7 @@ def _add_convert(commands: Any) -> None:
         description="Convert SRC to DST (formats from --from/--to, else detected). With --out-dir, every "
         "positional argument is a source and each is written to the folder with the --to format's suffix.",
     )
-    parser.add_argument("paths", nargs="+", metavar="SRC [DST]", help="source file(s), then the destination")
+    parser.add_argument("paths", nargs="*", metavar="SRC [DST]", help="source file(s), then the destination")
     _add_read_options(parser)
     parser.add_argument("--to", dest="to_format", metavar="FMT", help="output format (default: from DST's suffix)")
     parser.add_argument("--out-dir", type=Path, help="convert every SRC into this folder")
@@ -201,6 +201,13 @@ def _add_convert(commands: Any) -> None:
     )
     parser.pending.append(lambda p: _add_format_flags(p, "writer"))
     parser.add_argument("--dequantize", action="store_true", help="write an int8 model's float32 equivalent (to formats that cannot hold int8, e.g. scikit-learn)")
+    batch = parser.add_argument_group("batch (docs/scale.md)")
+    batch.add_argument("--manifest", metavar="JOBS", help="convert every job of a .csv/.jsonl manifest (source, destination, options)")
+    batch.add_argument("--results", metavar="FILE", help="--manifest: the results file (default: JOBS.results.csv/.jsonl)")
+    batch.add_argument("--workers", type=int, default=1, metavar="N", help="--manifest: worker processes (default 1)")
+    batch.add_argument("--engine", choices=["local", "spark"], default="local", help="--manifest: a local pool (default) or a Spark job")
+    batch.add_argument("--master", metavar="URL", help="--engine spark: the Spark master")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
     try:
         _verify_command().add_convert_options(parser)
     except ImportError:  # pragma: no cover - verify is part of the package
@@ -334,6 +341,17 @@ def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    if args.manifest:
+        from .errors import UsageError
+        from .manifest import cli_run
+
+        if args.paths:
+            raise UsageError("convert takes SRC DST or --manifest JOBS, not both")
+        return cli_run(args)
+    if not args.paths:
+        from .errors import UsageError
+
+        raise UsageError("convert needs SRC DST (or several SRC with --out-dir, or --manifest JOBS)")
     status = 0
     for src, dst in _conversion_pairs(args):
         if not args.keep_going:

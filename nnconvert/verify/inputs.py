@@ -104,7 +104,12 @@ def _boundary_rows(X: np.ndarray, reference: Runner, rng: np.random.Generator, k
     """Bisect between rows with different reference labels: two rows straddling each boundary."""
     picked = rng.choice(len(X), size=min(len(X), 64), replace=False)
     sample = X[picked]
-    labels = _labels(reference, sample) if known is None else np.asarray(known).reshape(len(X), -1)[picked]
+    if known is None:
+        labels = _labels(reference, sample)
+    elif hasattr(known, "take_rows"):  # a streamed run's kept rows (stream.SparseRows)
+        labels = np.asarray(known.take_rows(picked)).reshape(len(picked), -1)
+    else:
+        labels = np.asarray(known).reshape(len(X), -1)[picked]
     differ = (labels[:, None, :] != labels[None, :, :]).any(axis=2)
     pairs = [tuple(pair) for pair in np.argwhere(np.triu(differ, k=1)).tolist()]  # (i, j), i < j, in row order
     if not pairs:
