@@ -168,6 +168,8 @@ REFUSALS: dict[str, Callable[[Model], list[str]]] = {
     "sklearn-pickle": _sklearn_problems,
     "skops": _sklearn_problems,
     "keras-h5": _keras_h5_problems,
+    # generated C: every dense layer, activation and preprocessing operation the IR has (docs/formats.md, "C source")
+    "c": lambda model: [],
 }
 
 MIN_SHARE = {"onnx": 1.0, "json": 1.0, "hdf5": 1.0, "keras-h5": 0.5, "sklearn-pickle": 0.2, "skops": 0.2}

@@ -89,6 +89,8 @@ def verify(
         raise UsageError("verify needs a candidate model")
     notify("loading models")
     cand = make_runner(candidate, trust=trust, ort_optimizations=ort_optimizations, role="candidate")
+    if atol is None and cand.expected_atol is not None:
+        atol = cand.expected_atol  # fixed-point C states the error it is built to
     run = _Run(cand, seed, atol, rtol, notify)
     run.hash_inputs = hash_inputs
     try:
