@@ -272,15 +272,20 @@ def refuse_quantized(model: Model, target: str, how: str) -> None:
         )
 
 
-def apply_precision(model: Model, format_name: str, options: dict[str, Any], *, dequantize: bool = False) -> Model:
+def apply_precision(
+    model: Model, format_name: str, options: dict[str, Any], *, dequantize: bool = False, declared: bool = True
+) -> Model:
     """Pop ``precision``/``calibration`` from a writer's options and return the model to write.
+
+    ``declared``: the format declares :data:`PRECISION_OPTIONS`. A format that does not may have
+    options of the same names meaning something else (the c target's arithmetic): they stay its writer's.
 
     Raises:
         UsageError: a bad precision, or calibration without int8.
         UnsupportedModelError: an int8 model for a format that cannot hold it, without ``dequantize``.
     """
-    precision = options.pop("precision", None)
-    calibration = options.pop("calibration", None)
+    precision = options.pop("precision", None) if declared else None
+    calibration = options.pop("calibration", None) if declared else None
     if calibration is not None and not isinstance(calibration, np.ndarray):
         calibration = load_calibration(calibration)
     if dequantize:
