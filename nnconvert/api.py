@@ -129,7 +129,7 @@ def save(model: Model, path: PathLike, format: str | None = None, **options: Any
     _require(spec, "writing")
     from .quantization import apply_precision
 
-    model = apply_precision(model, spec.name, options, dequantize=dequantize)
+    model = apply_precision(model, spec.name, options, dequantize=dequantize, write_options=spec.write_options)
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the folder {path.parent} does not exist")
     try:
