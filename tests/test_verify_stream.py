@@ -139,7 +139,7 @@ def test_cli_streams_parquet_and_reports(tmp_path, capsys):
         (lambda p: p / "missing.parquet", 3, "no such file"),
         (lambda p: _written(p / "bad.parquet", b"PAR1 not really"), 3, "not a readable Parquet file"),
         (lambda p: _text_column(p), 3, "expected numeric columns"),
-        (lambda p: np.save(p / "narrow.npy", np.zeros((5, 2))) or p / "narrow.npy", 2, "the data has 2 columns; the models take 4"),
+        (lambda p: np.save(p / "narrow.npy", np.zeros((5, 2))) or p / "narrow.npy", 3, "the data has 2 columns; the models take 4"),
         (lambda p: p / "rows.parquet", 2, "--save-inputs"),
     ],
 )

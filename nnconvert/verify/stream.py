@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ReadError, UsageError
 from . import bins, core
 from . import inputs as inputs_mod
 from .core import CROSS_CHECK_ROWS, LAYER_SAMPLE_ROWS, Progress, _few_threads, _n_features, _Run
@@ -199,7 +199,8 @@ class _StreamRun(_Run):
         self.dtype = comparison_dtype(ref.dtype, self.cand.dtype)
         expected = _n_features(ref, self.cand, np.empty((0, n_features)))
         if expected != n_features:
-            raise UsageError(f"{description}: the data has {n_features} columns; the models take {expected} features")
+            # rows of the wrong width are an input error about the data file (exit 3), as in-memory verify reports them
+            raise ReadError(f"the data has {n_features} columns; the models take {expected} features", path=str(description))
 
     def from_source(self, ref: Runner, source: DataSource, plan: dict[str, Any], started: float, row_progress: RowProgress) -> None:
         self.prepare(ref, source.n_features, source.path)
