@@ -127,10 +127,9 @@ def save(model: Model, path: PathLike, format: str | None = None, **options: Any
     dequantize = bool(options.pop("dequantize", False))
     options = registry.check_options(spec, options, "writer")
     _require(spec, "writing")
-    from .quantization import PRECISION_OPTIONS, apply_precision
+    from .quantization import apply_precision
 
-    declared = all(option in spec.write_options for option in PRECISION_OPTIONS)
-    model = apply_precision(model, spec.name, options, dequantize=dequantize, declared=declared)
+    model = apply_precision(model, spec.name, options, dequantize=dequantize, write_options=spec.write_options)
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the folder {path.parent} does not exist")
     try:

@@ -1,4 +1,4 @@
-"""A one-line progress bar on stderr: items done, items/s, ETA.
+"""A one-line progress bar on stderr: items done, items/s, ETA (or the stage under way).
 
 Shown only on a terminal, only once the work has run for ``delay`` seconds
 (short runs stay silent), never with ``quiet``; redrawn at most every 0.2 s.
@@ -14,7 +14,7 @@ __all__ = ["ProgressBar"]
 
 
 class ProgressBar:
-    """``update(done, total)`` as work advances, ``close()`` at the end (clears the line)."""
+    """``update(done, total)`` (or ``stage(name)``) as work advances, ``close()`` at the end (clears the line)."""
 
     def __init__(self, label: str, unit: str = "rows", *, stream: TextIO | None = None, quiet: bool = False,
                  delay: float = 2.0, interval: float = 0.2):  # fmt: skip
@@ -41,6 +41,15 @@ class ProgressBar:
             text += f"/{total:,} {self.unit} ({100 * done / total:.0f}%), {rate:,.0f} {self.unit}/s, ETA {_duration(eta)}"
         else:
             text += f" {self.unit}, {rate:,.0f} {self.unit}/s"
+        self._draw(text)
+
+    def stage(self, name: str) -> None:
+        """Show the stage that starts now and the time so far (work of unknown size; not rate-limited)."""
+        elapsed = time.monotonic() - self.start
+        if self.enabled and elapsed >= self.delay:
+            self._draw(f"{self.label}: {name} ({elapsed:.0f} s)")
+
+    def _draw(self, text: str) -> None:
         self.stream.write(f"\r\033[K{text}")
         self.stream.flush()
         self.shown = True

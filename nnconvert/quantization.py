@@ -13,7 +13,7 @@ accumulated in integers, then scaled once by ``input_scale * scale``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -273,19 +273,22 @@ def refuse_quantized(model: Model, target: str, how: str) -> None:
 
 
 def apply_precision(
-    model: Model, format_name: str, options: dict[str, Any], *, dequantize: bool = False, declared: bool = True
+    model: Model, format_name: str, options: dict[str, Any], *, dequantize: bool = False, write_options: Sequence[Option] = PRECISION_OPTIONS
 ) -> Model:
     """Pop ``precision``/``calibration`` from a writer's options and return the model to write.
-
-    ``declared``: the format declares :data:`PRECISION_OPTIONS`. A format that does not may have
-    options of the same names meaning something else (the c target's arithmetic): they stay its writer's.
 
     Raises:
         UsageError: a bad precision, or calibration without int8.
         UnsupportedModelError: an int8 model for a format that cannot hold it, without ``dequantize``.
     """
-    precision = options.pop("precision", None) if declared else None
-    calibration = options.pop("calibration", None) if declared else None
+    if not declares_reduced_precision(write_options):  # e.g. the c target: its own precision/calibration options
+        if dequantize:
+            model = model.dequantized()
+        if precision_of(model) == "int8":
+            refuse_quantized(model, f"the {format_name} format", "dequantize=True, --dequantize on the command line")
+        return model
+    precision = options.pop("precision", None)
+    calibration = options.pop("calibration", None)
     if calibration is not None and not isinstance(calibration, np.ndarray):
         calibration = load_calibration(calibration)
     if dequantize:
@@ -298,6 +301,11 @@ def apply_precision(
 
 # formats whose files hold int8 layers (their writers declare ``precision``)
 INT8_FORMATS = ("onnx", "json", "hdf5", "safetensors")
+
+
+def declares_reduced_precision(write_options: Sequence[Option]) -> bool:
+    """Whether a writer declares this module's ``precision`` option (not one of its own, like the c target's)."""
+    return any(option is PRECISION_OPTIONS[0] for option in write_options)
 
 
 def load_calibration(source: Any) -> np.ndarray:

@@ -139,7 +139,7 @@ def test_cli_streams_parquet_and_reports(tmp_path, capsys):
         (lambda p: p / "missing.parquet", 3, "no such file"),
         (lambda p: _written(p / "bad.parquet", b"PAR1 not really"), 3, "not a readable Parquet file"),
         (lambda p: _text_column(p), 3, "expected numeric columns"),
-        (lambda p: np.save(p / "narrow.npy", np.zeros((5, 2))) or p / "narrow.npy", 2, "the data has 2 columns; the models take 4"),
+        (lambda p: np.save(p / "narrow.npy", np.zeros((5, 2))) or p / "narrow.npy", 3, "the data has 2 columns; the models take 4"),
         (lambda p: p / "rows.parquet", 2, "--save-inputs"),
     ],
 )
@@ -182,9 +182,15 @@ def test_progress_bar_only_on_a_terminal_after_the_delay_and_not_quiet():
     bar.update(500, 1000)
     bar.close()
     assert "500/1,000 rows (50%)" in shown.getvalue() and "rows/s" in shown.getvalue() and "ETA" in shown.getvalue()
+    staged = _Terminal()
+    bar = ProgressBar("verify", stream=staged, delay=0.0)
+    bar.stage("running the candidate")  # the in-memory verify's stage line
+    bar.close()
+    assert "verify: running the candidate (0 s)" in staged.getvalue() and staged.getvalue().endswith("\r\033[K")
     for bar in (ProgressBar("verify", stream=_Terminal(), quiet=True, delay=0.0), ProgressBar("verify", stream=io.StringIO(), delay=0.0),
                 ProgressBar("verify", stream=_Terminal(), delay=60.0)):  # fmt: skip
         bar.update(500, 1000)
+        bar.stage("loading models")
         assert bar.stream.getvalue() == ""
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,28 +84,6 @@ def parse_tolerances(values: list[str] | None, option: str) -> dict[str, float] 
     return parsed
 
 
-class _Progress:
-    """A one-line stage indicator on stderr: only on a terminal, only after ~2 s."""
-
-    def __init__(self, stream: Any = None, delay: float = 2.0, enabled: bool = True):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.monotonic()
-        self.delay = delay
-        self.shown = False
-
-    def __call__(self, stage: str) -> None:
-        if self.enabled and time.monotonic() - self.start >= self.delay:
-            self.stream.write(f"\r\033[Kverify: {stage} ({time.monotonic() - self.start:.0f} s)")
-            self.stream.flush()
-            self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``nnconvert verify``; print the summary.
 
@@ -124,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_streamed(args)
     if args.engine == "spark":
         raise UsageError("--engine spark needs --data PATH (a Parquet file or folder, .csv or .npy)")
-    progress = _Progress(enabled=not args.quiet)
+    from ..progress import ProgressBar
+
+    progress = ProgressBar("verify", quiet=args.quiet)
     try:
         report = verify(
             args.reference,
@@ -140,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             reference_evaluator=args.reference_evaluator,
             # the digest identifies the inputs in saved evidence; a console-only run skips its extra pass
             hash_inputs=bool(args.report_json or args.report_md or args.report_html or args.save_inputs) and not args.no_input_hash,
-            progress=progress,
+            progress=progress.stage,
         )
     except UsageError as exc:
         raise _data_width_error(exc, args.data) from None

@@ -92,7 +92,7 @@ def verify(
         UsageError: models that are not files, non-numeric columns, no rows.
         MissingDependencyError: pyspark is missing.
     """
-    from .stream import finish_run, planned_rows, start_run
+    from .stream import planned_rows, start_run
 
     started = time.perf_counter()
     for role, model in (("reference", reference), ("candidate", candidate)):
@@ -130,7 +130,7 @@ def verify(
         run.warnings.append("the inputs' sha256 is not computed by --engine spark (a sequential digest)")
     run.finish_stream(merged, n_rows, dtype, None)
     broadcast.unpersist()
-    return finish_run(run, edge_cases, batch_one_rows, per_layer, reference_evaluator, started)
+    return run.finish(edge_cases, batch_one_rows, per_layer, reference_evaluator, started)
 
 
 def _chunk_rows() -> int:

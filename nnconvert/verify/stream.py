@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ReadError, UsageError
 from . import bins, core
 from . import inputs as inputs_mod
-from .core import CROSS_CHECK_ROWS, LAYER_SAMPLE_ROWS, Progress, _few_threads, _n_features, _Run
+from .core import CROSS_CHECK_ROWS, LAYER_SAMPLE_ROWS, Progress, _n_features, _Run
 from .datasource import DataSource, open_data
 from .partials import LabelsPartial, ToleranceSpec, ValuesPartial
 from .report import Report
@@ -199,7 +199,8 @@ class _StreamRun(_Run):
         self.dtype = comparison_dtype(ref.dtype, self.cand.dtype)
         expected = _n_features(ref, self.cand, np.empty((0, n_features)))
         if expected != n_features:
-            raise UsageError(f"{description}: the data has {n_features} columns; the models take {expected} features")
+            # rows of the wrong width are an input error about the data file (exit 3), as in-memory verify reports them
+            raise ReadError(f"the data has {n_features} columns; the models take {expected} features", path=str(description))
 
     def from_source(self, ref: Runner, source: DataSource, plan: dict[str, Any], started: float, row_progress: RowProgress) -> None:
         self.prepare(ref, source.n_features, source.path)
@@ -293,7 +294,7 @@ def verify_stream(
     run, ref = start_run(reference, candidate, seed, atol, rtol, trust, ort_optimizations, hash_inputs, progress)
     plan = {"batch_one_rows": batch_one_rows, "cross_check": reference_evaluator}
     run.from_source(ref, source, plan, started, row_progress or (lambda done, total: None))
-    return finish_run(run, edge_cases, batch_one_rows, per_layer, reference_evaluator, started)
+    return run.finish(edge_cases, batch_one_rows, per_layer, reference_evaluator, started)
 
 
 def start_run(reference: Any, candidate: Any, seed: int, atol: ToleranceOption, rtol: ToleranceOption, trust: bool,
@@ -306,19 +307,6 @@ def start_run(reference: Any, candidate: Any, seed: int, atol: ToleranceOption, 
     run.hash_inputs = hash_inputs
     ref = make_runner(reference, trust=trust, ort_optimizations=ort_optimizations, role="reference")
     return run, ref
-
-
-def finish_run(run: _StreamRun, edge_cases: bool, batch_one_rows: int, per_layer: bool, reference_evaluator: bool, started: float) -> Report:
-    """The stages after the main rows, as in ``core.verify``."""
-    with _few_threads():
-        if edge_cases:
-            run.add_edge_cases()
-        run.compare_outputs(batch_one_rows)
-        if per_layer:
-            run.compare_layers()
-    if reference_evaluator:
-        run.cross_check()
-    return run.report(started)
 
 
 def verify(reference: Any, candidate: Any = None, X: Any = None, *, data: str | Path | DataSource | None = None, **options: Any) -> Report:

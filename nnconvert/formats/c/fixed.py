@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ...input_range import affine_segments
 from ...ir import Activation, Model
 from .lut import TABLE_ACTIVATIONS, Lut, exp_neg, lut_eval, make_lut, round_shift
 
@@ -108,34 +109,11 @@ def _frac_for(max_abs: float, limit: int, cap: int = 30) -> int:
     return min(cap, int(math.floor(math.log2(limit / max_abs))))
 
 
-def _affine_segments(model: Model) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float] | None]]:
-    """The preprocessing as (a, c, clip after) affine maps per feature, split at each clip."""
-    n = model.n_features
-    a, c = np.ones(n), np.zeros(n)
-    segments: list[tuple[np.ndarray, np.ndarray, tuple[float, float] | None]] = []
-    for step in model.steps:
-        for op in step.ops:
-            v = np.broadcast_to(op.operand.astype(np.float64), (n,)) if op.op != "clip" else op.operand.astype(np.float64)
-            if op.op == "sub":
-                c = c - v
-            elif op.op == "add":
-                c = c + v
-            elif op.op == "mul":
-                a, c = a * v, c * v
-            elif op.op == "div":
-                a, c = a / v, c / v
-            else:
-                segments.append((a, c, (float(v[0]), float(v[1]))))
-                a, c = np.ones(n), np.zeros(n)
-    segments.append((a, c, None))
-    return segments
-
-
 def _plan_segments(model: Model, rows: np.ndarray, input_frac: int, first_frac: int) -> list[Segment]:
     segments = []
     u = rows.astype(np.float64)
     in_frac = input_frac
-    pieces = _affine_segments(model) if model.steps else []
+    pieces = affine_segments(model) if model.steps else []
     for index, (a, c, clip) in enumerate(pieces):
         u = u * a + c
         if clip is not None:
