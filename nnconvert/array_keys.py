@@ -6,6 +6,7 @@ datasets after them, ONNX names its initializers after them, and readers
 turn them back into the document's field paths for their error messages.
 
     layers/<i>/weights    layers/<i>/bias    steps/<s>/ops/<o>
+    layers/<i>/mean  .../variance  .../scale  .../offset  (batch_norm, layer_norm)    layers/<i>/slopes (prelu)
     layers/<i>/quantization/values|scale|zero_point   (int8 layers, nnconvert.quantization)
 
 Changing a spelling here changes files on disk: the keys are part of the
@@ -19,7 +20,8 @@ from typing import Any
 
 __all__ = ["LAYER_ARRAYS", "layer_array", "layer_prefix", "step_operand", "role", "field_path", "layer_names"]
 
-LAYER_ARRAYS = ("weights", "bias")
+# every array field of every layer kind (nnconvert._layers: each kind's ARRAYS)
+LAYER_ARRAYS = ("weights", "bias", "mean", "variance", "scale", "offset", "slopes")
 
 
 def layer_prefix(index: int) -> str:
@@ -28,7 +30,7 @@ def layer_prefix(index: int) -> str:
 
 
 def layer_array(index: int, role: str) -> str:
-    """``layers/<index>/<role>`` for role ``weights`` or ``bias``."""
+    """``layers/<index>/<role>`` for a role of :data:`LAYER_ARRAYS` (``weights``, ``bias``, ``mean``...)."""
     if role not in LAYER_ARRAYS:
         raise ValueError(f"a layer holds {LAYER_ARRAYS}, not {role!r}")
     return f"{layer_prefix(index)}/{role}"
@@ -40,7 +42,7 @@ def step_operand(step: int, op: int) -> str:
 
 
 def role(key: str) -> str:
-    """What a key's array is: ``"weights"``, ``"bias"`` or ``"operand"`` (``""`` for keys this scheme does not make)."""
+    """What a key's array is: one of :data:`LAYER_ARRAYS` or ``"operand"`` (``""`` for keys this scheme does not make)."""
     parts = key.strip("/").split("/")
     if len(parts) == 4 and parts[0] == "steps" and parts[2] == "ops":
         return "operand"
@@ -63,5 +65,5 @@ def field_path(key: str) -> str:
 
 
 def layer_names(layers: Sequence[Any]) -> list[str]:
-    """Display names of layers (anything with a ``name``): the layer's own or ``dense_<index>``."""
-    return [layer.name or f"dense_{index}" for index, layer in enumerate(layers)]
+    """Display names of layers (anything with a ``name``): the layer's own or ``<kind>_<index>`` (``dense_0``)."""
+    return [layer.name or f"{getattr(layer, 'kind', 'dense')}_{index}" for index, layer in enumerate(layers)]

@@ -125,6 +125,16 @@ class OutputLayer(Protocol):
     def activation(self) -> Any: ...
 
 
+@dataclass(frozen=True)
+class OutputSummary:
+    """An :class:`OutputLayer` for models whose last layer is not dense: the output's name, the model's
+    width and its last activation (``Model.output_summary()``)."""
+
+    name: str
+    n_outputs: int
+    activation: Any
+
+
 # -- task/classes options --------------------------------------------------------
 
 
@@ -182,6 +192,10 @@ def head_with_options(current: Head, last: OutputLayer, task: Any = None, classe
         raise UsageError(f"the task/classes options do not fit the model: {exc}") from None
 
 
+# a log_softmax head is a classifier too: its argmax is the label, its exp the probabilities
+_SOFTMAXES = ("softmax", "log_softmax")
+
+
 def task_from_output(last: OutputLayer) -> Task:
     """The task an output layer computes by itself: one sigmoid is binary, softmax multiclass, anything else raw.
 
@@ -189,7 +203,7 @@ def task_from_output(last: OutputLayer) -> Task:
     """
     if last.activation == "logistic" and last.n_outputs == 1:
         return Task.BINARY
-    if last.activation == "softmax" and last.n_outputs >= 2:
+    if last.activation in _SOFTMAXES and last.n_outputs >= 2:
         return Task.MULTICLASS
     return Task.RAW
 
@@ -228,8 +242,8 @@ def _task_option(task: Any) -> Task:
 def _check_task_fits(task: Task, last: OutputLayer) -> None:
     n_out, activation = last.n_outputs, last.activation
     fits = {
-        Task.BINARY: (n_out == 1 and activation == "logistic") or (n_out == 2 and activation == "softmax"),
-        Task.MULTICLASS: n_out >= 2 and activation == "softmax",
+        Task.BINARY: (n_out == 1 and activation == "logistic") or (n_out == 2 and activation in _SOFTMAXES),
+        Task.MULTICLASS: n_out >= 2 and activation in _SOFTMAXES,
         Task.MULTILABEL: activation == "logistic",
     }.get(task, True)
     if not fits:

@@ -15,7 +15,7 @@ with :func:`require_supported`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -39,11 +39,11 @@ from ._layers import (
     layer_arrays,
     validated_layer,
 )
+from .array_keys import layer_names
 from .errors import InvalidModelError, UnsupportedModelError
 from .head import Head, Task
 
 __all__ = [
-    "layer_names",
     "Activation",
     "Task",
     "ElementwiseOp",
@@ -298,6 +298,11 @@ class Model:
             width = n_out
         return shapes
 
+    def output_summary(self) -> head_policy.OutputSummary:
+        """The last layer's name, the model's width and its last activation: what the head policy looks at."""
+        last = self.layers[-1]
+        return head_policy.OutputSummary(last.name, self.n_outputs, self.output_activation)
+
     @property
     def dense_layers(self) -> tuple[DenseLayer, ...]:
         return tuple(layer for layer in self.layers if isinstance(layer, DenseLayer))
@@ -365,11 +370,11 @@ class Model:
         return outputs if return_intermediates else x
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes`` (as scikit-learn)."""
+        """Class probabilities, columns in the order of ``classes`` (as scikit-learn); exp of a log_softmax head."""
         head_policy.require_classifier(self.head, "predict_proba")  # before running the model
         y = self.forward(X)
         if self.output_activation == Activation.LOG_SOFTMAX:
-            return np.exp(y)
+            y = np.exp(y)
         return head_policy.probabilities(self.head, y)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -482,8 +487,3 @@ def _quantization_signature(q: Any) -> Any:
         return None
     arrays = tuple(_array_signature(a) for a in (q.values, q.scale, q.zero_point))
     return (arrays, q.input_scale, q.input_zero_point)
-
-
-def layer_names(layers: Sequence[Layer]) -> list[str]:
-    """Display names: the layer's own or ``<kind>_<index>`` (``dense_0``)."""
-    return [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(layers)]

@@ -125,7 +125,7 @@ def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = 
             }
             for s, step in enumerate(model.steps)
         ],
-        "layers": [encode_layer(layer, f"layers/{i}", encode_array) for i, layer in enumerate(model.layers)],
+        "layers": [encode_layer(layer, array_keys.layer_prefix(i), encode_array) for i, layer in enumerate(model.layers)],
         "head": {"task": model.head.task.value, "classes": encode_classes(model.head.classes)},
         "metadata": encode_metadata(model.metadata, recorded_source_dtype(model, dtype)),
     }
@@ -320,7 +320,7 @@ def _read_layer(r: DocumentReader, layer: Any, index: int, decode_array: ArrayDe
     field = f"layers[{index}]"
     kind = r.get(layer, "kind", f"{field}.kind", str, optional=True, default="dense")
     name = r.get(layer, "name", f"{field}.name", str, optional=True, default="")
-    key = f"layers/{index}"
+    key = array_keys.layer_prefix(index)
 
     def array(array_name: str, *, optional: bool = False) -> Any:
         # a required array is decoded even when null (ONNX metadata describes arrays without their data)

@@ -100,6 +100,6 @@ def _named_arrays(model: Model) -> Iterator[tuple[str, np.ndarray]]:
         for op in step.ops:
             yield f"preprocessing step {s} ({step.name or step.kind!r}) {op.op} operand", op.operand
     for index, (name, layer) in enumerate(zip(layer_names(model.layers), model.layers, strict=True)):
-        for array_name, array in layer_arrays(layer).items():  # every layer kind's arrays
+        for role, array in layer_arrays(layer).items():
             if array is not None:
-                yield f"layer {index} ({name!r}) {array_name}", array
+                yield f"layer {index} ({name!r}) {role}", array

@@ -20,13 +20,22 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nnconvert.ir import ACTIVATION_DEFAULTS, Activation, Model, Task
+from nnconvert.ir import (
+    ACTIVATION_DEFAULTS,
+    Activation,
+    ActivationLayer,
+    DenseLayer,
+    Model,
+    Task,
+    layer_arrays,
+    layer_names,
+)
 
 __all__ = ["MIN_SHARE", "REFUSALS", "assert_documented_refusal", "refusal_problems"]
 
 
 def _where(model: Model, index: int) -> str:
-    return f"layer {index} ({model.layers[index].name or f'dense_{index}'!r})"
+    return f"layer {index} ({layer_names(model.layers)[index]!r})"
 
 
 # -- ONNX, JSON weights, HDF5: every model graph, save labels beyond int64 ----------------
@@ -36,7 +45,8 @@ _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 
 def _array_dtype_problems(model: Model, format_name: str) -> list[str]:
     """json and hdf5 store float16/32/64 arrays (the IR holds nothing else today)."""
-    dtypes = {layer.weights.dtype for layer in model.layers} | {op.operand.dtype for s in model.steps for op in s.ops}
+    dtypes = {a.dtype for layer in model.layers for a in layer_arrays(layer).values() if a is not None}
+    dtypes |= {op.operand.dtype for s in model.steps for op in s.ops}
     return [f"the {format_name} format stores float16/32/64 arrays" for d in sorted(dtypes, key=str) if d not in _FLOAT_DTYPES]
 
 
@@ -71,6 +81,10 @@ def sklearn_output_activations(task: Task, n_outputs: int) -> tuple[Activation, 
 
 
 def _sklearn_problems(model: Model) -> list[str]:
+    """Dense layers only (each other kind named, and nothing else checked then); then MLPClassifier's rules."""
+    other_kinds = [f"{_where(model, i)}: {layer.kind} layer" for i, layer in enumerate(model.layers) if not isinstance(layer, DenseLayer)]
+    if other_kinds:
+        return other_kinds
     problems = []
     first_hidden: Activation | None = None
     for index, layer in enumerate(model.layers[:-1]):
@@ -139,7 +153,9 @@ def _keras_h5_problems(model: Model) -> list[str]:
     problems = []
     for step in model.steps:
         problems += _keras_step_problems(list(step.ops), model.dtype)
-    for layer in model.layers:
+    for layer in model.layers:  # BatchNormalization, LayerNormalization and PReLU are Keras layers
+        if not isinstance(layer, (DenseLayer, ActivationLayer)):
+            continue
         if not keras_holds_activation(layer.activation, dict(layer.activation_params)):
             problems.append(f"activation {layer.activation.value} with {dict(layer.activation_params)} has no Keras 3 equivalent")
     return problems

@@ -171,10 +171,70 @@ def _tf2_dense(name: str, units: int, activation: str) -> dict:
     }
 
 
+# -- the layer vocabulary of format 1.1 (issue 10) -------------------------------------
+
+
+def _vocab_sequential(keras) -> tuple:
+    """BatchNormalization before and after an activation, ReLU parameters, relu6, PReLU, log_softmax head."""
+    layers = keras.layers
+    X = _data(10, n=128)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(N_FEATURES,)),
+            layers.Dense(8, name="d1"),
+            layers.BatchNormalization(name="bn_before"),
+            layers.Activation("relu", name="act"),
+            layers.Dense(8, activation="relu6", name="d2"),
+            layers.BatchNormalization(epsilon=1e-2, center=False, name="bn_after"),
+            layers.Dense(6, name="d3"),
+            layers.ReLU(max_value=4.0, negative_slope=0.1, threshold=0.5, name="relu_params"),
+            layers.Dense(6, name="d4"),
+            layers.PReLU(name="prelu"),
+            layers.Dense(6, activation="softsign", name="d5"),
+            layers.LeakyReLU(negative_slope=0.25, name="leaky"),
+            layers.Dense(3, activation="log_softmax", name="out"),
+        ],
+        name="vocab_sequential",
+    )
+    model.compile(optimizer="adam", loss=lambda y, p: -keras.ops.mean(keras.ops.take_along_axis(p, y[:, None], 1)))
+    model.fit(X, ((X[:, 0] > 0).astype(int) + (X[:, 1] > 10).astype(int)).astype("int32"), epochs=3, batch_size=16, verbose=0)
+    return model, X
+
+
+def _vocab_functional(keras) -> tuple:
+    """LayerNormalization (with and without affine), hard_silu, mish, softsign in a Functional model."""
+    layers = keras.layers
+    X = _data(11, n=128)
+    inputs = keras.Input(shape=(N_FEATURES,), name="x")
+    h = layers.Dense(8, activation="hard_silu", name="d1")(inputs)
+    h = layers.LayerNormalization(name="ln")(h)
+    h = layers.Dense(8, activation="mish", name="d2")(h)
+    h = layers.LayerNormalization(center=False, scale=False, epsilon=1e-5, name="ln_plain")(h)
+    h = layers.Dense(6, name="d3")(h)
+    h = layers.Activation("hard_swish", name="hs")(h)
+    outputs = layers.Dense(2, activation="softmax", name="out")(h)
+    model = keras.Model(inputs, outputs, name="vocab_functional")
+    _train(model, X, (X[:, 0] > 0).astype(int), "sparse_categorical_crossentropy")
+    return model, X
+
+
+def make_vocabulary(keras) -> None:
+    for name, build in [("vocab_sequential", _vocab_sequential), ("vocab_functional", _vocab_functional)]:
+        model, X = build(keras)
+        model.save(FIXTURES / f"{name}.h5")
+        model.save(FIXTURES / f"{name}.keras")
+        np.savez(FIXTURES / f"{name}.npz", X=X, values=model.predict(X, verbose=0))
+
+
 def main() -> None:
+    import sys
+
     import keras
 
     keras.utils.set_random_seed(0)
+    if sys.argv[1:] == ["vocabulary"]:  # only the issue-10 fixtures
+        make_vocabulary(keras)
+        return
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for name, build in [
         ("multiclass", _multiclass),
@@ -186,6 +246,7 @@ def main() -> None:
         model, X = build(keras)
         _save(model, X, name)
     _tf2_style()
+    make_vocabulary(keras)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,95 @@ def make_torch() -> None:
     (OUT / "torch_cnn.onnx").write_bytes(_export(_torch_cnn(), X, dynamo=False, opset=17))
 
 
+# -- torch: the layer vocabulary of format 1.1 (issue 10) ------------------------------
+
+
+def _with_running_stats(net, n_in: int):
+    """Batch norms with non-trivial running statistics (a few training-mode passes), then eval mode."""
+    import torch
+
+    net.train()
+    with torch.no_grad():
+        for _ in range(5):
+            net(torch.randn(64, n_in) * 2 + 0.5)
+    return net.eval()
+
+
+def _torch_vocabulary_nets():
+    """(name, net, n_in): BatchNorm1d, LayerNorm, PReLU, ReLU6, Hardtanh, Hardswish, Mish, Softplus, Softsign, LogSoftmax."""
+    import torch
+
+    nn = torch.nn
+    torch.manual_seed(10)
+    norms = nn.Sequential(
+        nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(),
+        nn.Linear(8, 8), nn.ReLU6(), nn.BatchNorm1d(8),
+        nn.Linear(8, 6), nn.LayerNorm(6), nn.PReLU(6),
+        nn.Linear(6, 3), nn.LogSoftmax(dim=1),
+    )
+    torch.manual_seed(11)
+    smooth = nn.Sequential(
+        nn.Linear(5, 8), nn.Hardswish(),
+        nn.Linear(8, 8), nn.Mish(),
+        nn.Linear(8, 8), nn.Softplus(beta=2.0, threshold=5.0),
+        nn.Linear(8, 8), nn.Hardtanh(-0.5, 2.0),
+        nn.Linear(8, 6), nn.Softsign(),
+        nn.Linear(6, 6), nn.Softplus(),
+        nn.Linear(6, 6), nn.LayerNorm(6, elementwise_affine=False), nn.PReLU(),
+        nn.Linear(6, 2),
+    )
+    # equal biases: the TorchScript exporter keeps one initializer and Identity()s the others
+    torch.manual_seed(12)
+    shared = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
+    with torch.no_grad():
+        shared[0].bias.fill_(0.25)
+        shared[2].bias.fill_(0.25)
+    return [("norms", _with_running_stats(norms, 5), 5), ("smooth", smooth.eval(), 5), ("shared", shared.eval(), 4)]
+
+
+def make_sklearn_options() -> None:
+    """skl2onnx's input types and output options: int64 and boolean inputs, zipmap="columns", output_class_labels."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import BooleanTensorType, FloatTensorType, Int64TensorType
+    from sklearn_variants import get_variant
+
+    estimator = get_variant("iris-10").estimator
+    X = get_variant("iris-10").X_test[:20]
+    inputs = {
+        "int64": (Int64TensorType, np.rint(X * 2).astype(np.int64)),
+        "bool": (BooleanTensorType, X > X.mean(axis=0)),
+        "float": (FloatTensorType, X.astype(np.float32)),
+    }
+    for name, input_kind, options in [
+        ("skl_input_int64", "int64", None),
+        ("skl_input_bool", "bool", None),
+        ("skl_zipmap_columns", "float", {"zipmap": "columns"}),
+        ("skl_class_labels", "float", {"zipmap": False, "output_class_labels": True}),
+    ]:
+        tensor_type, X_case = inputs[input_kind]
+        onx = convert_sklearn(
+            estimator,
+            initial_types=[("X", tensor_type([None, X.shape[1]]))],
+            options=None if options is None else {id(estimator): options},
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
+        X64 = X_case.astype(np.float64)
+        _save(name, onx.SerializeToString(), X=X_case, label=estimator.predict(X64), proba=estimator.predict_proba(X64))
+
+
+def make_torch_vocabulary() -> None:
+    import torch
+
+    rng = np.random.default_rng(10)
+    for net_name, net, n_in in _torch_vocabulary_nets():
+        X = (rng.normal(size=(32, n_in)) * 2).astype(np.float32)
+        with torch.no_grad():
+            values = net(torch.from_numpy(X)).numpy()
+        for exporter, opset in [("ts", 11), ("ts", 13), ("ts", 17), ("dynamo", 18)]:
+            data = _export(net, X, dynamo=exporter == "dynamo", opset=opset)
+            _save(f"torch_{exporter}{opset}_{net_name}", data, X=X, values=values)
+
+
 # -- tf2onnx-style (Keras Sequential) --------------------------------------------------
 
 
@@ -207,9 +296,15 @@ def make_tf2onnx_style() -> None:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["vocabulary"]:  # only the issue-10 fixtures
+        make_torch_vocabulary()
+        make_sklearn_options()
+        return
     os.environ.setdefault("PYTHONHASHSEED", "0")
     make_sklearn()
     make_torch()
+    make_torch_vocabulary()
+    make_sklearn_options()
     make_tf2onnx_style()
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {len(list(OUT.iterdir()))} files, {total / 1024:.1f} KiB, in {OUT}")

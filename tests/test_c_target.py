@@ -14,6 +14,7 @@ import ctypes
 import shutil
 import subprocess
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from nnconvert.errors import MissingDependencyError, UnsupportedModelError, Usag
 from nnconvert.formats.c import generate
 from nnconvert.formats.c.build import WARNING_FLAGS, CompiledModel, compile_models
 from nnconvert.formats.c.fixed import SCHEMES, emulate, plan_fixed
-from nnconvert.ir import DenseLayer, Head, InputSpec, Model
+from nnconvert.ir import Activation, DenseLayer, Head, InputSpec, Model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KERAS = ["binary", "functional", "multiclass", "regression", "tf2_style"]
@@ -211,6 +212,31 @@ def test_unknown_layer_kind_is_refused_by_name_before_writing(tmp_path: Path) ->
     assert not (tmp_path / "m.c").exists()
     assert header.read_text() == "/* the user's old header */\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h"]
+
+
+@pytest.mark.parametrize("precision", ["float32", "int16"])
+def test_format_1_1_kinds_and_activations_are_refused_by_name(tmp_path: Path, precision: str) -> None:
+    # the generated code knows dense layers with format 1.0's activations: relu with max_value (relu6) would
+    # silently lose its clip if only the activation's name were checked
+    from nnconvert.ir import ActivationLayer, BatchNormLayer, PReLULayer
+
+    hidden, out = _tiny_model().layers
+    layers = (
+        replace(hidden, activation=Activation.RELU, activation_params={"max_value": 6.0}),
+        BatchNormLayer(np.zeros(4), np.ones(4), name="bn"),
+        PReLULayer(np.full(4, 0.25), name="pr"),
+        ActivationLayer(Activation.SOFTSIGN, name="soft"),
+        replace(out, activation=Activation.LOG_SOFTMAX),
+    )
+    model = Model(layers, _tiny_model().head, _tiny_model().input)
+    with pytest.raises(UnsupportedModelError) as info:
+        nnconvert.save(model, tmp_path / "m.c", precision=precision)
+    message = str(info.value)
+    assert "layer 0 ('hidden'): activation relu with max_value is not supported by the c target" in message
+    for where, kind in (("layer 1 ('bn')", "BatchNormLayer"), ("layer 2 ('pr')", "PReLULayer"), ("layer 3 ('soft')", "ActivationLayer")):
+        assert f"{where}: {kind} layers are not supported by the c target" in message
+    assert f"layer 4 ('out'): activation log_softmax is not supported at precision {precision}" in message
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_options_are_usage_errors(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from nnconvert.errors import UnsupportedModelError
 from nnconvert.ir import ACTIVATION_DEFAULTS, Activation, DenseLayer, Head, InputSpec, Model, Task
 
 MAX_EXAMPLES = 40
-# the activations every writer holds (format 1.0's); the 1.1 vocabulary is tested per format in test_vocabulary.py
+# format 1.0's activations, which every format here holds; the 1.1 vocabulary is tested in test_vocabulary*.py
 ALL_FORMATS_ACTIVATIONS = list(Activation)[: list(Activation).index(Activation.HARD_SIGMOID) + 1]
 ALL_HIDDEN = [a for a in ALL_FORMATS_ACTIVATIONS if a != Activation.SOFTMAX]
 LABELS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)

@@ -63,6 +63,38 @@ def test_int8_dynamic_ir_computes_as_onnxruntime(tmp_path, digits):
     np.testing.assert_allclose(quantized.predict_proba(X), proba, atol=1e-5)
 
 
+@pytest.mark.parametrize("calibrate", [False, True])
+def test_int8_dense_layers_between_format_1_1_layers_compute_as_onnxruntime(tmp_path, calibrate):
+    # dense layers 0 and 4 are quantized; batch_norm, prelu and layer_norm between them stay float32, and the
+    # int8 values must land on the initializers named after each dense layer's own index in the model
+    from nnconvert.ir import Activation, BatchNormLayer, DenseLayer, Head, InputSpec, LayerNormLayer, Model, PReLULayer
+
+    rng = np.random.default_rng(7)
+    model = Model(
+        layers=(
+            DenseLayer(rng.normal(size=(5, 8)), rng.normal(size=8), Activation.RELU, "hidden"),
+            BatchNormLayer(rng.normal(size=8), rng.uniform(0.5, 2, size=8), scale=rng.normal(size=8), offset=rng.normal(size=8), name="bn"),
+            PReLULayer(np.full(8, 0.2), name="pr"),
+            LayerNormLayer(scale=rng.normal(size=8), offset=rng.normal(size=8), name="ln"),
+            DenseLayer(rng.normal(size=(8, 3)), rng.normal(size=3), Activation.SOFTMAX, "out"),
+        ),
+        head=Head("multiclass", np.array(["a", "b", "c"])),
+        input=InputSpec(5, name="X"),
+    ).astype(np.float32)
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    quantized = quantize(model, "int8", X if calibrate else None)
+    assert [getattr(layer, "quantization", None) is not None for layer in quantized.layers] == [True, False, False, False, True]
+    nnconvert.save(quantized, tmp_path / "m.onnx")
+    nnconvert.save(quantized, tmp_path / "m.json")
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    initializers = {tensor.name for tensor in onnx.load(str(tmp_path / "m.onnx")).graph.initializer}
+    spelling = "layers/{}/weights/quantized" if calibrate else "layers/{}/weights_quantized"  # QDQ / onnxruntime's quantizer
+    assert {spelling.format(0), spelling.format(4)} <= initializers
+    _, proba = _ort(tmp_path / "m.onnx", X)
+    np.testing.assert_allclose(quantized.predict_proba(X), proba, atol=1e-5)
+    np.testing.assert_array_equal(nnconvert.load(tmp_path / "m.json").predict_proba(X), quantized.predict_proba(X))
+
+
 def test_onnx_holds_the_irs_int8_values(tmp_path, digits):
     from onnx import numpy_helper
 

@@ -24,7 +24,8 @@ from nnconvert.ir import (
     apply_activation,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# samples/iris_mlp.json and .h5 as nnconvert wrote them before format 1.1
+FORMAT_1_0 = Path(__file__).resolve().parent / "fixtures" / "format_1_0"
 F32 = np.float32
 
 
@@ -56,7 +57,7 @@ def _every_kind_model(dtype: str = "float32") -> Model:
         PReLULayer(a(6, low=0, high=0.3), name="prelu"),
         LayerNormLayer(1e-5, None, a(6), name="ln"),
         DenseLayer(a(6, 5), a(5), Activation.MISH, name="d1"),
-        ActivationLayer(Activation.CLIP, {"min": -1.0}, name="clip"),
+        ActivationLayer(Activation.CLIP, {"min": -0.2}, name="clip"),
         DenseLayer(a(5, 3), a(3), Activation.SOFTPLUS, name="d2", activation_params={"beta": 2.0, "threshold": 10.0}),
         ActivationLayer(Activation.LOG_SOFTMAX, name="head"),
     ]
@@ -172,11 +173,11 @@ def test_every_kind_round_trips_bit_identically(tmp_path: Path, fmt: str, dtype:
 
 
 def test_format_1_0_files_still_read() -> None:
-    document = json.loads((SAMPLES / "iris_mlp.json").read_text())
+    document = json.loads((FORMAT_1_0 / "iris_mlp.json").read_text())
     assert document["format_version"] == "1.0"
-    model = nnconvert.load(SAMPLES / "iris_mlp.json")
+    model = nnconvert.load(FORMAT_1_0 / "iris_mlp.json")
     assert model.layer_kinds == {"dense"}
-    assert nnconvert.load(SAMPLES / "iris_mlp.h5", format="hdf5").equals(model)
+    assert nnconvert.load(FORMAT_1_0 / "iris_mlp.h5", format="hdf5").equals(model)
 
 
 def test_unknown_layer_kinds_are_refused_naming_them(tmp_path: Path) -> None:
@@ -203,3 +204,106 @@ def test_sklearn_refuses_other_kinds_naming_each_layer() -> None:
     for expected in ("layer 1 ('bn'): batch_norm layer", "layer 3 ('prelu'): prelu layer",
                      "layer 2 ('relu'): activation layer (relu", "layer 8 ('head'): activation layer (log_softmax)"):
         assert expected in str(info.value)
+
+
+# -- scikit-learn: batch norm folding on request ------------------------------------
+
+
+def _batch_norm_classifier() -> Model:
+    rng = np.random.default_rng(5)
+    layers = [
+        DenseLayer(rng.normal(size=(4, 6)), rng.normal(size=6), name="d0"),
+        BatchNormLayer(rng.normal(size=6), rng.uniform(0.5, 2, 6), 1e-3, rng.normal(size=6), rng.normal(size=6), name="bn_before"),
+        ActivationLayer(Activation.RELU, name="act"),
+        DenseLayer(rng.normal(size=(6, 5)), rng.normal(size=5), Activation.RELU, name="d1"),
+        BatchNormLayer(rng.normal(size=5), rng.uniform(0.5, 2, 5), 1e-3, None, rng.normal(size=5), name="bn_after"),
+        DenseLayer(rng.normal(size=(5, 3)), rng.normal(size=3), Activation.SOFTMAX, name="out"),
+    ]
+    return Model(layers, Head("multiclass", np.array([3, 5, 7])), InputSpec(4))
+
+
+def test_sklearn_refuses_batch_norm_unless_folding_is_asked(tmp_path: Path) -> None:
+    model = _batch_norm_classifier()
+    with pytest.raises(UnsupportedModelError, match="fold_batchnorm=True") as info:
+        nnconvert.to_sklearn(model)
+    assert "layer 1 ('bn_before'): batch_norm layer" in str(info.value)
+    estimator = nnconvert.to_sklearn(model, fold_batchnorm=True)
+    X = np.random.default_rng(6).normal(size=(200, 4)) * 2
+    np.testing.assert_allclose(estimator.predict_proba(X), model.predict_proba(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(estimator.predict(X), model.predict(X))
+    assert [c.shape for c in estimator.coefs_] == [(4, 6), (6, 5), (5, 3)]
+
+
+def test_cli_fold_batchnorm_and_verify_reports_the_difference(tmp_path: Path) -> None:
+    from nnconvert.cli import main
+
+    source, target = tmp_path / "bn.json", tmp_path / "bn.skops"
+    nnconvert.save(_batch_norm_classifier(), source)
+    assert main(["convert", str(source), str(target)]) == 3
+    assert not target.exists()
+    assert main(["convert", str(source), str(target), "--fold-batchnorm", "--verify"]) == 0
+    report = nnconvert.verify(nnconvert.load(source), nnconvert.load(target))
+    assert report.passed
+
+
+# -- messages name what is actually unsupported -------------------------------------------
+
+
+def test_onnx_mid_graph_node_is_named_as_such(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="mm1"),
+        helper.make_node("Sqrt", ["h"], ["s"], name="odd_activation"),
+        helper.make_node("MatMul", ["s", "w2"], ["y"], name="mm2"),
+    ]
+    inits = [numpy_helper.from_array(rng.normal(size=(3, 4)).astype(F32), "w1"),
+             numpy_helper.from_array(rng.normal(size=(4, 2)).astype(F32), "w2")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], inits)
+    path = tmp_path / "mid.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(UnsupportedModelError) as info:
+        nnconvert.load(path)
+    first = info.value.problems[0]
+    assert first.startswith("Sqrt node 'odd_activation': computes on the network's values after the last layer")
+    assert "classifier or regressor output" in first and "not part of a recognised classifier" not in first
+
+
+def test_keras_unsupported_activation_is_named_once(tmp_path: Path) -> None:
+    import h5py
+
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 2], "name": "x"}},
+        {"class_name": "Dense", "config": {"name": "d", "units": 2, "activation": "linear"}},
+        {"class_name": "Activation", "config": {"name": "act", "activation": "sparse_plus"}},
+        {"class_name": "LayerNormalization", "config": {"name": "rms", "axis": -1, "rms_scaling": True}},
+    ]}}
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = json.dumps(config)
+        handle.attrs["keras_version"] = "3.5.0"
+        weights = handle.create_group("model_weights")
+        group = weights.create_group("d")
+        group.attrs["weight_names"] = [b"d/kernel:0", b"d/bias:0"]
+        group.create_dataset("d/kernel:0", data=np.eye(2, dtype=F32))
+        group.create_dataset("d/bias:0", data=np.zeros(2, F32))
+    with pytest.raises(UnsupportedModelError) as info:
+        nnconvert.load(path, format="keras-h5")
+    text = "\n".join(info.value.problems)
+    assert "Activation layer 'act' (layer 2): activation 'sparse_plus' has no IR equivalent" in text
+    assert text.count("has no IR equivalent") == 1
+    assert "LayerNormalization layer 'rms' (layer 3): LayerNormalization with rms_scaling=True is not supported" in text
+
+
+@pytest.mark.parametrize("arrays", ["list", "base64"])
+def test_every_kind_follows_the_schema(tmp_path: Path, arrays: str) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = Path(nnconvert.__file__).parent / "schemas" / "json_weights.schema.json"
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
+    path = tmp_path / "every.json"
+    nnconvert.save(_every_kind_model(), path, arrays=arrays)
+    validator.validate(json.loads(path.read_text(encoding="utf-8")))
+    validator.validate(json.loads((FORMAT_1_0 / "iris_mlp.json").read_text(encoding="utf-8")))

@@ -332,11 +332,13 @@ def _python_number(value: Any) -> int | float:
 # -- IR -> scikit-learn -----------------------------------------------------
 
 
-def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
+def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnorm: bool = False) -> Any:
     """A fitted scikit-learn estimator computing exactly what ``model`` computes.
 
     Args:
         model: the model graph.
+        fold_batchnorm: fold inference batch norm layers into the adjacent dense layer (close, not
+            bit-identical: ``verify`` reports the difference); without it they are refused.
         restore_source_dtype: when the model is an exact upcast of a narrower source (a float32 estimator
             written as float64: ``model.metadata.source_dtype`` says so and every value is exactly a float32),
             rebuild the float32 original (``Model.as_source_dtype()``), whose predictions are the original
@@ -355,8 +357,14 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True) -> Any:
     """
     from ..quantization import refuse_quantized
 
-    require_supported(model, "scikit-learn", SKLEARN_LAYER_KINDS)
+    # before folding: a fold rewrites dense weights, which an int8 layer does not hold as floats
     refuse_quantized(model, "scikit-learn", "to_sklearn(model.dequantized()), or --dequantize on the command line")
+    if fold_batchnorm and "batch_norm" in model.layer_kinds:
+        from ..fold import fold_batch_norms
+
+        model = fold_batch_norms(model)[0]
+    hint = "pass fold_batchnorm=True (--fold-batchnorm) to fold batch norms into dense layers" if "batch_norm" in model.layer_kinds else ""
+    require_supported(model, "scikit-learn", SKLEARN_LAYER_KINDS, hint=hint)
     if restore_source_dtype:
         restored = model.as_source_dtype()
         if restored.dtype in _SKLEARN_DTYPES:  # a float16 source stays in the file's dtype

@@ -173,7 +173,7 @@ def _check_pickle_options(compress: Any, protocol: Any) -> None:
 
 
 def write_pickle(
-    model: Model, output: Output | str | Path, *, compress: Any = 0, protocol: Any = None
+    model: Model, output: Output | str | Path, *, compress: Any = 0, protocol: Any = None, fold_batchnorm: bool = False
 ) -> None:
     """Write the scikit-learn estimator of ``model`` with joblib.
 
@@ -183,6 +183,7 @@ def write_pickle(
             called by ``nnconvert.save``), or a path.
         compress: joblib's compression level 0-9 (or True for 3).
         protocol: the pickle protocol (2-5); joblib's default when None.
+        fold_batchnorm: fold batch norm layers into the adjacent dense layers (see :func:`to_sklearn`).
 
     Raises:
         UnsupportedModelError: scikit-learn cannot express the model.
@@ -191,7 +192,7 @@ def write_pickle(
     import joblib
 
     _check_pickle_options(compress, protocol)
-    estimator = to_sklearn(model)
+    estimator = to_sklearn(model, fold_batchnorm=fold_batchnorm)
     joblib.dump(estimator, str(as_output(output).path), compress=compress, protocol=protocol)
 
 
@@ -330,6 +331,7 @@ def write_skops(
     *,
     compression: Any = zipfile.ZIP_STORED,
     compresslevel: Any = None,
+    fold_batchnorm: bool = False,
 ) -> None:
     """Write the scikit-learn estimator of ``model`` as a skops file.
 
@@ -339,6 +341,7 @@ def write_skops(
             called by ``nnconvert.save``), or a path.
         compression: a zipfile method constant (``zipfile.ZIP_DEFLATED``...), or its name.
         compresslevel: the zip compression level, as zipfile takes it.
+        fold_batchnorm: fold batch norm layers into the adjacent dense layers (see :func:`to_sklearn`).
 
     Raises:
         UnsupportedModelError: scikit-learn cannot express the model.
@@ -354,7 +357,7 @@ def write_skops(
         )
     if compresslevel is not None and (isinstance(compresslevel, bool) or not isinstance(compresslevel, int)):
         raise UsageError(f"skops option compresslevel must be an integer, got {compresslevel!r}")
-    estimator = to_sklearn(model)
+    estimator = to_sklearn(model, fold_batchnorm=fold_batchnorm)
     buffer = io.BytesIO()
     skops.io.dump(estimator, buffer, compression=method, compresslevel=compresslevel)
     with open(as_output(output).path, "wb") as handle:
@@ -413,6 +416,16 @@ def sniff_skops(head: bytes, path: Path) -> bool:
         return False
 
 
+# scikit-learn has no normalization layer: folding batch norms into dense layers is the user's call
+_FOLD_BATCHNORM = Option(
+    "fold_batchnorm",
+    bool,
+    default=False,
+    flag_value=True,
+    help="fold batch norm layers into the adjacent dense layers (close, not identical: add --verify to see the difference)",
+)
+
+
 register(
     FormatSpec(
         name="sklearn-pickle",
@@ -425,6 +438,7 @@ register(
         write_options=(
             Option("compress", int, choices=tuple(range(10)), default=0, help="joblib compression level 0-9", flag=None, also=(bool,)),
             Option("protocol", int, choices=_PICKLE_PROTOCOLS, help="pickle protocol (joblib's default when not given)", flag=None),
+            _FOLD_BATCHNORM,
         ),
         needs_trust=True,
         runner="sklearn",
@@ -443,6 +457,7 @@ register(
         write_options=(
             Option("compression", str, choices=tuple(_ZIP_METHODS.values()), default="stored", help="zip method", flag=None, also=(int,)),
             Option("compresslevel", int, help="zip compression level, as zipfile takes it", flag=None),
+            _FOLD_BATCHNORM,
         ),
         runner="sklearn",
         load_native=load_skops_estimator,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError, UsageError
-from ...ir import Activation, DenseLayer, ElementwiseOp, Model, PreprocessStep
+from ...ir import ACTIVATION_OPTIONAL_PARAMS, Activation, DenseLayer, ElementwiseOp, Model, PreprocessStep
 from ...options import Option
 
 __all__ = [
@@ -186,5 +186,13 @@ def check_supported(model: Model, precision: str) -> None:
             continue
         if layer.activation not in allowed:
             problems.append(f"{where}: activation {layer.activation.value} is not supported at precision {precision}")
+            continue
+        # format 1.1's parameters of relu/softplus (max_value, beta...): the generated code is format 1.0's form
+        extended = sorted(set(layer.activation_params) & set(ACTIVATION_OPTIONAL_PARAMS.get(layer.activation, {})))
+        if extended:
+            problems.append(
+                f"{where}: activation {layer.activation.value} with {', '.join(extended)} is not supported by the c target "
+                f"(only plain {layer.activation.value})"
+            )
     if problems:
         raise UnsupportedModelError("the c target cannot express this model", problems)

@@ -18,7 +18,7 @@ from ...head import classes_from_numpy_spelling, default_head, head_with_options
 from ...ir import Activation, Head, Model
 from ...serde import recorded_source_dtype
 
-__all__ = ["choose_head", "head_document", "Output"]
+__all__ = ["Output", "choose_head", "head_document"]
 
 
 @dataclass(frozen=True)

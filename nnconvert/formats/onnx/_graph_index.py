@@ -24,6 +24,7 @@ SUPPORTED_OPS = {
         "Relu", "Tanh", "Sigmoid", "Softmax", "Exp", "LeakyRelu", "Elu", "Selu", "Softplus", "HardSigmoid",
         "Gelu", "Erf", "LogSoftmax", "Max", "Min", "Abs", "Log",
         "ArgMax", "Gather", "Concat", "Greater",
+        "Slice", "BatchNormalization", "LayerNormalization", "PRelu", "ReduceMean", "HardSwish", "Mish", "Softsign", "Where",
     },
     ML_DOMAIN: {"Scaler", "ZipMap", "ArrayFeatureExtractor", "Binarizer", "LabelEncoder"},
 }
@@ -87,6 +88,11 @@ class GraphIndex:
             value = tensor_array(self.initializers[name], f"initializer {name!r}", self.path)
         elif name in self.producer and self.nodes[self.producer[name]].op_type == "Constant":
             value = self._constant_node_value(self.producer[name])
+        elif self._identity_of_constant(name):
+            # torch.onnx merges equal initializers: a repeated bias becomes Identity(first bias)
+            index = self.producer[name]
+            self.used.add(index)
+            value = self.constant(self.nodes[index].input[0])
         self._constants[name] = value
         return value
 
@@ -119,7 +125,18 @@ class GraphIndex:
         return value
 
     def is_constant(self, name: str) -> bool:
-        return name in self.initializers or (name in self.producer and self.nodes[self.producer[name]].op_type == "Constant")
+        return (
+            name in self.initializers
+            or (name in self.producer and self.nodes[self.producer[name]].op_type == "Constant")
+            or self._identity_of_constant(name)
+        )
+
+    def _identity_of_constant(self, name: str) -> bool:
+        index = self.producer.get(name)
+        if index is None or self.nodes[index].op_type != "Identity" or not self.nodes[index].input:
+            return False
+        source = self.nodes[index].input[0]
+        return source != name and self.is_constant(source)
 
     def sole_consumer(self, tensor: str) -> int | None:
         """The one unused node reading ``tensor``, when it is not also a graph output."""

@@ -58,6 +58,10 @@ class OutputTail(GraphIndex):
         kinds = tuple(a.kind if a else None for a in args)
         if op in ("Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Dropout") and first is not None:
             return first
+        if op == "Slice" and first is not None and first.kind in ("values", "probs2", "column"):
+            return TailSymbol("column")  # skl2onnx's zipmap="columns": one output per class
+        if op == "Exp" and kinds == ("values",) and self._follows_log_softmax(node.input[0]):
+            return first  # probabilities from a log_softmax head (nnconvert writes them so)
         if op == "Cast" and first is not None:
             return self._tail_cast(index, first, attrs.get("to"))
         if op == "Sub" and kinds == (None, "values") and width == 1 and _is_one(self.constant(node.input[0])):
@@ -79,8 +83,29 @@ class OutputTail(GraphIndex):
             return TailSymbol("zipmap", _zipmap_classes(attrs))
         if op == f"{ML_DOMAIN}.LabelEncoder" and first is not None and first.kind in ("labels", "index"):
             return self._label_encoder(index, first, width, attrs)
-        self.problem(index, "is not part of a recognised classifier or regressor output")
+        if "values" in kinds:
+            self.problem(
+                index,
+                f"computes on the network's values after the last layer nnconvert recognised, and {op} with these "
+                "inputs and attributes is neither a layer nnconvert reads (dense, normalization, PRelu, activation) "
+                "nor a classifier or regressor output",
+            )
+        else:
+            self.problem(index, "is not part of a recognised classifier or regressor output")
         return None
+
+    def _constant_output(self, name: str) -> np.ndarray | None:
+        """A graph output that is a constant 1-D array (through Identity nodes), else None."""
+        index = self.producer.get(name)
+        if index is not None and self.nodes[index].op_type == "Identity":
+            self.used.add(index)
+            name = self.nodes[index].input[0]
+        value = self.constant(name)
+        return value if value is not None and value.ndim == 1 else None
+
+    def _follows_log_softmax(self, tensor: str) -> bool:
+        index = self.producer.get(tensor)
+        return index is not None and self.nodes[index].op_type == "LogSoftmax"
 
     def _tail_cast(self, index: int, symbol: TailSymbol, to: int | None) -> TailSymbol | None:
         if symbol.kind in ("values", "neg", "probs2"):
@@ -116,6 +141,8 @@ class OutputTail(GraphIndex):
         outputs = []
         for name in self.output_names:
             symbol = symbols.get(name)
+            if symbol is None and self._constant_output(name) is not None:
+                continue  # skl2onnx's output_class_labels: the class labels themselves, checked below
             if symbol is None:
                 self.problems.append(f"output {name!r} is not computed from the MLP's last layer")
             else:
@@ -125,6 +152,10 @@ class OutputTail(GraphIndex):
         for classes in found[1:]:
             if not same_labels(found[0], classes):
                 self.problems.append(f"the outputs disagree on the class labels: {found[0].tolist()} vs {classes.tolist()}")
+        for name in self.output_names:
+            constant = self._constant_output(name)
+            if constant is not None and found and not same_labels(found[0], constant):
+                self.problems.append(f"output {name!r} lists classes {constant.tolist()} but the labels are {found[0].tolist()}")
         if "indicator" in kinds:
             return Task.MULTILABEL, np.arange(width, dtype=np.int64)
         if found or "index" in kinds:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ... import array_keys, serde
 from ...errors import InvalidModelError, ReadError
-from ...ir import Metadata, Model, layer_arrays
+from ...ir import Activation, Metadata, Model, apply_activation, layer_arrays
 from ._common import DESCRIPTION_KEY, FORMAT, FORMAT_VERSION, FORMAT_VERSION_KEY
 from ._match_tail import same_labels
 
@@ -86,10 +86,14 @@ def _ignored(model: Model, path: Path, reason: str) -> Model:
 def _described_model(document: Any, model: Model, path: Path) -> Model:
     """The document's model with every array taken from the graph."""
     arrays: dict[str, np.ndarray] = {}
+    described_kinds = [layer.get("kind", "dense") for layer in document.get("layers", [])]
+    graph_kinds = [layer.kind for layer in model.layers]
+    if described_kinds != graph_kinds:
+        raise ValueError(f"it describes layers {described_kinds} and the graph computes {graph_kinds}")
     for index, layer in enumerate(model.layers):
         for name, array in layer_arrays(layer).items():
             if array is not None:
-                arrays[f"layers/{index}/{name}"] = array
+                arrays[array_keys.layer_array(index, name)] = array
     if len(document.get("layers", [])) != len(model.layers):
         raise ValueError(f"layers: it describes {len(document.get('layers', []))} layers and the graph has {len(model.layers)}")
     graph_ops = [op for step in model.steps for op in step.ops]
@@ -103,12 +107,28 @@ def _described_model(document: Any, model: Model, path: Path) -> Model:
     return serde.model_from_document(document, lambda _encoded, key: arrays[key], path=path, format=FORMAT)
 
 
+_PROBE = np.concatenate([np.linspace(-10.0, 10.0, 401), [-1000.0, -100.0, 100.0, 1000.0]]).reshape(1, -1)
+
+
+def _same_function(mine: Any, theirs: Any) -> bool:
+    """Two activations that compute the same values (on a probe), whatever their names."""
+    if mine.activation == Activation.PRELU or theirs.activation == Activation.PRELU:
+        return False
+    a, b = _PROBE.copy(), _PROBE.copy()
+    with np.errstate(all="ignore"):
+        apply_activation(a, mine.activation, mine.activation_params)
+        apply_activation(b, theirs.activation, theirs.activation_params)
+    return bool(np.allclose(a, b, rtol=1e-6, atol=1e-7))
+
+
 def _disagreement(described: Model, model: Model) -> str | None:
     if described.n_features != model.n_features:
         return f"input.n_features: it describes {described.n_features} input features and the graph reads {model.n_features}"
     for index, (mine, theirs) in enumerate(zip(described.layers, model.layers, strict=True)):
         if mine.kind != theirs.kind:
             return f"layer {index} is described as {mine.kind} but the graph computes {theirs.kind}"
+        if _same_function(mine, theirs):
+            continue  # e.g. relu with max_value 6 described, the graph's Clip(0, 6) read as clip
         if mine.activation != theirs.activation:
             return f"layers[{index}].activation: described as {mine.activation.value} but the graph computes {theirs.activation.value}"
         for key, value in theirs.activation_params.items():

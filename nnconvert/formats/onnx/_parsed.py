@@ -22,6 +22,8 @@ class ParsedLayer:
     bias_name: str | None = None
     activation: Activation = Activation.IDENTITY
     params: dict[str, Any] = field(default_factory=dict)
+    # IR layers (normalizations, PReLU, further activations) between this dense layer and the next
+    after: list[Any] = field(default_factory=list)
 
 
 @dataclass

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 from ...errors import UnsupportedModelError
 from ._graph_index import DENSE_OPS, SUPPORTED_OPS
-from ._match_activations import ActivationPatterns
 from ._match_dense import DenseFolding
+from ._match_kinds import KindPatterns
 from ._match_preprocessing import PreprocessingPatterns
 from ._match_tail import OutputTail
 from ._parsed import ParsedGraph, ParsedLayer
 from ._tensors import FLOAT, FLOAT_TYPES
 
+# input element types read through a Cast to float at the input: INT32, INT64, BOOL
+_CAST_INPUT_TYPES = (6, 7, 9)
 
-class GraphParser(PreprocessingPatterns, DenseFolding, ActivationPatterns, OutputTail):
+
+class GraphParser(PreprocessingPatterns, DenseFolding, KindPatterns, OutputTail):
     """Walks one ONNX graph along the data flow; collects every misfit before failing."""
 
     def parse(self) -> ParsedGraph:
         self._check_op_types()
         input_name, input_type, width = self._graph_input()
         self._raise_if_problems()
-        steps, cur = self._preprocessing(input_name, width)
+        start = self._input_cast(input_name, input_type)
+        steps, cur = self._preprocessing(start, width)
         layers, cur = self._dense_layers(cur, width)
         if not layers:
             self.problems.append("no dense layer (Gemm or MatMul with a constant weight matrix) follows the input")
@@ -59,7 +63,8 @@ class GraphParser(PreprocessingPatterns, DenseFolding, ActivationPatterns, Outpu
             return (inputs[0].name if inputs else ""), FLOAT, None
         value = inputs[0]
         tensor_type = value.type.tensor_type
-        if not value.type.HasField("tensor_type") or tensor_type.elem_type not in FLOAT_TYPES:
+        cast_input = tensor_type.elem_type in _CAST_INPUT_TYPES and self._float_cast_of(value.name) is not None
+        if not value.type.HasField("tensor_type") or (tensor_type.elem_type not in FLOAT_TYPES and not cast_input):
             self.problems.append(
                 f"input {value.name!r} is not a float/double tensor (elem type {tensor_type.elem_type}); an MLP reads floats"
             )
@@ -71,6 +76,22 @@ class GraphParser(PreprocessingPatterns, DenseFolding, ActivationPatterns, Outpu
             elif dims[1].HasField("dim_value"):
                 width = int(dims[1].dim_value)
         return value.name, tensor_type.elem_type, width
+
+    def _float_cast_of(self, name: str) -> int | None:
+        """The Cast to float that is the only reader of an integer or boolean input (skl2onnx's)."""
+        readers = self.consumers.get(name, [])
+        if len(readers) != 1 or self.nodes[readers[0]].op_type != "Cast":
+            return None
+        return readers[0] if self.attrs(readers[0]).get("to") in FLOAT_TYPES else None
+
+    def _input_cast(self, input_name: str, input_type: int) -> str:
+        """Where the float values start: the input, or its Cast when the input holds integers or booleans."""
+        if input_type in FLOAT_TYPES:
+            return input_name
+        index = self._float_cast_of(input_name)
+        assert index is not None  # checked by _graph_input
+        self.used.add(index)
+        return self.nodes[index].output[0]
 
     def _report_leftovers(self) -> None:
         live = self._live_nodes()
@@ -104,8 +125,9 @@ class GraphParser(PreprocessingPatterns, DenseFolding, ActivationPatterns, Outpu
             width = layer.weights.shape[1]
             cur = self._skip_noops(self._fold_after_dense(layer, cur, bias_only=True), width)
             activated = self._activation(layer, cur)
-            if activated == cur:  # no activation here: maybe an exact scaling first, then one
+            if activated == cur and self._affine_pair(cur, width) is None:
+                # no activation here: maybe an exact scaling first, then one
                 cur = self._skip_noops(self._fold_after_dense(layer, cur, bias_only=False), width)
                 activated = self._activation(layer, cur)
-            cur = activated
+            cur = self._after_layers(layer, activated, width)
             layers.append(layer)

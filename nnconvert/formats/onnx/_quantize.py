@@ -113,14 +113,15 @@ def _prepend_nodes(proto: Any, nodes: list[Any]) -> None:
 # -- int8 ------------------------------------------------------------------------
 
 
-def _layer_quantizations(model: Model) -> list[QuantizedWeights]:
-    found = [getattr(layer, "quantization", None) for layer in model.layers]
-    quantized = [q for q in found if q is not None]
-    modes = {q.mode for q in quantized}
+def _layer_quantizations(model: Model) -> dict[int, QuantizedWeights]:
+    """Each dense layer's int8 form by its index in ``model.layers`` (the index its array keys carry)."""
+    found = {index: getattr(layer, "quantization", None) for index, layer in enumerate(model.layers) if layer.kind == "dense"}
+    quantized = {index: q for index, q in found.items() if q is not None}
+    modes = {q.mode for q in quantized.values()}
     if len(quantized) != len(found) or len(modes) != 1:
         raise UnsupportedModelError(
             "the ONNX writer needs every dense layer quantized the same way (all dynamic or all static); "
-            f"this model has {len(quantized)} of {len(found)} layers quantized ({', '.join(sorted(modes)) or 'none'})"
+            f"this model has {len(quantized)} of {len(found)} dense layers quantized ({', '.join(sorted(modes)) or 'none'})"
         )
     return quantized
 
@@ -130,7 +131,7 @@ def _build_int8(model: Model, options: WriteOptions) -> Any:
     opset = max(options.opset, QDQ_MIN_OPSET)
     float_options = replace(options, dtype=np.dtype(np.float32), linear="matmul", opset=opset, zipmap=options.zipmap)
     proto = build_model_proto(model.dequantized(), float_options)
-    if quantized[0].mode == "dynamic":
+    if next(iter(quantized.values())).mode == "dynamic":
         producer = (proto.producer_name, proto.producer_version)
         proto = _quantize_dynamic(proto)
         proto.producer_name, proto.producer_version = producer  # the quantizer signs as itself
@@ -164,12 +165,12 @@ def _quantize_dynamic(proto: Any) -> Any:
         return onnx.load_model(str(target))
 
 
-def _adopt_ir_values(proto: Any, quantized: list[QuantizedWeights]) -> None:
+def _adopt_ir_values(proto: Any, quantized: dict[int, QuantizedWeights]) -> None:
     """Put the IR's int8 values, scales and zero points in place of the quantizer's."""
     from onnx import numpy_helper
 
     initializers = {tensor.name: tensor for tensor in proto.graph.initializer}
-    for index, q in enumerate(quantized):
+    for index, q in quantized.items():
         stem = f"layers/{index}/weights"
         for suffix, values in (("_quantized", q.values), ("_scale", q.scale), ("_zero_point", q.zero_point)):
             tensor = initializers.get(stem + suffix)
@@ -203,7 +204,7 @@ def _drop_zero_weight_zero_points(proto: Any) -> None:
         proto.graph.initializer.extend(kept)
 
 
-def _write_qdq(proto: Any, quantized: list[QuantizedWeights]) -> None:
+def _write_qdq(proto: Any, quantized: dict[int, QuantizedWeights]) -> None:
     """Replace each layer's float MatMul by the QDQ form of its calibrated int8 layer."""
     from onnx import helper, numpy_helper
 

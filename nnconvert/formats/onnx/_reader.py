@@ -100,11 +100,8 @@ def _refuse_reduced_precision(proto: Any, path: Path) -> None:
 
 def _apply_head_options(model: Model, task: Any, classes: Any, path: Path) -> Model:
     from dataclasses import replace
-    from types import SimpleNamespace
 
-    # the last layer may be an activation layer: the head needs the model's output width and activation
-    last = SimpleNamespace(name=model.layers[-1].name, n_outputs=model.n_outputs, activation=model.output_activation)
-    head = head_with_options(model.head, last, task, classes)
+    head = head_with_options(model.head, model.output_summary(), task, classes)
     try:
         return replace(model, head=head)
     except InvalidModelError as exc:
@@ -113,8 +110,11 @@ def _apply_head_options(model: Model, task: Any, classes: Any, path: Path) -> Mo
 
 def _build_model(parsed: ParsedGraph, proto: Any, path: Path) -> Model:
     dtype = parsed.layers[0].weights.dtype
-    layers = [_ir_layer(index, layer, dtype, parsed.layers, path) for index, layer in enumerate(parsed.layers)]
-    n_features = layers[0].n_inputs
+    dense = [_ir_layer(index, layer, dtype, parsed.layers, path) for index, layer in enumerate(parsed.layers)]
+    layers: list[Any] = []
+    for ir_layer, layer in zip(dense, parsed.layers, strict=True):
+        layers += [ir_layer, *layer.after]
+    n_features = dense[0].n_inputs
     if parsed.declared_width is not None and parsed.declared_width != n_features:
         raise ReadError(
             f"input {parsed.input_name!r} declares {parsed.declared_width} features but the first layer's weights "
@@ -129,10 +129,22 @@ def _build_model(parsed: ParsedGraph, proto: Any, path: Path) -> Model:
             head=Head(parsed.task, parsed.classes),
             input=InputSpec(n_features=n_features, name=parsed.input_name),
             steps=tuple(steps),
-            metadata=foreign_metadata(proto),
+            metadata=_with_input_type(foreign_metadata(proto), parsed.input_type),
         )
     except InvalidModelError as exc:
         raise ReadError(f"the graph does not make a valid MLP: {exc}", path=path, format=FORMAT) from None
+
+
+_INPUT_TYPE_NAMES = {6: "int32", 7: "int64", 9: "bool"}
+
+
+def _with_input_type(metadata: Any, input_type: int) -> Any:
+    """Note an integer/boolean input (cast to float at the input: the model computes in float)."""
+    from dataclasses import replace
+
+    if input_type not in _INPUT_TYPE_NAMES:
+        return metadata
+    return replace(metadata, properties={**metadata.properties, "onnx.input_type": _INPUT_TYPE_NAMES[input_type]})
 
 
 def _ir_layer(index: int, layer: ParsedLayer, dtype: np.dtype, layers: Sequence[ParsedLayer], path: Path) -> DenseLayer:

@@ -8,17 +8,62 @@ from typing import Any
 
 import numpy as np
 
-from ...ir import Activation, ActivationLayer, BatchNormLayer, DenseLayer, Layer, LayerNormLayer, PReLULayer
-from ._write_layers import GraphBuilder, _clip, _softplus, activation_nodes, dense
+from ... import array_keys
+from ...ir import (
+    Activation,
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    Layer,
+    LayerNormLayer,
+    Model,
+    PReLULayer,
+    layer_names,
+)
+from ._write_layers import ACTIVATION_MIN_OPSET, GraphBuilder, _clip, _softplus, activation_1_0
 
 _LAYER_NORM_OPSET = 17
 _MISH_OPSET = 18
 _HARDSWISH_OPSET = 14
 
 
+def dense(b: GraphBuilder, x: str, layer: DenseLayer, index: int, linear: str) -> str:
+    """The dense layer's nodes, then its activation's."""
+    prefix = array_keys.layer_prefix(index)
+    weights = b.initializer(array_keys.layer_array(index, "weights"), layer.weights)
+    bias = b.initializer(array_keys.layer_array(index, "bias"), layer.bias)
+    if linear == "gemm":
+        y = b.node("Gemm", [x, weights, bias], prefix)
+    else:
+        y = b.node("Add", [b.node("MatMul", [x, weights], prefix), bias], prefix)
+    return activation_nodes(b, y, layer.activation, layer.activation_params, prefix)
+
+
+def activation_nodes(b: GraphBuilder, x: str, activation: Activation, params: Mapping[str, Any], prefix: str) -> str:
+    """The nodes of ``activation`` applied to ``x``; returns the output's name."""
+    if activation in KIND_ACTIVATIONS and (params or activation not in (Activation.RELU, Activation.SOFTPLUS)):
+        return KIND_ACTIVATIONS[activation](b, x, params, prefix, b.dtype == np.float32)
+    return activation_1_0(b, x, activation, params, prefix)
+
+
+def unsupported_layers(model: Model, opset: int) -> list[str]:
+    """Every layer whose activation cannot be written at ``opset`` (empty when all can)."""
+    names = layer_names(model.layers)
+    problems = []
+    for i, layer in enumerate(model.layers):
+        first = ACTIVATION_MIN_OPSET.get(layer.activation)
+        if layer.activation_params and layer.activation in (Activation.RELU, Activation.SOFTPLUS):
+            first = KIND_ACTIVATION_MIN_OPSET[layer.activation]
+        if first is None:
+            continue  # prelu: a layer of its own
+        if first > opset:
+            problems.append(f"layer {i} ({names[i]!r}): activation {layer.activation.value} needs opset {first} or newer")
+    return problems
+
+
 def layer_nodes(b: GraphBuilder, x: str, layer: Layer, index: int, linear: str, width: int) -> str:
     """The nodes of one layer of any kind; returns the output's name."""
-    prefix = f"layers/{index}"
+    prefix = array_keys.layer_prefix(index)
     if isinstance(layer, DenseLayer):
         return dense(b, x, layer, index, linear)
     if isinstance(layer, BatchNormLayer):
@@ -92,6 +137,8 @@ def _bounded(b: GraphBuilder, x: str, low: float | None, high: float | None, pre
 def _relu(b: GraphBuilder, x: str, params: Mapping[str, Any], prefix: str, native: bool) -> str:
     # Keras' relu(x, negative_slope, max_value, threshold), step for step
     slope, threshold = params.get("negative_slope", 0.0), params.get("threshold", 0.0)
+    if set(params) == {"max_value"}:  # relu6 and the like: one Clip, as torch writes ReLU6
+        return _bounded(b, x, 0.0, params["max_value"], prefix)
     if threshold:
         above = b.node("Greater", [x, b.scalar(f"{prefix}/threshold", threshold)], prefix)
         y = b.node("Where", [above, x, b.scalar(f"{prefix}/zero", 0.0)], prefix)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ... import array_keys
-from ...ir import LAYER_KINDS, Activation, DenseLayer, Model, PreprocessStep, layer_names
+from ...ir import LAYER_KINDS, Activation, PreprocessStep
 
 
 class GraphBuilder:
@@ -97,26 +97,10 @@ def _clip(b: GraphBuilder, x: str, low: float, high: float, key: str) -> str:
     return b.node("Min", [lower, b.scalar(f"{key}/high", high)], key)
 
 
-def dense(b: GraphBuilder, x: str, layer: DenseLayer, index: int, linear: str) -> str:
-    """The dense layer's nodes, then its activation's."""
-    prefix = array_keys.layer_prefix(index)
-    weights = b.initializer(array_keys.layer_array(index, "weights"), layer.weights)
-    bias = b.initializer(array_keys.layer_array(index, "bias"), layer.bias)
-    if linear == "gemm":
-        y = b.node("Gemm", [x, weights, bias], prefix)
-    else:
-        y = b.node("Add", [b.node("MatMul", [x, weights], prefix), bias], prefix)
-    return activation_nodes(b, y, layer.activation, layer.activation_params, prefix)
-
-
-def activation_nodes(b: GraphBuilder, x: str, activation: Activation, params: Mapping[str, Any], prefix: str) -> str:
-    """The nodes of ``activation`` applied to ``x``; returns the output's name."""
-    from ._write_kinds import KIND_ACTIVATIONS  # format 1.1's, which build on the helpers here
-
+def activation_1_0(b: GraphBuilder, x: str, activation: Activation, params: Mapping[str, Any], prefix: str) -> str:
+    """The nodes of a format 1.0 activation applied to ``x``; returns the output's name."""
     if activation == Activation.IDENTITY:
         return x
-    if activation in KIND_ACTIVATIONS and (params or activation not in (Activation.RELU, Activation.SOFTPLUS)):
-        return KIND_ACTIVATIONS[activation](b, x, params, prefix, b.dtype == np.float32)
     simple = {
         Activation.RELU: "Relu",
         Activation.TANH: "Tanh",
@@ -224,20 +208,3 @@ ACTIVATION_MIN_OPSET = {activation: 6 for activation in _COMPOSITE} | {
 }
 # The layer kinds the writer turns into nodes.
 ONNX_LAYER_KINDS = LAYER_KINDS
-
-
-def unsupported_layers(model: Model, opset: int) -> list[str]:
-    """Every layer whose activation cannot be written at ``opset`` (empty when all can)."""
-    from ._write_kinds import KIND_ACTIVATION_MIN_OPSET
-
-    names = layer_names(model.layers)
-    problems = []
-    for i, layer in enumerate(model.layers):
-        first = ACTIVATION_MIN_OPSET.get(layer.activation)
-        if layer.activation_params and layer.activation in (Activation.RELU, Activation.SOFTPLUS):
-            first = KIND_ACTIVATION_MIN_OPSET[layer.activation]
-        if first is None:
-            continue  # prelu: a layer of its own
-        if first > opset:
-            problems.append(f"layer {i} ({names[i]!r}): activation {layer.activation.value} needs opset {first} or newer")
-    return problems

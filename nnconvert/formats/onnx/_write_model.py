@@ -14,8 +14,8 @@ from ...serde import json_default, model_to_document
 from ._common import DESCRIPTION_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, ML_DOMAIN
 from ._wire import Payload
 from ._write_head import classifier_head, value_info
-from ._write_kinds import layer_nodes
-from ._write_layers import ONNX_LAYER_KINDS, GraphBuilder, preprocess, unsupported_layers
+from ._write_kinds import layer_nodes, unsupported_layers
+from ._write_layers import ONNX_LAYER_KINDS, GraphBuilder, preprocess
 from ._write_options import WriteOptions, ir_version
 
 ML_OPSET = 1  # ZipMap has not changed since ai.onnx.ml 1
