@@ -37,7 +37,10 @@ _LAZY = {
     "Activation": "nnconvert.ir",
     "Task": "nnconvert.ir",
     "errors": "nnconvert.errors",
+    "spark": "nnconvert.spark",  # nnconvert.spark.verify(...): pyspark loads only when called
+    "manifest": "nnconvert.manifest",
 }
+_SUBMODULES = ("errors", "spark", "manifest")
 # errors.py imports nothing heavy: its classes are listed from the module itself
 from .errors import __all__ as _ERRORS  # noqa: E402
 
@@ -59,7 +62,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'nnconvert' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if name == "errors" else getattr(module, name)
+    value = module if name in _SUBMODULES else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -13,12 +13,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ._activations import Activation, apply_activation, validated_activation_params
 from .errors import InvalidModelError
+
+if TYPE_CHECKING:
+    from .quantization import QuantizedWeights
 
 __all__ = [
     "LAYER_KINDS",
@@ -65,6 +68,8 @@ class DenseLayer:
     activation: Activation = Activation.IDENTITY
     name: str = ""
     activation_params: Mapping[str, Any] = field(default_factory=dict)
+    # int8 weights (nnconvert.quantization); ``weights`` then holds their exact float32 dequantization
+    quantization: QuantizedWeights | None = None
 
     kind: ClassVar[str] = "dense"
     ARRAYS: ClassVar[tuple[str, ...]] = ("weights", "bias")
@@ -85,7 +90,7 @@ class DenseLayer:
         return {"activation": self.activation.value, "activation_params": dict(self.activation_params)}
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        y = x @ self.weights
+        y = x @ self.weights if self.quantization is None else self.quantization.matmul(x)
         y += self.bias
         apply_activation(y, self.activation, self.activation_params)
         return y
@@ -282,6 +287,11 @@ def _activation(value: Any, where: str) -> Activation:
 
 
 def _validated_dense(layer: DenseLayer, where: str, n_in: int) -> DenseLayer:
+    if layer.quantization is not None:
+        n_out = np.shape(layer.bias)[0] if np.ndim(layer.bias) == 1 else -1
+        quantization = layer.quantization.validate(where, n_in, n_out)
+        # the float weights are derived, never stored beside the int8 ones: they cannot disagree
+        layer = replace(layer, weights=quantization.dequantized(), quantization=quantization)
     weights = frozen_array(layer.weights, f"{where} weights")
     bias = frozen_array(layer.bias, f"{where} bias")
     if weights.ndim != 2:

@@ -110,7 +110,10 @@ def save(model: Model, path: PathLike, format: str | None = None, **options: Any
         model: the model graph.
         path: the target file; replaced only when the whole write succeeds.
         format: a format name; taken from the suffix when None.
-        **options: writer options (``opset``, ``dtype``...).
+        **options: writer options (``opset``, ``dtype``...); ``precision`` ("float16" or
+            "int8") and ``calibration`` (rows for int8 static quantization) for the formats
+            that store reduced precision (onnx, json, hdf5); ``dequantize=True`` writes an
+            int8 model's float32 equivalent to a format that cannot hold int8.
 
     Returns:
         The path written.
@@ -126,8 +129,12 @@ def save(model: Model, path: PathLike, format: str | None = None, **options: Any
         raise UsageError(f"{path}: cannot tell the output format from the suffix {path.suffix!r}; name it with format=...")
     if spec.write is None:
         raise UsageError(f"the {spec.name} format can be read but not written")
+    dequantize = bool(options.pop("dequantize", False))
     options = registry.check_options(spec, options, "writer")
     _require(spec, "writing")
+    from .quantization import apply_precision
+
+    model = apply_precision(model, spec.name, options, dequantize=dequantize, write_options=spec.write_options)
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the folder {path.parent} does not exist")
     try:

@@ -7,6 +7,7 @@ turn them back into the document's field paths for their error messages.
 
     layers/<i>/weights    layers/<i>/bias    steps/<s>/ops/<o>
     layers/<i>/mean  .../variance  .../scale  .../offset  (batch_norm, layer_norm)    layers/<i>/slopes (prelu)
+    layers/<i>/quantization/values|scale|zero_point   (int8 layers, nnconvert.quantization)
 
 Changing a spelling here changes files on disk: the keys are part of the
 formats (docs/formats.md).
@@ -58,8 +59,8 @@ def field_path(key: str) -> str:
     parts = key.strip("/").split("/")
     if len(parts) == 4 and parts[0] == "steps" and parts[2] == "ops":
         return f"steps[{parts[1]}].ops[{parts[3]}].operand"
-    if len(parts) == 3 and parts[0] == "layers":
-        return f"layers[{parts[1]}].{parts[2]}"
+    if len(parts) >= 3 and parts[0] == "layers":  # also layers/<i>/quantization/values
+        return f"layers[{parts[1]}]." + ".".join(parts[2:])
     return key
 
 

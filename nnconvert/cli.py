@@ -88,7 +88,15 @@ def _add_read_options(parser: _SubcommandParser) -> None:
 
 
 def _add_format_flags(parser: argparse.ArgumentParser, verb: str) -> None:
-    """One flag per declared reader/writer option (formats sharing an option share its flag)."""
+    """One flag per declared reader/writer option name.
+
+    Formats declaring the same option share its flag even when they mean different
+    things by it (the c target's ``precision`` float32..int8, another's float16/int8):
+    the flag takes the union of the choices, its help names each format's meaning, and
+    the value is checked against the chosen format's own declaration when it is used
+    (:func:`nnconvert.registry.check_options`). A ``parse`` runs after the command line
+    is read, with the format known (:func:`_format_options`).
+    """
     from .registry import formats
 
     by_flag: dict[str, list[tuple[str, Any]]] = {}
@@ -97,24 +105,71 @@ def _add_format_flags(parser: argparse.ArgumentParser, verb: str) -> None:
             if option.flag:
                 by_flag.setdefault(option.flag, []).append((spec.name, option))
     group = parser.add_argument_group(f"{verb} options (from the formats' declarations)")
+    declarations: dict[str, dict[str, Any]] = {}
     for flag, declared in by_flag.items():
         option = declared[0][1]
-        owners = ", ".join(dict.fromkeys(name for name, _ in declared))
-        settings: dict[str, Any] = {"dest": f"{verb}_option_{option.name}", "help": f"{option.help} ({owners})"}
+        dest = f"{verb}_option_{option.name}"
+        declarations[dest] = {name: o for name, o in declared}
+        settings: dict[str, Any] = {"dest": dest, "help": _shared_help(declared)}
         if option.flag_value is not None or option.type is bool:
             settings.update(action="store_const", const=True if option.flag_value is None else option.flag_value)
         else:
             choices = list(dict.fromkeys(choice for _, o in declared for choice in o.choices))
-            settings.update(type=option.parse or option.type, metavar=option.metavar or option.name.upper())
+            parsed_later = any(o.parse is not None for _, o in declared)
+            settings.update(type=str if parsed_later else option.type, metavar=option.metavar or option.name.upper())
             if choices:
                 settings.update(choices=choices, metavar=None)
         group.add_argument(flag, **settings)
+    parser.set_defaults(**{f"_declared_{verb}_options": declarations})
 
 
-def _format_options(args: argparse.Namespace, verb: str) -> dict[str, Any]:
-    """The reader/writer options given on the command line, by option name."""
+def _shared_help(declared: list[tuple[str, Any]]) -> str:
+    """``help (fmt, fmt)``; per format when their helps or choices differ: ``a (c); b (onnx)``."""
+    def meaning(option: Any) -> str:
+        return option.help + (f" [{'|'.join(map(str, option.choices))}]" if option.choices else "")
+
+    by_meaning: dict[str, list[str]] = {}
+    for name, option in declared:
+        by_meaning.setdefault(meaning(option) if len(declared) > 1 else option.help, []).append(name)
+    if len(by_meaning) == 1:
+        return f"{declared[0][1].help} ({', '.join(dict.fromkeys(name for name, _ in declared))})"
+    return "; ".join(f"{text} ({', '.join(names)})" for text, names in by_meaning.items())
+
+
+def _format_options(args: argparse.Namespace, verb: str, spec_name: Any = None) -> dict[str, Any]:
+    """The reader/writer options given on the command line, by option name.
+
+    A flag whose value an option ``parse`` s is parsed here with the declaration of the
+    format in use: ``spec_name()`` names it (called only when the formats sharing the
+    flag parse it differently).
+
+    Raises:
+        UsageError: a value the parse refuses, or a shared flag whose format cannot be told.
+    """
+    from .errors import NnconvertError, UsageError
+
     prefix = f"{verb}_option_"
-    return {key[len(prefix) :]: value for key, value in vars(args).items() if key.startswith(prefix) and value is not None}
+    declarations = getattr(args, f"_declared_{verb}_options", {})
+    options: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if not key.startswith(prefix) or value is None:
+            continue
+        declared = declarations.get(key, {})
+        parses = {o.parse for o in declared.values() if o.parse is not None}
+        if isinstance(value, str) and parses:
+            name = spec_name() if len(parses) > 1 and spec_name is not None else None
+            option = declared.get(name) if name else next(o for o in declared.values() if o.parse is not None)
+            if len(parses) > 1 and option is None:
+                raise UsageError(f"{next(iter(declared.values())).flag} means different things to {', '.join(declared)}: name the format")
+            if option.parse is not None:
+                try:
+                    value = option.parse(value)
+                except NnconvertError:
+                    raise
+                except (TypeError, ValueError) as exc:
+                    raise UsageError(f"{option.flag} {value}: {exc}") from None
+        options[key[len(prefix) :]] = value
+    return options
 
 
 def _seconds(text: str) -> float:
@@ -134,7 +189,7 @@ def _add_convert(commands: Any) -> None:
         description="Convert SRC to DST (formats from --from/--to, else detected). With --out-dir, every "
         "positional argument is a source and each is written to the folder with the --to format's suffix.",
     )
-    parser.add_argument("paths", nargs="+", metavar="SRC [DST]", help="source file(s), then the destination")
+    parser.add_argument("paths", nargs="*", metavar="SRC [DST]", help="source file(s), then the destination")
     _add_read_options(parser)
     parser.add_argument("--to", dest="to_format", metavar="FMT", help="output format (default: from DST's suffix)")
     parser.add_argument("--out-dir", type=Path, help="convert every SRC into this folder")
@@ -145,6 +200,14 @@ def _add_convert(commands: Any) -> None:
         "with the highest error code at the end (default: stop at the first failure)",
     )
     parser.pending.append(lambda p: _add_format_flags(p, "writer"))
+    parser.add_argument("--dequantize", action="store_true", help="write an int8 model's float32 equivalent (to formats that cannot hold int8, e.g. scikit-learn)")
+    batch = parser.add_argument_group("batch (docs/scale.md)")
+    batch.add_argument("--manifest", metavar="JOBS", help="convert every job of a .csv/.jsonl manifest (source, destination, options)")
+    batch.add_argument("--results", metavar="FILE", help="--manifest: the results file (default: JOBS.results.csv/.jsonl)")
+    batch.add_argument("--workers", type=int, default=1, metavar="N", help="--manifest: worker processes (default 1)")
+    batch.add_argument("--engine", choices=["local", "spark"], default="local", help="--manifest: a local pool (default) or a Spark job")
+    batch.add_argument("--master", metavar="URL", help="--engine spark: the Spark master")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
     try:
         _verify_command().add_convert_options(parser)
     except ImportError:  # pragma: no cover - verify is part of the package
@@ -177,11 +240,42 @@ def _add_verify(commands: Any) -> None:
 
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
-    return _format_options(args, "reader")
+    return _format_options(args, "reader", lambda: args.from_format)
 
 
-def _write_options(args: argparse.Namespace) -> dict[str, Any]:
-    return _format_options(args, "writer")
+def _write_options(args: argparse.Namespace, dst: Path | None = None) -> dict[str, Any]:
+    def written() -> str | None:
+        if args.to_format:
+            return str(args.to_format)
+        spec = None if dst is None else _written_format(None, dst)
+        return None if spec is None else spec.name
+
+    options = _format_options(args, "writer", written)
+    if getattr(args, "dequantize", False):
+        options["dequantize"] = True
+    return options
+
+
+def _written_format(to_format: str | None, dst: Path) -> Any:
+    """The spec ``save`` wrote ``dst`` with: ``--to``, else the writable one its suffix names."""
+    from . import registry
+
+    return registry.get(to_format) if to_format else registry.format_for_suffix(dst, writable=True)
+
+
+def _inspected_format(path: Path, from_format: str | None) -> Any:
+    """The spec that describes ``path`` itself (``inspect_file``): named by ``--from``, or the
+    write-only format its suffix names when no reader claims that suffix; None otherwise (then the file is loaded)."""
+    from . import registry
+
+    spec: Any
+    if from_format:
+        spec = registry.get(from_format)
+    elif registry.format_for_suffix(path) is None:
+        spec = registry.format_for_suffix(path, writable=True)
+    else:
+        return None
+    return spec if spec is not None and spec.inspect_file is not None else None
 
 
 def _conversion_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
@@ -235,15 +329,29 @@ def _convert_one(args: argparse.Namespace, src: Path, dst: Path) -> int:
     args.read_options = _read_options(args)  # verify_after_convert checks whether they changed the reading
     model = load(src, format=args.from_format, trust=args.trust_pickle, timeout=_read_timeout(args, src), **args.read_options)
     if getattr(args, "emit_test_data", False):  # the model and its evidence land together or not at all
-        return int(_verify_command().convert_with_evidence(src, dst, args, model, lambda path: save(model, path, format=args.to_format, **_write_options(args))))
-    save(model, dst, format=args.to_format, **_write_options(args))
+        return int(_verify_command().convert_with_evidence(src, dst, args, model, lambda path: save(model, path, format=args.to_format, **_write_options(args, dst))))
+    save(model, dst, format=args.to_format, **_write_options(args, dst))
     print(f"{src} -> {dst}")
+    summary = _written_format(args.to_format, dst).summary
+    if summary is not None:  # what the format tells about the written file (the c target: sizes)
+        print(summary(dst))
     if getattr(args, "verify", False) or getattr(args, "emit_test_data", False):
         return int(_verify_command().verify_after_convert(src, dst, args, model))
     return 0
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    if args.manifest:
+        from .errors import UsageError
+        from .manifest import cli_run
+
+        if args.paths:
+            raise UsageError("convert takes SRC DST or --manifest JOBS, not both")
+        return cli_run(args)
+    if not args.paths:
+        from .errors import UsageError
+
+        raise UsageError("convert needs SRC DST (or several SRC with --out-dir, or --manifest JOBS)")
     status = 0
     for src, dst in _conversion_pairs(args):
         if not args.keep_going:
@@ -260,6 +368,11 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from .api import load_with_format
     from .describe import describe, format_description
 
+    spec = _inspected_format(args.file, args.from_format)
+    if spec is not None and spec.inspect_file is not None:  # the format describes its files itself (write-only c)
+        info, text = spec.inspect_file(args.file)
+        print(json.dumps(info, indent=2) if args.json else text)
+        return 0
     timeout = _read_timeout(args, args.file)
     model, format_name = load_with_format(args.file, args.from_format, trust=args.trust_pickle, timeout=timeout, **_read_options(args))
     info = {"file": str(args.file), "format": format_name, "file_size": args.file.stat().st_size, **describe(model)}

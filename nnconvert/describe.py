@@ -6,6 +6,7 @@ from typing import Any
 
 from .head import classes_dtype_name
 from .ir import Model, layer_arrays, layer_names
+from .quantization import parameter_bytes, precision_of, quantization_mode
 from .serde import encode_metadata
 from .source_dtype import source_dtype_status
 
@@ -28,6 +29,9 @@ def describe(model: Model) -> dict[str, Any]:
         "n_features": model.n_features,
         "n_outputs": model.n_outputs,
         "n_parameters": model.n_parameters,
+        "precision": precision_of(model),
+        "quantization": quantization_mode(model),
+        "parameter_bytes": parameter_bytes(model),
         "input": {"name": model.input.name, "feature_names": model.input.feature_names},
         "steps": [
             {"kind": step.kind, "name": step.name, "ops": [op.op for op in step.ops], "params": dict(step.params)}
@@ -43,6 +47,14 @@ def describe(model: Model) -> dict[str, Any]:
                 "activation_params": dict(layer.activation_params),
                 "settings": {k: v for k, v in layer.settings().items() if k not in ("activation", "activation_params")},
                 "n_parameters": int(sum(a.size for a in layer_arrays(layer).values() if a is not None)),
+                "quantization": None
+                if (layer_quantization := getattr(layer, "quantization", None)) is None
+                else {
+                    "mode": layer_quantization.mode,
+                    "scale_range": [float(layer_quantization.scale.min()), float(layer_quantization.scale.max())],
+                    "input_scale": layer_quantization.input_scale,
+                    "input_zero_point": layer_quantization.input_zero_point,
+                },
             }
             for index, (name, layer, shape) in enumerate(zip(names, model.layers, model.layer_shapes(), strict=True))
         ],
@@ -69,7 +81,10 @@ def format_description(info: dict[str, Any]) -> str:
         lines.append(f"dtype:       {info['dtype']} (source model: {source_dtype['dtype']}, {restorable})")
         lines.append(f"             {source_dtype['reason']}")
     lines.append(f"input:       {info['input']['name']} [N, {info['n_features']}]")
-    lines.append(f"parameters:  {info['n_parameters']:,}")
+    lines.append(f"parameters:  {info['n_parameters']:,} ({_size(info['parameter_bytes'])} of weights)")
+    if "precision" in info:
+        mode = f", {info['quantization']} quantization, per-channel int8 weights" if info.get("quantization") else ""
+        lines.append(f"precision:   {info['precision']}{mode}")
     for step in info["steps"]:
         lines.append(f"  step   {step['kind']:<16} {step['name'] or ''} ({', '.join(step['ops'])})")
     width = max(len(layer["name"]) for layer in info["layers"])

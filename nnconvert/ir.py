@@ -324,7 +324,7 @@ class Model:
             return self
         layers = [
             replace(layer, **{k: a.astype(dtype) for k, a in layer_arrays(layer).items() if a is not None})  # type: ignore[arg-type]
-            for layer in self.layers
+            for layer in self.dequantized().layers  # int8 weights have no other dtype: cast their float form
         ]
         steps = [
             replace(step, ops=tuple(ElementwiseOp(op.op, op.operand.astype(dtype)) for op in step.ops))
@@ -334,6 +334,12 @@ class Model:
         source = np.dtype(self.metadata.source_dtype or self.dtype)
         metadata = replace(self.metadata, source_dtype=source.name if source.itemsize < dtype.itemsize else None)
         return replace(self, layers=tuple(layers), steps=tuple(steps), metadata=metadata)
+
+    def dequantized(self) -> Model:
+        """The float32 model an int8 model stands for (itself when not quantized)."""
+        from .quantization import dequantized
+
+        return dequantized(self)
 
     def as_source_dtype(self) -> Model:
         """The model in its source's dtype when its weights are an exact upcast of it (else itself)."""
@@ -466,6 +472,7 @@ def _model_signature(model: Model) -> Any:
                 layer.name,
                 layer.settings(),
                 tuple((k, _array_signature(a)) for k, a in layer_arrays(layer).items()),
+                _quantization_signature(getattr(layer, "quantization", None)),
             )
             for layer in model.layers
         ),
@@ -473,3 +480,10 @@ def _model_signature(model: Model) -> Any:
         model.input,
         model.metadata,
     )
+
+
+def _quantization_signature(q: Any) -> Any:
+    if q is None:
+        return None
+    arrays = tuple(_array_signature(a) for a in (q.values, q.scale, q.zero_point))
+    return (arrays, q.input_scale, q.input_zero_point)

@@ -48,12 +48,15 @@ _BUILTIN_MODULES = (
     # before sklearn_files: legacy torch.save files are pickles too, and claimed by content first
     "nnconvert.formats.torch_files",
     "nnconvert.formats.sklearn_files",
+    "nnconvert.formats.c",  # issue 15: C source target (write only)
 )
 
 
 # How verify runs a file of a format: "ir" reads it into the model graph and runs that;
-# "onnxruntime" runs the file itself; "sklearn" runs the estimator the spec's load_native returns.
-RUNNER_KINDS = ("ir", "onnxruntime", "sklearn")
+# "onnxruntime" runs the file itself; "sklearn" runs the estimator the spec's load_native returns;
+# "c" compiles the generated source and runs it through ctypes.
+RUNNER_KINDS = ("ir", "onnxruntime", "sklearn", "c")
+
 def _as_options(options: tuple[Option | str, ...]) -> tuple[Option, ...]:
     # a bare name declares an option whose values the format checks itself (third-party formats)
     return tuple(option if isinstance(option, Option) else Option(option, flag=None, also=(object,)) for option in options)
@@ -79,6 +82,10 @@ class FormatSpec:
         load_native: for runner "sklearn": ``load_native(path, trust=...)`` -> the framework object.
         priority: settles suffix ties (``.h5``: hdf5 before keras-h5): lower comes first.
             Content detection decides first; the priority only orders the suffix fallback.
+        summary: ``summary(path) -> str``: lines ``nnconvert convert`` prints after writing a file
+            of this format (sizes, precision...), or None.
+        inspect_file: ``inspect_file(path) -> (facts, text)``: what ``nnconvert inspect`` shows for
+            a file the format describes itself (a write-only format has no reader to go through).
     """
 
     name: str
@@ -95,6 +102,8 @@ class FormatSpec:
     runner: str = "ir"
     load_native: Callable[..., Any] | None = None
     priority: int = 100
+    summary: Callable[[Path], str] | None = None
+    inspect_file: Callable[[Path], tuple[dict[str, Any], str]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "read_options", _as_options(tuple(self.read_options)))

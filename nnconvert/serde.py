@@ -38,6 +38,7 @@ from .ir import (
     PreprocessStep,
     layer_arrays,
 )
+from .quantization import QuantizedWeights
 
 __all__ = [
     "DOCUMENT_VERSION",
@@ -133,7 +134,11 @@ def model_to_document(model: Model, encode_array: ArrayEncoder, *, dtype: Any = 
 def encode_layer(layer: Layer, key: str, encode_array: ArrayEncoder) -> dict[str, Any]:
     """``{"kind", "name", <settings>, <arrays>}``; an absent optional array is ``None``."""
     document: dict[str, Any] = {"kind": layer.kind, "name": layer.name, **layer.settings()}
+    quantization = getattr(layer, "quantization", None)
     for name, array in layer_arrays(layer).items():
+        if quantization is not None and name == "weights":
+            document["quantization"] = _encode_quantization(quantization, key, encode_array)
+            continue  # the int8 values are the weights; their float form is derived, not stored
         document[name] = None if array is None else encode_array(array, f"{key}/{name}")
     return document
 
@@ -286,6 +291,31 @@ def _check_kinds(r: DocumentReader, layers_doc: list[Any]) -> None:
         )
 
 
+def _encode_quantization(q: QuantizedWeights, key: str, encode_array: ArrayEncoder) -> dict[str, Any]:
+    return {
+        "values": encode_array(q.values, f"{key}/quantization/values"),
+        "scale": encode_array(q.scale, f"{key}/quantization/scale"),
+        "zero_point": encode_array(q.zero_point, f"{key}/quantization/zero_point"),
+        "input_scale": q.input_scale,
+        "input_zero_point": q.input_zero_point,
+    }
+
+
+def _read_quantization(r: DocumentReader, layer: Mapping[str, Any], index: int, decode_array: ArrayDecoder) -> QuantizedWeights:
+    field = f"layers[{index}].quantization"
+    document = r.get(layer, "quantization", field, dict)
+    arrays = {}
+    for name in ("values", "scale", "zero_point"):
+        if name not in document:
+            raise r.fail(f"{field}.{name}", "is missing")
+        arrays[name] = decode_array(document[name], f"layers/{index}/quantization/{name}")
+    return QuantizedWeights(
+        **arrays,
+        input_scale=r.get(document, "input_scale", f"{field}.input_scale", float, optional=True),
+        input_zero_point=r.get(document, "input_zero_point", f"{field}.input_zero_point", int, optional=True),
+    )
+
+
 def _read_layer(r: DocumentReader, layer: Any, index: int, decode_array: ArrayDecoder) -> Layer:
     field = f"layers[{index}]"
     kind = r.get(layer, "kind", f"{field}.kind", str, optional=True, default="dense")
@@ -301,8 +331,12 @@ def _read_layer(r: DocumentReader, layer: Any, index: int, decode_array: ArrayDe
         return decode_array(layer[array_name], f"{key}/{array_name}")
 
     if kind == "dense":
+        quantized = "quantization" in layer and "weights" not in layer
+        quantization = _read_quantization(r, layer, index, decode_array) if quantized else None
         return DenseLayer(
-            weights=array("weights"),
+            quantization=quantization,
+            # a quantized layer's float weights are derived from its int8 values at validation
+            weights=np.zeros((0, 0), np.float32) if quantized else array("weights"),
             bias=array("bias"),
             activation=r.get(layer, "activation", f"{field}.activation", str),
             name=name,

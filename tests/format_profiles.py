@@ -194,6 +194,8 @@ REFUSALS: dict[str, Callable[[Model], list[str]]] = {
     "sklearn-pickle": _sklearn_problems,
     "skops": _sklearn_problems,
     "keras-h5": _keras_h5_problems,
+    # generated C: every dense layer, activation and preprocessing operation the IR has (docs/formats.md, "C source")
+    "c": lambda model: [],
 }
 
 MIN_SHARE = {

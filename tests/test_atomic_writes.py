@@ -32,6 +32,7 @@ from nnconvert.ir import Activation, DenseLayer, Head, InputSpec, Model, Task  #
 WRITABLE = tuple(name for name, spec in registry.formats().items() if spec.write is not None)
 SUFFIX = {name: registry.get(name).suffixes[0] for name in WRITABLE}
 ORIGINAL = b"the previous model, which must survive\n" * 10
+COMPANIONS = {"c": ["model.h"]}  # files a format writes beside its target, each atomically
 
 
 @pytest.fixture
@@ -242,12 +243,13 @@ def test_success_is_fsynced_before_the_rename(monkeypatch, target_dir, fmt):
     nnconvert.save(make_bad_inputs.tiny_model(), target, format=fmt)
     assert target.read_bytes() != ORIGINAL
     replaced = [e for e in events if e[0] == "replace"]
-    assert len(replaced) == 1 and replaced[0][2] == str(target)
-    temp = replaced[0][1]
-    order = [e for e in events if e[0] == "fsync"]
-    assert order and order[0][1] == os.path.realpath(temp), "the data was not fsynced before the rename"
-    assert events.index(("fsync", os.path.realpath(temp))) < events.index(replaced[0])
-    assert sorted(p.name for p in target_dir.iterdir()) == [target.name]
+    companions = COMPANIONS.get(fmt, [])
+    # the target is renamed last; a companion (the c target's header) is committed the same way before it
+    assert len(replaced) == 1 + len(companions) and replaced[-1][2] == str(target)
+    for event in replaced:
+        fsynced = ("fsync", os.path.realpath(event[1]))
+        assert fsynced in events and events.index(fsynced) < events.index(event), "the data was not fsynced before the rename"
+    assert sorted(p.name for p in target_dir.iterdir()) == sorted([target.name, *companions])
 
 
 def test_out_dir_keeps_finished_outputs_when_a_later_input_fails(tmp_path, target_dir, capsys):

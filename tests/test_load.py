@@ -49,7 +49,7 @@ def rss():
 
 def convert(i):
     fmt = formats[i % len(formats)]
-    target = folder / f"out_{fmt}{'.h5' if 'h5' in fmt or fmt == 'hdf5' else ''}"
+    target = folder / f"out_{fmt}{'.h5' if 'h5' in fmt or fmt == 'hdf5' else '.c' if fmt == 'c' else ''}"
     nnconvert.convert(source, target, to_format=fmt)
     if i % 25 == 0:
         report = nnconvert.verify(source, target, n_samples=64, trust=True)

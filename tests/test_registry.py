@@ -8,6 +8,7 @@ format's spec says.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,34 @@ def test_the_command_line_grows_a_flag_per_declared_option(scratch_registry: dic
     assert written == [{"level": 3, "fast": True}]
     with pytest.raises(SystemExit):  # argparse refuses a value outside the choices: exit 2
         cli.main(["convert", str(source), str(tmp_path / "b.decl"), "--level", "9"])
+
+
+def test_formats_sharing_an_option_name_share_one_flag(
+    scratch_registry: dict[str, FormatSpec], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the c target's --precision/--calibration and issue 12's ONNX quantization mean different things by the same names
+    written: dict[str, list[dict[str, Any]]] = {"wide": [], "narrow": []}
+    for name, choices, parse in (("wide", ("float32", "int16"), lambda text: ["wide", text]), ("narrow", ("float16", "int8"), lambda text: ["narrow", text])):
+        options = (Option("precision", choices=choices, help=f"{name} arithmetic"), Option("calibration", list, parse=parse, help="rows"))
+        registry.register(FormatSpec(name, (f".{name}",), "test format", write=_text_writer(written[name]), write_options=options))
+    source = str(SAMPLES / "diabetes_mlp.json")
+    with pytest.raises(SystemExit):
+        cli.main(["convert", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    # one flag each (argparse would refuse a second), choices the union, help naming each format's meaning
+    # the union in registration order (which of onnx/json/hdf5 and c registers first is not the point)
+    flag = re.search(r"--precision \{([^}]*)\}", help_text)
+    assert flag is not None and sorted(flag.group(1).split(",")) == ["float16", "float32", "float64", "int16", "int8"]
+    assert "wide arithmetic [float32|int16] (wide)" in help_text and "narrow arithmetic [float16|int8] (narrow)" in help_text
+    assert "rows (wide, narrow)" in help_text
+    assert cli.main(["convert", source, str(tmp_path / "a.wide"), "--precision", "int16", "--calibration", "x"]) == 0
+    assert cli.main(["convert", source, str(tmp_path / "a.narrow"), "--precision", "int8", "--calibration", "x"]) == 0
+    assert written == {"wide": [{"precision": "int16", "calibration": ["wide", "x"]}], "narrow": [{"precision": "int8", "calibration": ["narrow", "x"]}]}
+    capsys.readouterr()
+    # the union of choices passes argparse; the output format refuses what it does not take (exit 2, nothing written)
+    assert cli.main(["convert", source, str(tmp_path / "b.wide"), "--precision", "float16"]) == 2
+    assert "wide writer's option precision must be one of float32, int16" in capsys.readouterr().err
+    assert not (tmp_path / "b.wide").exists()
 
 
 def test_onnx_options_refuse_what_is_not_a_bool(tmp_path: Path) -> None:

@@ -353,7 +353,12 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnor
         UnsupportedModelError: scikit-learn cannot express the model (mixed or unsupported hidden
             activations, an output activation that does not fit the task, preprocessing other than
             the three scalers, a raw head); every problem is listed with its layer or step.
+            An int8 model is refused (scikit-learn computes in float only): pass ``model.dequantized()``.
     """
+    from ..quantization import refuse_quantized
+
+    # before folding: a fold rewrites dense weights, which an int8 layer does not hold as floats
+    refuse_quantized(model, "scikit-learn", "to_sklearn(model.dequantized()), or --dequantize on the command line")
     if fold_batchnorm and "batch_norm" in model.layer_kinds:
         from ..fold import fold_batch_norms
 

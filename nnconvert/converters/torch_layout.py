@@ -117,8 +117,12 @@ def model_to_modules(model: Model) -> list[TorchModule]:
     """The Sequential's entries computing ``model``: preprocessing, then each layer and its activation.
 
     Raises:
-        UnsupportedModelError: an activation or step torch has no standard module for (all listed).
+        UnsupportedModelError: an activation or step torch has no standard module for (all listed);
+            an int8 model (torch modules and state dicts compute in float): pass ``model.dequantized()``.
     """
+    from ..quantization import refuse_quantized
+
+    refuse_quantized(model, "a torch module or state dict", "model.dequantized(), or --dequantize on the command line")
     problems: list[str] = []
     modules = [_preprocessing_module(step) for step in model.steps]
     for index, (layer, (width, _)) in enumerate(zip(model.layers, model.layer_shapes(), strict=True)):

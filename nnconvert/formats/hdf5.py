@@ -31,6 +31,7 @@ from .._io.budget import declare_parameters
 from .._io.hdf5_safety import has_signature, hdf5_write_errors, outside_data_problem, unstored_data_problem
 from ..errors import NnconvertError, ReadError, UnsupportedModelError, UsageError
 from ..ir import Model
+from ..quantization import PRECISION_OPTIONS
 from ..registry import FormatSpec, Option, register
 from ..serde import DocumentReader, json_default, model_from_document, model_to_document
 
@@ -45,7 +46,13 @@ SUPPORTED_MAJOR = 1
 ATTRIBUTE_LIMIT = 32 * 1024
 DOCUMENT_DATASET = "document"
 COMPRESSIONS = (None, "none", "gzip")
-DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+DTYPES: dict[str, np.dtype[Any]] = {
+    "float16": np.dtype("<f2"),
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "int8": np.dtype("i1"),  # quantized weights and zero points
+}
+FLOAT_NAMES = ("float16", "float32", "float64")
 _VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)$")
 _MAX_SOFT_LINK_HOPS = 16
 
@@ -94,7 +101,7 @@ def write(model: Model, output: Output | str | PathLike[str], *, compression: st
 
     def reference(array: np.ndarray, key: str) -> dict[str, Any]:
         if array.dtype.name not in DTYPES:
-            raise UnsupportedModelError(f"{key}: the hdf5 format stores float16/32/64 arrays, got {array.dtype}")
+            raise UnsupportedModelError(f"{key}: the hdf5 format stores float16/32/64 and int8 arrays, got {array.dtype}")
         arrays["/" + key] = array
         return {"dataset": "/" + key, "dtype": array.dtype.name, "shape": list(array.shape)}
 
@@ -227,7 +234,7 @@ class _Reader:
                     f"{field}.shape",
                     f"expected [] or [{self.n_features}] (one value per input feature), got {list(shape)}",
                 )
-        elif kind == "weights":
+        elif kind == "weights" or key.endswith("/quantization/values"):
             if len(shape) != 2 or shape[0] != self.width:
                 raise self.r.fail(
                     f"{field}.shape",
@@ -250,8 +257,9 @@ class _Reader:
         r = self.r
         name = r.get(encoded, "dataset", f"{field}.dataset", str)
         dtype_name = r.get(encoded, "dtype", f"{field}.dtype", str)
-        if dtype_name not in DTYPES:
-            raise r.fail(f"{field}.dtype", f"expected one of {', '.join(DTYPES)}, got {dtype_name!r}")
+        allowed = DTYPES if key.rsplit("/", 1)[-1] in ("values", "zero_point") else FLOAT_NAMES  # int8: quantization only
+        if dtype_name not in allowed:
+            raise r.fail(f"{field}.dtype", f"expected one of {', '.join(allowed)}, got {dtype_name!r}")
         shape = r.get(encoded, "shape", f"{field}.shape", list)
         if not all(isinstance(size, int) and not isinstance(size, bool) and size >= 0 for size in shape):
             raise r.fail(f"{field}.shape", f"expected a list of non-negative integers, got {shape!r:.80}")
@@ -259,7 +267,7 @@ class _Reader:
         dataset = self.dataset(name, field)
         if (
             dataset.shape != tuple(shape)
-            or dataset.dtype.kind != "f"
+            or dataset.dtype.kind != DTYPES[dtype_name].kind
             or dataset.dtype.itemsize != DTYPES[dtype_name].itemsize
         ):
             raise self.fail(
@@ -367,7 +375,7 @@ register(
         write=write,
         sniff=sniff,
         requires={"h5py": "h5py"},
-        write_options=(Option("compression", str, choices=("gzip", "none"), default="none", help="dataset compression"),),
+        write_options=(Option("compression", str, choices=("gzip", "none"), default="none", help="dataset compression"), *PRECISION_OPTIONS),
         isolated_reads=True,  # libhdf5 parses the file
         priority=HDF5_PRIORITY,
     )

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["verify", "Report", "write_test_data", "read_test_data"]
 
 _LAZY = {
-    "verify": "nnconvert.verify.core",
+    "verify": "nnconvert.verify.stream",  # core.verify, or with data= the streamed run
     "Report": "nnconvert.verify.report",
     "write_test_data": "nnconvert.verify.onnx.evidence",
     "read_test_data": "nnconvert.verify.onnx.evidence",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .core import verify
     from .onnx.evidence import read_test_data, write_test_data
     from .report import Report
+    from .stream import verify
 
 
 def __getattr__(name: str) -> Any:
@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
 
 class _CallableModule(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from .core import verify
+        from .stream import verify
 
         return verify(*args, **kwargs)
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,11 +28,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``verify`` arguments to ``parser``."""
     parser.add_argument("reference", metavar="REFERENCE", help="the original model (any format), or the ONNX file to check against its test data")
     parser.add_argument("candidate", metavar="CANDIDATE", nargs="?", help="the converted model (omit: REFERENCE is an ONNX file with test_data_set_0 next to it)")
-    parser.add_argument("--data", metavar="FILE", help="input rows: .npy, .npz (key X) or .csv (header optional)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="input rows: a Parquet file or folder, .csv (header optional) or .npy, streamed in chunks; .npz (key X) in memory",
+    )
     parser.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="range of random inputs (default: from the preprocessing)")
     parser.add_argument("--n-samples", type=int, default=1000, help="random rows when no --data (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random rows (default 0)")
     _add_tolerance_options(parser)
+    from .price_command import add_price_options
+
+    add_price_options(parser)
     parser.add_argument("--report-json", metavar="FILE", help="write the JSON report")
     parser.add_argument("--report-md", metavar="FILE", help="write a markdown report (for a CI comment)")
     parser.add_argument("--report-html", metavar="FILE", help="write the report as one self-contained HTML page (model diagram, error histograms)")
@@ -45,6 +50,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ort-optimizations", action="store_true", help="run onnxruntime with graph optimisations off")
     parser.add_argument("--no-input-hash", action="store_true", help="skip the inputs' sha256 in --report-json/--report-md (it is computed only when a report or --save-inputs is written)")
     parser.add_argument("--reference-evaluator", action="store_true", help="also run ONNX files in onnx's reference evaluator")
+    scale = parser.add_argument_group("scale (docs/scale.md)")
+    scale.add_argument("--engine", choices=["local", "spark"], default="local", help="where --data is run: this process, streamed (default), or a Spark job")
+    scale.add_argument("--master", metavar="URL", help="--engine spark: the Spark master (default: spark-submit's, else local[*])")
+    scale.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_tolerance_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -75,28 +84,6 @@ def parse_tolerances(values: list[str] | None, option: str) -> dict[str, float] 
     return parsed
 
 
-class _Progress:
-    """A one-line stage indicator on stderr: only on a terminal, only after ~2 s."""
-
-    def __init__(self, stream: Any = None, delay: float = 2.0):
-        self.stream = stream or sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.monotonic()
-        self.delay = delay
-        self.shown = False
-
-    def __call__(self, stage: str) -> None:
-        if self.enabled and time.monotonic() - self.start >= self.delay:
-            self.stream.write(f"\r\033[Kverify: {stage} ({time.monotonic() - self.start:.0f} s)")
-            self.stream.flush()
-            self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``nnconvert verify``; print the summary.
 
@@ -105,8 +92,17 @@ def run(args: argparse.Namespace) -> int:
     """
     from .core import verify
     from .inputs import load_data
+    from .price_command import run_price, wants_price
 
-    progress = _Progress()
+    if wants_price(args):
+        return run_price(args)
+    if _streamed(args):
+        return _run_streamed(args)
+    if args.engine == "spark":
+        raise UsageError("--engine spark needs --data PATH (a Parquet file or folder, .csv or .npy)")
+    from ..progress import ProgressBar
+
+    progress = ProgressBar("verify", quiet=args.quiet)
     try:
         report = verify(
             args.reference,
@@ -122,12 +118,57 @@ def run(args: argparse.Namespace) -> int:
             reference_evaluator=args.reference_evaluator,
             # the digest identifies the inputs in saved evidence; a console-only run skips its extra pass
             hash_inputs=bool(args.report_json or args.report_md or args.report_html or args.save_inputs) and not args.no_input_hash,
-            progress=progress,
+            progress=progress.stage,
         )
     except UsageError as exc:
         raise _data_width_error(exc, args.data) from None
     finally:
         progress.close()
+    print(report.summary())
+    _write_outputs(report, args)
+    return 0 if report.passed or args.warn_only else 1
+
+
+def _streamed(args: argparse.Namespace) -> bool:
+    """--data that is read chunk by chunk (everything but .npz), or any --engine spark run."""
+    if args.data is None:
+        return False
+    from .datasource import STREAMED_SUFFIXES
+
+    data = str(args.data)
+    return args.engine == "spark" or "://" in data or Path(data).is_dir() or Path(data).suffix.lower() in STREAMED_SUFFIXES
+
+
+def _run_streamed(args: argparse.Namespace) -> int:
+    from ..progress import ProgressBar
+
+    if args.candidate is None:
+        raise UsageError("verify with --data needs REFERENCE and CANDIDATE")
+    if args.save_inputs:
+        raise UsageError("--save-inputs keeps the rows in an .npz; with a streamed --data the data itself is the input to keep")
+    options = {
+        "seed": args.seed,
+        "atol": parse_tolerances(args.atol, "atol"),
+        "rtol": parse_tolerances(args.rtol, "rtol"),
+        "trust": args.trust_pickle,
+        "ort_optimizations": not args.no_ort_optimizations,
+        "reference_evaluator": args.reference_evaluator,
+        "hash_inputs": bool(args.report_json or args.report_md) and not args.no_input_hash,
+    }
+    if "://" in str(args.data) and args.engine != "spark":
+        raise UsageError(f"--data {args.data}: a cluster path (s3a://, hdfs://...) is read by --engine spark")
+    bar = ProgressBar("verify", "rows", quiet=args.quiet)
+    try:
+        if args.engine == "spark":
+            from . import spark
+
+            report = spark.verify(args.data, args.reference, args.candidate, master=args.master, row_progress=bar.update, **options)
+        else:
+            from .stream import verify_stream
+
+            report = verify_stream(args.reference, args.candidate, args.data, row_progress=bar.update, **options)
+    finally:
+        bar.close()
     print(report.summary())
     _write_outputs(report, args)
     return 0 if report.passed or args.warn_only else 1
@@ -170,6 +211,9 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-seed", type=int, default=0, help="seed of the random rows (default 0)")
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
     group.add_argument("--verify-report-html", "--report-html", dest="verify_report_html", metavar="FILE", help="write the verification's report as one HTML page")
+    from .price_command import add_price_options
+
+    add_price_options(group)
 
 
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
@@ -202,9 +246,12 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     """
     from .core import verify
     from .inputs import load_data
+    from .price_command import price_after_convert, wants_price
 
     written_path = Path(written_path)
     check_convert_target(written_path, args)
+    if wants_price(args) and not getattr(args, "emit_test_data", False):
+        return price_after_convert(Path(source), _source_model(Path(source), args, model), written_path, args, model)
     emit = getattr(args, "emit_test_data", False)
     data = getattr(args, "verify_data", None)
     try:

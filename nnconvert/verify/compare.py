@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .bins import blocked_mean, histogram, histogram_p99, top_indices  # the definitions a streamed run merges
 from .tolerances import Tolerance, default_tolerance
 
 __all__ = ["compare_values", "compare_labels", "compare_layers", "max_ulp", "top_two_margin", "percentile"]
@@ -79,8 +80,8 @@ def compare_values(
         "tolerance": tolerance.to_dict(),
         "max_abs_error": _where(worst, diff.shape, diff.flat[worst]),
         "max_rel_error": _where(int(np.argmax(rel)), rel.shape, rel.max()),
-        "mean_abs_error": float(diff.mean()),
-        "p99_abs_error": percentile(diff, 99) if diff.size else 0.0,
+        "mean_abs_error": blocked_mean(diff),
+        "p99_abs_error": histogram_p99(histogram(diff), float(diff.flat[worst])) if diff.size else 0.0,
         "max_ulp": max_ulp(reference, candidate, dtype),
         "mismatches": mismatches,
         "mismatch_fraction": mismatches / max(1, diff.size),
@@ -139,10 +140,8 @@ def _row_max(diff: np.ndarray) -> np.ndarray:
 
 def _worst_samples(diff: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> list[dict[str, Any]]:
     per_row = _row_max(diff)
-    count = min(WORST_ROWS, per_row.size)
-    rows: np.ndarray | list[int] = np.argpartition(per_row, -count)[-count:] if count else []
     samples = []
-    for row in sorted(rows, key=lambda r: -per_row[r]):
+    for row in top_indices(per_row, WORST_ROWS):  # largest first, ties by row: as a streamed run merges them
         column = int(np.argmax(diff[row])) if diff.ndim == 2 else 0
         ref = reference[row, column] if reference.ndim == 2 else reference[row]
         cand = candidate[row, column] if candidate.ndim == 2 else candidate[row]

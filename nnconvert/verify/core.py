@@ -89,6 +89,8 @@ def verify(
         raise UsageError("verify needs a candidate model")
     notify("loading models")
     cand = make_runner(candidate, trust=trust, ort_optimizations=ort_optimizations, role="candidate")
+    if atol is None and cand.expected_atol is not None:
+        atol = cand.expected_atol  # fixed-point C states the error it is built to
     run = _Run(cand, seed, atol, rtol, notify)
     run.hash_inputs = hash_inputs
     try:
@@ -97,15 +99,7 @@ def verify(
         else:
             ref = make_runner(reference, trust=trust, ort_optimizations=ort_optimizations, role="reference")
             run.from_models(ref, X, n_samples, value_range, started)
-        with _few_threads():  # from here on every model run is a small batch
-            if edge_cases and run.ref is not None:
-                run.add_edge_cases()
-            run.compare_outputs(batch_one_rows)
-            if per_layer and run.ref is not None:
-                run.compare_layers()
-        if reference_evaluator:
-            run.cross_check()
-        return run.report(started)
+        return run.finish(edge_cases, batch_one_rows, per_layer, reference_evaluator, started)
     finally:
         run.stop_hashing()
 
@@ -129,6 +123,18 @@ class _Run:
         self.hasher: inputs_mod.InputHasher | None = None
         self.hash_inputs = True
         self.dtype = np.dtype(np.float64)
+
+    def finish(self, edge_cases: bool, batch_one_rows: int, per_layer: bool, reference_evaluator: bool, started: float) -> Report:
+        """The stages after the main rows (edge cases, outputs, hidden layers, cross-check) and the report."""
+        with _few_threads():  # from here on every model run is a small batch
+            if edge_cases and self.ref is not None:
+                self.add_edge_cases()
+            self.compare_outputs(batch_one_rows)
+            if per_layer and self.ref is not None:
+                self.compare_layers()
+        if reference_evaluator:
+            self.cross_check()
+        return self.report(started)
 
     # -- inputs and runs ---------------------------------------------------------
 

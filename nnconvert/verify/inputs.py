@@ -14,12 +14,12 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError, UsageError
+from .._io.tables import load_table as load_data
+from ..errors import UsageError
 from .runners import DEFAULT_RANGE, Runner
 
 __all__ = ["Inputs", "load_data", "random_inputs", "feature_range", "edge_cases", "InputHasher"]
@@ -41,78 +41,6 @@ class Inputs:
     range_source: str = ""
     edge: np.ndarray | None = None
     edge_kinds: list[str] = field(default_factory=list)
-
-
-def load_data(path: str | Path) -> np.ndarray:
-    """A 2-D float array from .npy, .npz (key ``X`` or the first array) or .csv (header optional).
-
-    Raises:
-        ReadError: the file is missing, unreadable or not a numeric 2-D table.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        _check_declared_sizes(path, suffix)
-        if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if not archive.files:
-                    raise ReadError("the archive holds no arrays", path=path)
-                data = archive["X" if "X" in archive.files else archive.files[0]]
-        elif suffix in (".csv", ".txt"):
-            data = _read_csv(path)
-        else:
-            raise ReadError(f"unknown data file type {suffix!r}; expected .npy, .npz or .csv", path=path)
-    except (OSError, ValueError, MemoryError, EOFError) as exc:
-        if isinstance(exc, ReadError):
-            raise
-        raise ReadError(f"cannot read the data: {type(exc).__name__}: {exc}", path=path) from exc
-    return _checked_table(data, path)
-
-
-def _check_declared_sizes(path: Path, suffix: str) -> None:
-    """Refuse arrays declaring more than the file holds, before numpy allocates them (as model files are checked)."""
-    import zipfile
-
-    from .._io.budget import file_budget
-    from .._io.zip_safety import charge_every_member, checked_members
-
-    if suffix == ".npy":
-        from numpy.lib import format as npy
-
-        with open(path, "rb") as handle:
-            version = npy.read_magic(handle)
-            reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-            shape, _fortran, dtype = reader(handle)
-            declared = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
-            available = path.stat().st_size - handle.tell()
-        if declared > available:
-            raise ReadError(f"the array declares shape {list(shape)} of {dtype} ({declared} bytes) but the file holds {available}", path=path)
-    elif suffix == ".npz":
-        with file_budget(path, None), zipfile.ZipFile(path) as archive:
-            charge_every_member(archive, checked_members(archive, path, "npz"), path, "npz")
-
-
-def _read_csv(path: Path) -> np.ndarray:
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
-    try:
-        [float(cell) for cell in first.strip().split(",")]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header line
-    return np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
-
-
-def _checked_table(data: np.ndarray, path: Path) -> np.ndarray:
-    if data.dtype.kind not in "fiub":
-        raise ReadError(f"expected numbers, got an array of dtype {data.dtype}", path=path)
-    if data.ndim == 1:
-        data = data.reshape(1, -1)
-    if data.ndim != 2 or data.shape[0] == 0:
-        raise ReadError(f"expected a 2-D table (rows, features), got shape {data.shape}", path=path)
-    return data if data.dtype.kind == "f" else data.astype(np.float64)
 
 
 def feature_range(
@@ -176,7 +104,12 @@ def _boundary_rows(X: np.ndarray, reference: Runner, rng: np.random.Generator, k
     """Bisect between rows with different reference labels: two rows straddling each boundary."""
     picked = rng.choice(len(X), size=min(len(X), 64), replace=False)
     sample = X[picked]
-    labels = _labels(reference, sample) if known is None else np.asarray(known).reshape(len(X), -1)[picked]
+    if known is None:
+        labels = _labels(reference, sample)
+    elif hasattr(known, "take_rows"):  # a streamed run's kept rows (stream.SparseRows)
+        labels = np.asarray(known.take_rows(picked)).reshape(len(picked), -1)
+    else:
+        labels = np.asarray(known).reshape(len(X), -1)[picked]
     differ = (labels[:, None, :] != labels[None, :, :]).any(axis=2)
     pairs = [tuple(pair) for pair in np.argwhere(np.triu(differ, k=1)).tolist()]  # (i, j), i < j, in row order
     if not pairs:

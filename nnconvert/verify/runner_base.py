@@ -30,6 +30,7 @@ class Runner:
     n_features: int | None = None
     is_classifier: bool | None = None
     path: Path | None = None  # the file this side was read from, for the report's provenance
+    expected_atol: float | None = None  # the error the file is built to (fixed-point C): verify's default atol
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import head as head_policy
 from ..errors import NnconvertError, UntrustedInputError, UsageError
+from ..input_range import preprocessing_input_range as ir_input_range
 from ..ir import Model, Task, layer_names
 from ..registry import FormatSpec
 from .runner_base import Runner, as_2d
@@ -34,39 +35,6 @@ def model_outputs(model: Model, y: np.ndarray) -> dict[str, np.ndarray]:
     if model.head.is_classifier and model.output_activation.value == "log_softmax":
         y = np.exp(y)
     return dict(head_policy.named_outputs(model.head, y))
-
-
-def ir_input_range(model: Model) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """Invert the preprocessing's affine map at the range its output is meant to cover."""
-    if not model.steps:
-        return None
-    scale = np.ones(model.n_features)
-    shift = np.zeros(model.n_features)
-    for step in model.steps:
-        for op in step.ops:
-            operand = op.operand.astype(np.float64)
-            if op.op == "sub":
-                shift = shift - operand
-            elif op.op == "add":
-                shift = shift + operand
-            elif op.op == "mul":
-                scale, shift = scale * operand, shift * operand
-            elif op.op == "div":
-                scale, shift = scale / operand, shift / operand
-    scale = np.where(scale == 0, 1.0, scale)
-    last = model.steps[-1]
-    low, high, why = _canonical_range(last.kind, last.params)
-    ends = ((low - shift) / scale, (high - shift) / scale)
-    return np.minimum(*ends), np.maximum(*ends), f"{last.kind} preprocessing ({why})"
-
-
-def _canonical_range(kind: str, params: Any) -> tuple[float, float, str]:
-    if kind == "minmax_scaler":
-        low, high = params.get("feature_range", (0.0, 1.0))
-        return float(low), float(high), "its feature_range"
-    if kind == "maxabs_scaler":
-        return -1.0, 1.0, "scaled values in [-1, 1]"
-    return -3.0, 3.0, "standardised values in [-3, 3]"
 
 
 class IRRunner(Runner):
@@ -269,7 +237,7 @@ def runner_format(path: Path, format: str | None = None) -> FormatSpec | None:
 
     None when the file may be parsed by libhdf5 (detection itself opens such files, so it runs
     in the isolated reader of :func:`nnconvert.load`, which then reads it into the IR) or when no
-    format claims it (``load`` then raises its usual error).
+    format claims it (``load`` then raises its usual error); a write-only format with a native runner claims its suffix.
     """
     from .. import registry
     from ..api import default_read_timeout
@@ -282,7 +250,9 @@ def runner_format(path: Path, format: str | None = None) -> FormatSpec | None:
     try:
         return registry.detect(path)
     except UnknownFormatError:
-        return None
+        # no reader claims it: a write-only format that runs its files natively (generated C) by suffix
+        spec = registry.format_for_suffix(path, writable=True)
+        return spec if spec is not None and spec.read is None and spec.runner != "ir" else None
 
 
 def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Runner:
@@ -292,6 +262,10 @@ def _runner_for_path(path: Path, *, trust: bool, ort_optimizations: bool) -> Run
     if not path.is_file():
         raise ReadError("no such file" if not path.exists() else "not a regular file", path=path)
     spec = runner_format(path)
+    if spec is not None and spec.runner == "c":  # generated C runs compiled
+        from .c_runner import CRunner
+
+        return CRunner(path)
     if spec is not None and spec.runner == "onnxruntime":
         from .onnx.runners import OnnxRuntimeRunner
 

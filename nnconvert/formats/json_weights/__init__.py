@@ -21,6 +21,7 @@ from pathlib import Path
 from ..._io.atomic import Output, as_output
 from ...errors import ReadError
 from ...ir import Model
+from ...quantization import PRECISION_OPTIONS
 from ...registry import FormatSpec, Option, register
 from ...serde import DocumentReader, model_from_document
 from .codec import (
@@ -181,6 +182,6 @@ register(
         read=read,
         write=write,
         sniff=sniff,
-        write_options=(Option("arrays", str, choices=ARRAY_MODES, default="auto", help="how arrays are written"),),
+        write_options=(Option("arrays", str, choices=ARRAY_MODES, default="auto", help="how arrays are written"), *PRECISION_OPTIONS),
     )
 )

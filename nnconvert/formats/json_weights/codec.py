@@ -14,7 +14,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -33,7 +33,13 @@ SUPPORTED_MAJOR = 1
 BASE64_THRESHOLD = 4096
 
 ARRAY_MODES = ("auto", "list", "base64")
-DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+INT8_KEYS = ("values", "zero_point")  # the only int8 arrays: a quantized layer's (layers/<i>/quantization/...)
+DTYPES: dict[str, np.dtype[Any]] = {
+    "float16": np.dtype("<f2"),
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "int8": np.dtype("i1"),  # quantized weights and zero points
+}
 # (first, last) significant digits tried. Any float32 needs at most 9 digits, and a
 # decimal of 6 digits or fewer that reads back is the only 6-digit decimal to do so
 # (6-digit decimals are spaced wider than float32's rounding interval), so trying
@@ -65,6 +71,8 @@ def _shortest_floats(array: np.ndarray) -> list[float]:
     wide = flat.astype(np.float64)
     if flat.dtype == np.float64:
         return wide.tolist()
+    if flat.dtype.kind == "i":  # int8: the integers themselves
+        return cast("list[float]", flat.astype(np.int64).tolist())  # written as JSON integers
     out = wide.copy()
     magnitude = np.abs(wide)
     todo = np.flatnonzero(magnitude != 0)  # zeros (and -0.0) are exact already
@@ -140,7 +148,7 @@ def _list_pieces(array: np.ndarray) -> list[bytes]:
 def _array_encoder(mode: str):
     def encode(array: np.ndarray, key: str) -> _ArrayText:
         if array.dtype.name not in DTYPES:
-            raise UnsupportedModelError(f"{key}: the json format stores float16/32/64 arrays, got {array.dtype}")
+            raise UnsupportedModelError(f"{key}: the json format stores float16/32/64 and int8 arrays, got {array.dtype}")
         base64 = mode == "base64" or (mode == "auto" and array.size > BASE64_THRESHOLD)
         return _ArrayText(array, base64)
 
@@ -264,6 +272,8 @@ def _decode_list(
         raise r.fail(
             f"{field}.data[{index}]", f"expected a number, got {type(values[index]).__name__} {values[index]!r:.40}"
         )
+    if dtype.kind == "i":
+        return _decode_int_list(r, values, field, dtype).reshape(shape)
     try:
         with np.errstate(over="ignore"):  # a value too large for the dtype is reported below
             array = np.array(values, dtype=np.float64).astype(dtype.newbyteorder("="), copy=False)
@@ -273,6 +283,15 @@ def _decode_list(
         index = int(np.flatnonzero(~np.isfinite(array))[0])
         raise r.fail(f"{field}.data[{index}]", f"{values[index]!r} does not fit {dtype.name}")
     return array.reshape(shape)
+
+
+def _decode_int_list(r: DocumentReader, values: list[Any], field: str, dtype: np.dtype) -> np.ndarray:
+    """Integers that fit ``dtype`` exactly (no rounding of 1.5, no wrapping of 300)."""
+    info = np.iinfo(dtype)
+    for index, value in enumerate(values):
+        if not isinstance(value, int) or not info.min <= value <= info.max:
+            raise r.fail(f"{field}.data[{index}]", f"{value!r:.40} is not an integer from {info.min} to {info.max} ({dtype.name})")
+    return np.array(values, dtype=dtype)
 
 
 def _decode_base64(
@@ -322,6 +341,8 @@ def array_decoder(r: DocumentReader, cut: RawSpans | None = None):
         if not isinstance(encoded, dict):
             raise r.fail(field, f"expected an array object, got {type(encoded).__name__}")
         dtype, shape, count = _declared_shape(r, encoded, field)
+        if dtype.kind == "i" and key.rsplit("/", 1)[-1] not in INT8_KEYS:
+            raise r.fail(f"{field}.dtype", f"expected one of float16, float32, float64, got {dtype.name!r} (int8 is for quantization values and zero points)")
         encoding = r.get(encoded, "encoding", f"{field}.encoding", str, optional=True)
         if encoding is None:
             return _decode_list(r, encoded, field, dtype, shape, count)

@@ -20,7 +20,9 @@ Writer options (see ``_write_options.WriteOptions``):
 - ``linear``: "gemm" (default, one Gemm per layer) or "matmul" (MatMul + Add);
 - ``zipmap``: True adds an ai.onnx.ml ZipMap, as skl2onnx does by default;
 - ``external_data``: True forces the weights into ``<file>.data`` (automatic above 2 GB);
-- ``check``: run ``onnx.checker.check_model(full_check=True)`` (default: below 100 MB).
+- ``check``: run ``onnx.checker.check_model(full_check=True)`` (default: below 100 MB);
+- ``io_dtype``: "float16" gives a float16 model float16 input and outputs (default: float32);
+- ``precision`` / ``calibration`` (applied by ``nnconvert.save``): float16 or int8 weights, see ``_quantize``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..._io.atomic import Output
 from ...head import READ_OPTIONS
 from ...ir import Model
 from ...registry import FormatSpec, register
-from ._write_options import WRITE_OPTIONS
+from ._write_options import PRECISION_OPTIONS, WRITE_OPTIONS
 
 __all__ = ["read", "write", "sniff", "inline_external_data", "READ_OPTIONS", "WRITE_OPTIONS"]
 
@@ -156,7 +158,7 @@ register(
         sniff=sniff,
         requires={"onnx": "onnx"},
         read_options=READ_OPTIONS,
-        write_options=WRITE_OPTIONS,
+        write_options=WRITE_OPTIONS + PRECISION_OPTIONS,
         runner="onnxruntime",
     )
 )

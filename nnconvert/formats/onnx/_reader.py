@@ -38,7 +38,7 @@ from ...errors import InvalidModelError, NnconvertError, ReadError, UnsupportedM
 from ...head import READ_OPTIONS, head_with_options
 from ...ir import DenseLayer, ElementwiseOp, Head, InputSpec, Model, PreprocessStep
 from ...options import check_values
-from ._common import FORMAT
+from ._common import FORMAT, FORMAT_VERSION_KEY
 from ._load import check_external_locations, load_proto
 from ._metadata import foreign_metadata, overlay_description
 from ._parsed import ParsedGraph, ParsedLayer, ParsedStep
@@ -69,6 +69,7 @@ def read(path: str | os.PathLike[str], **options: Any) -> Model:
     values = check_values(READ_OPTIONS, options, "the onnx reader")
     proto = load_proto(path)
     check_external_locations(proto, path)
+    _refuse_reduced_precision(proto, path)
     try:
         parsed = GraphParser(proto, path).parse()
         model = _build_model(parsed, proto, path)
@@ -81,6 +82,20 @@ def read(path: str | os.PathLike[str], **options: Any) -> Model:
     if values:
         model = _apply_head_options(model, values.get("task"), values.get("classes"), path)
     return model
+
+
+def _refuse_reduced_precision(proto: Any, path: Path) -> None:
+    """nnconvert's own float16/int8 files are written to be run, not read back: say so plainly."""
+    props = {entry.key: entry.value for entry in proto.metadata_props}
+    if FORMAT_VERSION_KEY not in props or props.get("precision") not in ("float16", "int8"):
+        return
+    mode = f" ({props['quantization']} quantization)" if props.get("quantization") else ""
+    raise UnsupportedModelError(
+        f"{path} is nnconvert's {props['precision']}{mode} ONNX file ({props.get('parameter_bytes', '?')} bytes of "
+        "parameters); nnconvert runs and verifies such files but does not read them back into a model: "
+        "convert from the original, or from a JSON/HDF5 copy written with the same precision (lossless)",
+        [],
+    )
 
 
 def _apply_head_options(model: Model, task: Any, classes: Any, path: Path) -> Model:

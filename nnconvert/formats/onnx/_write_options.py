@@ -13,6 +13,9 @@ import numpy as np
 
 from ...errors import UsageError
 from ...options import Option, check_values
+from ...quantization import PRECISION_OPTIONS
+
+__all__ = ["WRITE_OPTIONS", "PRECISION_OPTIONS", "WriteOptions", "parse_options", "max_opset", "ir_version"]
 
 # Opset 15 is the default because every runtime in common use runs it:
 # onnxruntime >= 1.10, TensorRT 8.x, OpenVINO 2022+, onnxruntime-web, and
@@ -31,6 +34,7 @@ WRITE_OPTIONS = (
     Option("zipmap", bool, default=False, help="add a ZipMap (ai.onnx.ml) on the probabilities, as skl2onnx does"),
     Option("external_data", bool, help="weights in a <file>.<hash>.data sidecar (default: above 2 GB)", flag=None),
     Option("check", bool, help="run onnx.checker on the result (default: below 100 MB)", flag=None),
+    Option("io_dtype", str, choices=("float32", "float16"), help="float16 models: float16 input and outputs too (default float32)"),
 )
 
 
@@ -53,6 +57,7 @@ class WriteOptions:
     zipmap: bool = False
     external_data: bool | None = None
     check: bool | None = None
+    io_dtype: np.dtype | None = None  # float16: a float16 model's input and outputs in float16 too
 
 
 def _as_opset(opset: int) -> int:
@@ -73,6 +78,7 @@ def parse_options(options: Mapping[str, Any]) -> WriteOptions:
     """
     values = check_values(WRITE_OPTIONS, options, "the onnx writer")
     opset = values.get("opset")
+    io_dtype = values.get("io_dtype")
     return WriteOptions(
         opset=DEFAULT_OPSET if opset is None else _as_opset(opset),
         dtype=DTYPES[values.get("dtype", "float32")],
@@ -80,6 +86,7 @@ def parse_options(options: Mapping[str, Any]) -> WriteOptions:
         zipmap=values.get("zipmap", False),
         external_data=values.get("external_data"),
         check=values.get("check"),
+        io_dtype=None if io_dtype is None else np.dtype(io_dtype),
     )
 
 

@@ -39,6 +39,7 @@ import numpy as np
 from ..._io.atomic import Output, as_output
 from ...errors import WriteError
 from ...ir import Model
+from ._quantize import is_reduced_precision, write_reduced_precision
 from ._wire import Payload, stream_model
 from ._write_model import build_skeleton
 from ._write_options import parse_options
@@ -90,6 +91,9 @@ def write_onnx(model: Model, output: Output | str | os.PathLike[str], **options:
     settings = parse_options(options)
     output = as_output(output)
     path, final = output.path, output.final_path
+    if is_reduced_precision(model) or settings.io_dtype == np.float16:
+        _write_reduced_precision(model, output, settings)
+        return
     size = _payload_bytes(model, settings.dtype)
     external = settings.external_data if settings.external_data is not None else size >= EXTERNAL_DATA_THRESHOLD
     check = settings.check if settings.check is not None else size < CHECK_SIZE_LIMIT
@@ -103,6 +107,22 @@ def write_onnx(model: Model, output: Output | str | os.PathLike[str], **options:
             _check(path)
     # the replaced model's sidecars go once the new model is committed (now, when written in place)
     output.retire(sorted(old_sidecars - {sidecar}))
+
+
+def _write_reduced_precision(model: Model, output: Output, settings: Any) -> None:
+    """float16 / int8 files: one protobuf message (at most half of float32's size), no sidecar."""
+    from ...errors import UsageError
+    from ...quantization import precision_of
+
+    if not is_reduced_precision(model):
+        raise UsageError("io_dtype='float16' is for float16 models: add precision='float16' (--precision float16)")
+    if settings.external_data:
+        raise UsageError("external_data is not available for float16/int8 ONNX files (they are written as one file)")
+    size = _payload_bytes(model, np.dtype(np.float32)) // (4 if precision_of(model) == "int8" else 2)
+    check = settings.check if settings.check is not None else size < CHECK_SIZE_LIMIT
+    old_sidecars = _referenced_sidecars(output.final_path)
+    write_reduced_precision(model, output.path, settings, check)
+    output.retire(sorted(old_sidecars))
 
 
 def sidecar_name(final_name: str, digest: str) -> str:

@@ -1,0 +1,222 @@
+"""Input rows read in chunks: Parquet files and folders (pyarrow), CSV, memory-mapped .npy.
+
+Every source knows its row count and width before the first chunk (Parquet
+metadata, the .npy header, one pass over the CSV's lines), yields chunks of
+exactly ``rows`` rows (the last one shorter) whatever the files' own row
+groups, and gives the values the in-memory reader (``inputs.load_data``) gives:
+float columns as they are stored, anything else as float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingDependencyError, ReadError
+
+__all__ = ["DataSource", "open_data", "parquet_files", "STREAMED_SUFFIXES"]
+
+STREAMED_SUFFIXES = (".parquet", ".pq", ".csv", ".txt", ".npy")
+
+
+@dataclass
+class DataSource:
+    """A table of rows that can be read chunk by chunk."""
+
+    path: Path
+    n_rows: int
+    n_features: int
+    dtype: np.dtype
+    kind: str  # "parquet", "csv" or "npy"
+    columns: list[str] | None = None
+
+    def chunks(self, rows: int) -> Iterator[np.ndarray]:
+        """Consecutive blocks of exactly ``rows`` rows (the last may be shorter), in file order."""
+        if self.kind == "npy":
+            array = np.load(self.path, mmap_mode="r", allow_pickle=False).reshape(self.n_rows, self.n_features)
+            for start in range(0, self.n_rows, rows):
+                yield np.array(array[start : start + rows], dtype=self.dtype)  # a private copy of just this block
+            return
+        pieces = self._csv_pieces(rows) if self.kind == "csv" else self._parquet_pieces(rows)
+        yield from _rechunk(pieces, rows)
+
+    def _parquet_pieces(self, rows: int) -> Iterator[np.ndarray]:
+        pq = _pyarrow_parquet()
+        for file in parquet_files(self.path):
+            try:
+                # a buffered stream, not the whole row group's bytes up front (pyarrow still decodes a row group at a time)
+                handle = pq.ParquetFile(file, buffer_size=1 << 22, pre_buffer=False)
+                for batch in handle.iter_batches(batch_size=rows, columns=self.columns):
+                    yield _batch_to_array(batch, self.dtype, file)
+            except OSError as exc:
+                raise ReadError(f"cannot read the data: {exc}", path=file) from exc
+
+    def _csv_pieces(self, rows: int) -> Iterator[np.ndarray]:
+        with open(self.path, encoding="utf-8") as handle:
+            if _has_header(self.path):
+                handle.readline()
+            while True:
+                lines = list(islice(handle, rows))
+                if not lines:
+                    return
+                try:
+                    block = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2)
+                except ValueError as exc:
+                    raise ReadError(f"cannot read the data: {exc}", path=self.path) from exc
+                if block.size:
+                    yield block
+
+
+def open_data(path: str | Path) -> DataSource:
+    """The chunked reader of a data file or Parquet folder.
+
+    Raises:
+        ReadError: missing, unreadable, empty, non-numeric, or of a type that is not streamed.
+        MissingDependencyError: Parquet without pyarrow.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ReadError("no such file or folder", path=path)
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir() or suffix in (".parquet", ".pq"):
+            return _open_parquet(path)
+        if suffix == ".npy":
+            return _open_npy(path)
+        if suffix in (".csv", ".txt"):
+            return _open_csv(path)
+    except OSError as exc:
+        raise ReadError(f"cannot read the data: {exc}", path=path) from exc
+    raise ReadError(f"unknown data file type {suffix!r}; expected .parquet (or a folder of them), .csv, .npy or .npz", path=path)
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of a folder in path order, skipping Spark's ``_``/``.`` bookkeeping files."""
+    if path.is_file():
+        return [path]
+    files = sorted(
+        (p for p in path.rglob("*") if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts)),
+        key=str,
+    )
+    return [p for p in files if p.suffix.lower() in (".parquet", ".pq") or not p.suffix]
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError("pyarrow", "reading Parquet data", "'nnconvert[parquet]'") from exc
+    return pq
+
+
+def _open_parquet(path: Path) -> DataSource:
+    pq = _pyarrow_parquet()
+    files = parquet_files(path)
+    if not files:
+        raise ReadError("the folder holds no Parquet files", path=path)
+    n_rows, schema = 0, None
+    for file in files:
+        try:
+            metadata = pq.ParquetFile(file).metadata
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises its own ArrowInvalid for a corrupt footer
+            raise ReadError(f"not a readable Parquet file: {exc}", path=file) from exc
+        file_schema = metadata.schema.to_arrow_schema()
+        if schema is None:
+            schema = file_schema
+        elif file_schema.names != schema.names:
+            raise ReadError(f"its columns {file_schema.names} differ from those of {files[0].name}: {schema.names}", path=file)
+        n_rows += metadata.num_rows
+    assert schema is not None
+    dtype = _columns_dtype(schema, files[0])
+    if n_rows == 0:
+        raise ReadError("the data holds no rows", path=path)
+    return DataSource(path, n_rows, len(schema.names), dtype, "parquet", list(schema.names))
+
+
+def _columns_dtype(schema: Any, file: Path) -> np.dtype:
+    import pyarrow as pa
+
+    bad = [f"{f.name} ({f.type})" for f in schema if not (pa.types.is_floating(f.type) or pa.types.is_integer(f.type) or pa.types.is_boolean(f.type))]
+    if bad:
+        raise ReadError(f"expected numeric columns, got {', '.join(bad)}", path=file)
+    kinds = {f.type for f in schema}
+    if kinds == {pa.float32()}:
+        return np.dtype(np.float32)
+    if kinds == {pa.float16()}:
+        return np.dtype(np.float16)
+    return np.dtype(np.float64)  # float64, ints, bools, or a mix: as load_data converts a mixed table
+
+
+def _batch_to_array(batch: Any, dtype: np.dtype, file: Path) -> np.ndarray:
+    out = np.empty((batch.num_rows, batch.num_columns), dtype=dtype)
+    for index, column in enumerate(batch.columns):
+        if column.null_count:
+            raise ReadError(f"column {batch.schema.names[index]!r} has {column.null_count} missing values", path=file)
+        out[:, index] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _open_npy(path: Path) -> DataSource:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise ReadError(f"cannot read the data: {exc}", path=path) from exc
+    if array.dtype.kind not in "fiub":
+        raise ReadError(f"expected numbers, got an array of dtype {array.dtype}", path=path)
+    if array.ndim == 1:
+        shape = (1, array.shape[0])
+    elif array.ndim == 2 and array.shape[0] > 0:
+        shape = array.shape
+    else:
+        raise ReadError(f"expected a 2-D table (rows, features), got shape {array.shape}", path=path)
+    dtype = array.dtype if array.dtype.kind == "f" else np.dtype(np.float64)
+    return DataSource(path, int(shape[0]), int(shape[1]), np.dtype(dtype), "npy")
+
+
+def _has_header(path: Path) -> bool:
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    try:
+        [float(cell) for cell in first.strip().split(",")]
+    except ValueError:
+        return True
+    return False
+
+
+def _open_csv(path: Path) -> DataSource:
+    header = _has_header(path)
+    n_rows, width = 0, None
+    with open(path, "rb") as handle:
+        if header:
+            handle.readline()
+        for line in handle:
+            stripped = line.strip()
+            if stripped and not stripped.startswith(b"#"):  # loadtxt skips blank and comment lines
+                if width is None:
+                    width = stripped.count(b",") + 1
+                n_rows += 1
+    if n_rows == 0 or width is None:
+        raise ReadError(f"expected a 2-D table (rows, features), got shape {(0,)}", path=path)
+    return DataSource(path, n_rows, width, np.dtype(np.float64), "csv")
+
+
+def _rechunk(pieces: Iterator[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """Blocks of exactly ``rows`` rows from pieces of any size (files and row groups do not line up)."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for piece in pieces:
+        while len(piece):
+            take = min(rows - held, len(piece))
+            pending.append(piece[:take])
+            held += take
+            piece = piece[take:]
+            if held == rows:
+                yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+                pending, held = [], 0
+    if held:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)

@@ -1,0 +1,103 @@
+"""Command-line side of the price of reduced precision (``convert --precision ... --verify``, ``verify --labels``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_price_options", "wants_price", "price_after_convert", "run_price"]
+
+
+def add_price_options(parser: Any) -> None:
+    """``--labels`` and the two thresholds (on ``verify`` and on ``convert``'s verification group)."""
+    parser.add_argument("--labels", metavar="FILE", help="true labels/targets of the --data rows (.npy/.csv, one column): adds accuracy or R² to the price")
+    parser.add_argument(
+        "--max-label-disagreement",
+        type=float,
+        metavar="FRACTION",
+        help="reduced precision: fail when more than this fraction of labels differ from the original's (default: 0.001 float16, 0.01 int8)",
+    )
+    parser.add_argument(
+        "--max-metric-drop",
+        type=float,
+        metavar="DROP",
+        help="reduced precision: fail when accuracy/R² drops by more than this against the original (default: 0.001 float16, 0.01 int8)",
+    )
+
+
+def wants_price(args: argparse.Namespace) -> bool:
+    names = ("writer_option_precision", "labels", "max_label_disagreement", "max_metric_drop")
+    return any(getattr(args, name, None) is not None for name in names)
+
+
+def _labels(args: argparse.Namespace) -> Any:
+    if getattr(args, "labels", None) is None:
+        return None
+
+    from .inputs import load_data
+
+    labels = load_data(args.labels)  # a 1-D .npy comes back as one row: labels are one value per row either way
+    return labels.ravel() if 1 in labels.shape else labels
+
+
+def price_after_convert(source: Path, original: Any, written: Path, args: argparse.Namespace, model: Any) -> int:
+    """Price the written file against the source model (``original``: how verify runs it, ``model``: the
+    graph the conversion read); 1 when a threshold is broken (0 with --warn-only)."""
+    from ..errors import UsageError
+    from ..quantization import quantize
+    from .inputs import load_data
+    from .price import measure_price
+
+    data = getattr(args, "verify_data", None)
+    if data is None:
+        raise UsageError("the price of --precision is measured on real rows: give them with --data FILE")
+    calibration = getattr(args, "writer_option_calibration", None)
+    precision = getattr(args, "writer_option_precision", None)
+    if calibration is not None:
+        from ..quantization import load_calibration
+
+        calibration = load_calibration(calibration)
+    written_model = quantize(model, precision, calibration)
+    report = measure_price(
+        original,
+        written,
+        load_data(data),
+        y=_labels(args),
+        written_model=written_model,
+        source_path=source,
+        max_label_disagreement=getattr(args, "max_label_disagreement", None),
+        max_metric_drop=getattr(args, "max_metric_drop", None),
+        trust=getattr(args, "trust_pickle", False),
+    )
+    return _finish(report, args)
+
+
+def run_price(args: argparse.Namespace) -> int:
+    """``nnconvert verify ORIGINAL REDUCED --data X [--labels y]`` in price mode."""
+    from ..errors import UsageError
+    from .inputs import load_data
+    from .price import measure_price
+
+    if args.candidate is None or args.data is None:
+        raise UsageError("the price of reduced precision needs ORIGINAL and CANDIDATE files and --data FILE")
+    report = measure_price(
+        args.reference,
+        args.candidate,
+        load_data(args.data),
+        y=_labels(args),
+        source_path=args.reference,
+        max_label_disagreement=args.max_label_disagreement,
+        max_metric_drop=args.max_metric_drop,
+        trust=args.trust_pickle,
+    )
+    return _finish(report, args)
+
+
+def _finish(report: Any, args: argparse.Namespace) -> int:
+    print(report.summary())
+    target = getattr(args, "verify_report_json", None) or getattr(args, "report_json", None)
+    if target:
+        Path(target).write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+    return 0 if report.passed or getattr(args, "warn_only", False) else 1
