@@ -23,6 +23,8 @@ _LAZY = {
     "convert": "nnconvert.api",
     "from_sklearn": "nnconvert.converters.sklearn",
     "to_sklearn": "nnconvert.converters.sklearn",
+    "from_torch": "nnconvert.converters.torch",
+    "to_torch": "nnconvert.converters.torch",
     "verify": "nnconvert.verify",
     "Report": "nnconvert.verify",
     "Model": "nnconvert.ir",
@@ -49,6 +51,7 @@ __all__ = sorted(_LAZY) + ["__version__"]
 if TYPE_CHECKING:  # pragma: no cover
     from .api import convert, load, save
     from .converters.sklearn import from_sklearn, to_sklearn
+    from .converters.torch import from_torch, to_torch
     from .errors import *  # noqa: F403
     from .ir import Activation, DenseLayer, ElementwiseOp, Head, InputSpec, Metadata, Model, PreprocessStep, Task
     from .verify import Report, verify

@@ -28,7 +28,10 @@ PathLike = str | os.PathLike[str]
 def _require(spec: registry.FormatSpec, purpose: str) -> None:
     missing = spec.missing_dependencies()
     if missing:
-        raise MissingDependencyError(missing[0], f"{purpose} the {spec.name} format")
+        module = next(name for name, pip in spec.requires.items() if pip == missing[0])
+        # an extra such as nnconvert[torch] is quoted for shells that expand brackets
+        pip_name = f'"{missing[0]}"' if "[" in missing[0] else missing[0]
+        raise MissingDependencyError(module, f"{purpose} the {spec.name} format", pip_name=pip_name)
 
 
 def load(
@@ -87,6 +90,8 @@ def _read_here(path: Path, format: str | None, trust: bool, options: dict[str, A
             "skops, ONNX or JSON once and share that instead"
         )
     _require(spec, "reading")
+    if any(option.name == "trust" for option in spec.read_options):
+        options["trust"] = trust  # the reader decides itself whether this file needs it (torch checkpoints)
     try:
         with file_budget(path, spec.name):  # one expansion limit for the whole file, however nested
             return spec.read(path, **options), spec.name

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_read_options(parser: _SubcommandParser) -> None:
     parser.add_argument("--from", dest="from_format", metavar="FMT", help="input format (default: detected from content, then suffix)")
-    parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files: this runs code stored in the file")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow loading pickle/joblib files and .pt files holding a whole torch module: this runs code stored in the file")
     parser.pending.append(lambda p: _add_format_flags(p, "reader"))
     parser.add_argument(
         "--read-timeout",
@@ -407,7 +407,7 @@ def _run_formats(args: argparse.Namespace) -> int:
         return 0
     print(f"{'format':<15}{'suffixes':<22}{'read':<6}{'write':<7}{'installed':<11}description")
     for row in rows:
-        installed = "yes" if row["available"] else "no: pip install " + " ".join(row["missing"])
+        installed = "yes" if row["available"] else "no: pip install " + " ".join(f'"{m}"' if "[" in m else m for m in row["missing"])
         print(
             f"{row['name']:<15}{' '.join(row['suffixes']):<22}{'yes' if row['read'] else '-':<6}"
             f"{'yes' if row['write'] else '-':<7}{installed:<11}{row['description']}"

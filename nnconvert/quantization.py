@@ -300,7 +300,7 @@ def apply_precision(
 
 
 # formats whose files hold int8 layers (their writers declare ``precision``)
-INT8_FORMATS = ("onnx", "json", "hdf5", "safetensors")
+INT8_FORMATS = ("onnx", "json", "hdf5")
 
 
 def declares_reduced_precision(write_options: Sequence[Option]) -> bool:

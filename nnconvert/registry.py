@@ -44,6 +44,9 @@ _BUILTIN_MODULES = (
     "nnconvert.formats.json_weights",
     "nnconvert.formats.hdf5",
     "nnconvert.formats.keras",
+    "nnconvert.formats.safetensors_files",
+    # before sklearn_files: legacy torch.save files are pickles too, and claimed by content first
+    "nnconvert.formats.torch_files",
     "nnconvert.formats.sklearn_files",
     "nnconvert.formats.c",  # issue 15: C source target (write only)
 )

@@ -161,7 +161,33 @@ def _keras_h5_problems(model: Model) -> list[str]:
     return problems
 
 
+# -- safetensors, torch: state dicts of to_torch's standard modules (docs/torch.md) -----------
+
+
+def _torch_holds(activation: Activation, params: dict) -> bool:
+    if activation == Activation.HARD_SIGMOID:  # torch's Hardsigmoid: relu6(x + 3) / 6 only
+        return bool(np.allclose([params["alpha"], params["beta"]], [1 / 6, 0.5], rtol=0, atol=1e-12))
+    if activation == Activation.SELU:
+        return params == dict(ACTIVATION_DEFAULTS[Activation.SELU])
+    if activation == Activation.RELU:  # LeakyReLU, ReLU6 or Hardtanh(0, m); no threshold, no slope with a cap
+        return params.get("threshold", 0.0) == 0.0 and not ("max_value" in params and params.get("negative_slope", 0.0) != 0.0)
+    if activation == Activation.CLIP:  # Hardtanh needs both bounds
+        return "min" in params and "max" in params
+    return True
+
+
+def _torch_problems(model: Model) -> list[str]:
+    return [
+        f"{_where(model, index)}: "
+        for index, layer in enumerate(model.layers)
+        if not _torch_holds(layer.activation, dict(getattr(layer, "activation_params", {})))
+    ]
+
+
 REFUSALS: dict[str, Callable[[Model], list[str]]] = {
+    "keras": _keras_h5_problems,  # the .keras writer builds the keras-h5 writer's layers
+    "safetensors": _torch_problems,
+    "torch": _torch_problems,
     "onnx": _onnx_problems,
     "json": lambda model: _array_dtype_problems(model, "json"),
     "hdf5": lambda model: _array_dtype_problems(model, "hdf5"),
@@ -172,7 +198,10 @@ REFUSALS: dict[str, Callable[[Model], list[str]]] = {
     "c": lambda model: [],
 }
 
-MIN_SHARE = {"onnx": 1.0, "json": 1.0, "hdf5": 1.0, "keras-h5": 0.5, "sklearn-pickle": 0.2, "skops": 0.2}
+MIN_SHARE = {
+    "onnx": 1.0, "json": 1.0, "hdf5": 1.0, "keras-h5": 0.5, "keras": 0.5, "safetensors": 0.8, "torch": 0.8,
+    "sklearn-pickle": 0.2, "skops": 0.2,
+}
 
 
 def refusal_problems(format_name: str, model: Model) -> list[str]:

@@ -20,6 +20,7 @@ import os
 import pickle
 import sys
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -887,7 +888,84 @@ def _skops_npy_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
 
 # -- the corpus -------------------------------------------------------------------
 
+def _safetensors_file(path: Path, header: dict[str, Any], data: bytes) -> Path:
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+    return path
+
+
+def _own_state_dict(edit: Callable[[dict[str, np.ndarray], str], tuple[dict[str, np.ndarray], str]]) -> tuple[dict[str, np.ndarray], str]:
+    """tiny_model's state dict and model document as nnconvert writes them, after ``edit``."""
+    from nnconvert.converters.state_dict import state_dict_and_document
+
+    tensors, document = state_dict_and_document(tiny_model())
+    return edit(dict(tensors), document)
+
+
+def _missing_tensor(tensors: dict[str, np.ndarray], document: str) -> tuple[dict[str, np.ndarray], str]:
+    return tensors, document.replace('"2.weight"', '"9.weight"')
+
+
+def _nan_weights(tensors: dict[str, np.ndarray], document: str) -> tuple[dict[str, np.ndarray], str]:
+    return {**tensors, "0.weight": np.full_like(tensors["0.weight"], np.nan)}, document
+
+
+def _int_weights(tensors: dict[str, np.ndarray], document: str) -> tuple[dict[str, np.ndarray], str]:
+    return {**tensors, "0.bias": np.arange(4, dtype=np.int64)}, document
+
+
+def _safetensors_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
+    from safetensors.numpy import save_file
+
+    def case(name: str, header: dict[str, Any], data: bytes, expect: tuple[str, ...]) -> BadInput:
+        return BadInput(f"safetensors/{name}", _safetensors_file(directory / f"st_{name}.safetensors", header, data), None, expect)
+
+    yield case("offsets-outside-file", {"w": {"dtype": "F32", "shape": [HUGE, HUGE], "data_offsets": [0, 4 * HUGE * HUGE]}}, b"\0" * 16, ("'w'", "outside"))
+    yield case("shape-needs-more-bytes", {"w": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 16]}}, b"\0" * 16, ("'w'", "4000 bytes"))
+    yield case("unknown-dtype", {"w": {"dtype": "F7", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 16, ("'w'", "dtype"))
+    yield case("metadata-not-strings", {"__metadata__": {"nnconvert": 5}}, b"", ("__metadata__",))
+    lying = directory / "st_header-length-lies.safetensors"
+    lying.write_bytes((10**9).to_bytes(8, "little") + b"{}")
+    yield BadInput("safetensors/header-length-lies", lying, None, ("1000000000",))
+    for name, edit, expect in (
+        ("document-names-missing-tensor", _missing_tensor, ("9.weight",)),
+        ("non-finite", _nan_weights, ("non-finite",)),
+        ("integer-bias", _int_weights, ("floating-point",)),
+    ):
+        tensors, document = _own_state_dict(edit)
+        path = directory / f"st_{name}.safetensors"
+        save_file(tensors, str(path), metadata={"nnconvert": document})
+        yield BadInput(f"safetensors/{name}", path, None, expect)
+    broken = directory / "st_document-not-json.safetensors"
+    save_file(_own_state_dict(lambda t, d: (t, d))[0], str(broken), metadata={"nnconvert": "{oops"})
+    yield BadInput("safetensors/document-not-json", broken, None, ("not valid JSON",))
+
+
+def _torch_cases(directory: Path, valid: Path) -> Iterator[BadInput]:
+    import torch
+
+    def save(name: str, content: Any) -> Path:
+        path = directory / f"torch_{name}.pt"
+        torch.save(content, path)
+        return path
+
+    yield BadInput("torch/not-a-state-dict", save("not-a-state-dict", [1, 2, 3]), None, ("state_dict",))
+    yield BadInput("torch/empty-dict", save("empty-dict", {}), None, ("state_dict",))
+    for name, edit, expect in (
+        ("document-names-missing-tensor", _missing_tensor, ("9.weight",)),
+        ("non-finite", _nan_weights, ("non-finite",)),
+    ):
+        tensors, document = _own_state_dict(edit)
+        state: Any = OrderedDict((key, torch.from_numpy(array.copy())) for key, array in tensors.items())
+        state._metadata = OrderedDict({"nnconvert": {"document": document}})
+        yield BadInput(f"torch/{name}", save(name, state), None, expect)
+    bfloat = OrderedDict({"0.weight": torch.zeros(2, 2, dtype=torch.bfloat16)})
+    yield BadInput("torch/bfloat16", save("bfloat16", bfloat), None, ("bfloat16",))
+
+
 SPECIFIC_CASES: dict[str, Callable[[Path, Path], Iterator[BadInput]]] = {
+    "safetensors": _safetensors_cases,
+    "torch": _torch_cases,
     "json": _json_cases,
     "hdf5": _hdf5_cases,
     "keras-h5": _keras_h5_cases,

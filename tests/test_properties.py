@@ -43,7 +43,7 @@ ALL_HIDDEN = [a for a in ALL_FORMATS_ACTIVATIONS if a != Activation.SOFTMAX]
 LABELS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
 # the formats every test here writes, with the writer options that make them lossless
 ROUND_TRIPS = {"json": ".json", "hdf5": ".h5", "onnx": ".onnx", "keras-h5": "_keras.h5", "sklearn-pickle": ".pkl"}
-DTYPE_OPTION = {"onnx", "keras-h5"}
+DTYPE_OPTION = {"onnx", "keras-h5", "keras"}
 
 
 def _params(activation: Activation, vocabulary: str, draw) -> dict:

@@ -145,6 +145,25 @@ def test_quantized_model_refused_for_sklearn_unless_dequantized(tmp_path, digits
     np.testing.assert_allclose(estimator.predict_proba(X), model.dequantized().predict_proba(X), atol=1e-5)  # float32 model, float64 estimator
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_quantized_model_refused_for_torch_and_safetensors_unless_dequantized(tmp_path, digits, suffix):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    clf, X, _, _ = digits
+    model = quantize(nnconvert.from_sklearn(clf), "int8")
+    with pytest.raises(UnsupportedModelError, match="int8 weights"):
+        nnconvert.to_torch(model)
+    path = tmp_path / f"m{suffix}"
+    with pytest.raises(UnsupportedModelError, match="dequantize"):
+        nnconvert.save(model, path)
+    assert not path.exists()
+    nnconvert.save(model, path, dequantize=True)
+    network = nnconvert.to_torch(nnconvert.load(path))
+    with torch.no_grad():
+        probabilities = network(torch.from_numpy(X.astype(np.float32))).numpy()
+    np.testing.assert_allclose(probabilities, model.dequantized().predict_proba(X), atol=1e-5)
+
+
 def test_bad_precision_options_are_usage_errors(tmp_path, digits):
     model = nnconvert.from_sklearn(digits[0])
     with pytest.raises(UsageError, match="precision"):

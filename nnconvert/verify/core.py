@@ -263,11 +263,13 @@ class _Run:
             self.outputs.append({"name": name, "kind": kind, "passed": all(c["passed"] for c in checks), "checks": checks})
 
     def _aligned_names(self) -> list[str]:
+        self.renamed_candidate_outputs: dict[str, str] = {}
         ref_out, cand_out = self.sets[0]["reference"], self.sets[0]["candidate"]
         ref_float = [k for k in ref_out if k != "labels"]
         cand_float = [k for k in cand_out if k != "labels"]
         if len(ref_float) == 1 and len(cand_float) == 1 and ref_float != cand_float:
             self.warnings.append(f"the candidate's output {cand_float[0]!r} is compared with the reference's {ref_float[0]!r}")
+            self.renamed_candidate_outputs[cand_float[0]] = ref_float[0]
             for s in self.sets:
                 s["candidate"][ref_float[0]] = s["candidate"].pop(cand_float[0])
         common = [k for k in ref_out if k in cand_out]
@@ -284,7 +286,10 @@ class _Run:
             return None
         main = self.sets[0]
         count = min(rows, len(main["X"]))
-        singles = [self.cand.run(main["X"][i : i + 1]) for i in range(count)]
+        renamed = getattr(self, "renamed_candidate_outputs", {})
+        singles = [
+            {renamed.get(k, k): v for k, v in self.cand.run(main["X"][i : i + 1]).items()} for i in range(count)
+        ]
         batch = {k: v[:count] for k, v in main["candidate"].items()}
         return batch, {k: np.concatenate([s[k] for s in singles]) for k in batch}
 

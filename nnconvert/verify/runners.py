@@ -30,6 +30,13 @@ DEFAULT_RANGE = (-3.0, 3.0)
 # -- the IR ------------------------------------------------------------------
 
 
+def model_outputs(model: Model, y: np.ndarray) -> dict[str, np.ndarray]:
+    """verify's named outputs of a model's last-layer outputs ``y`` (a log_softmax head's are log-probabilities)."""
+    if model.head.is_classifier and model.output_activation.value == "log_softmax":
+        y = np.exp(y)
+    return dict(head_policy.named_outputs(model.head, y))
+
+
 class IRRunner(Runner):
     """An nnconvert :class:`Model`, run by its numpy forward pass."""
 
@@ -43,7 +50,7 @@ class IRRunner(Runner):
         self.is_classifier = model.head.is_classifier
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(head_policy.named_outputs(self.model.head, self.model.forward(X)))
+        return model_outputs(self.model, self.model.forward(X))
 
     def intermediates(self, X: np.ndarray) -> list[tuple[str, np.ndarray]]:
         arrays = self.model.forward(X, return_intermediates=True)
@@ -152,7 +159,12 @@ class KerasRunner(Runner):
 
 
 class TorchRunner(Runner):
-    """An in-memory torch module, run under ``torch.no_grad``; its output is compared as ``values``."""
+    """An in-memory torch module, run under ``torch.no_grad`` in eval mode.
+
+    When nnconvert can read the module (``from_torch``), its head names the outputs
+    (probabilities and labels for a classifier); the numbers are always torch's own.
+    Otherwise its one output is compared as ``values``.
+    """
 
     kind = "torch"
 
@@ -165,14 +177,25 @@ class TorchRunner(Runner):
         self.dtype = np.dtype(str(params[0].dtype).replace("torch.", "")) if params else np.dtype(np.float32)
         linear = next((m for m in module.modules() if isinstance(m, torch.nn.Linear)), None)
         self.n_features = None if linear is None else int(linear.in_features)
+        self.model: Model | None = None
+        try:
+            from ..converters.torch import from_torch
+
+            self.model = from_torch(module)
+            self.is_classifier = self.model.head.is_classifier
+        except NnconvertError:  # still runnable: compared as raw values
+            self.model = None
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
         self.module.eval()
         with torch.no_grad():
-            out = self.module(torch.from_numpy(np.ascontiguousarray(X, dtype=self.dtype)))
-        return {"values": as_2d(out.numpy())}
+            out = as_2d(self.module(torch.from_numpy(np.ascontiguousarray(X, dtype=self.dtype))).numpy())
+        return {"values": out} if self.model is None else model_outputs(self.model, out)
+
+    def input_range(self) -> tuple[np.ndarray, np.ndarray, str] | None:
+        return None if self.model is None else ir_input_range(self.model)
 
 
 # -- the factory -------------------------------------------------------------------

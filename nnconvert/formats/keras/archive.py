@@ -17,7 +17,7 @@ from ..._io.zip_safety import ZIP_SIGNATURE, checked_members, member_bytes
 from ...errors import ReadError
 from ...ir import Model
 from .build import Source, build_model
-from .config import Layer, parse_config
+from .config import HEAD_ATTRIBUTE, Layer, parse_config
 from .h5 import attribute_text, corrupt_hdf5_is_a_read_error, float_array
 
 MAX_CONFIG_BYTES = 32 * 2**20
@@ -89,6 +89,7 @@ def _read_keras_parts(config: Any, metadata: Mapping[str, Any], weights: bytes, 
             layers=layers,
             weights=_zip_weight_reader(handle, layers, model_class, path),
             keras_version=attribute_text(metadata.get("keras_version")),
+            stored_head=metadata.get(HEAD_ATTRIBUTE) if isinstance(metadata.get(HEAD_ATTRIBUTE), dict) else None,
             properties={"file_format": "keras"},
         )
         return build_model(source, task, classes)

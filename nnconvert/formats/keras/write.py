@@ -71,17 +71,7 @@ def write_h5(model: Model, output: Output | str | Path, *, dtype: str = "float32
     """
     import h5py
 
-    if dtype not in ("float32", "float64"):
-        raise UsageError(f"dtype={dtype!r}: the keras-h5 writer writes 'float32' or 'float64'")
-    require_supported(model, "a Keras .h5 file", KERAS_LAYER_KINDS)
-    target = model.astype(dtype)
-    problems: list[str] = []
-    preprocessing = _preprocessing_layers(target, problems)
-    names = _layer_names(target, {entry["name"] for entry in preprocessing})
-    dense = _dense_layers(target, names, problems)
-    if problems:
-        raise UnsupportedModelError("the model cannot be written as a Keras file without changing what it computes", problems)
-    layers = preprocessing + dense
+    target, layers = layer_entries(model, dtype, "keras-h5")
     config = _model_config(target, layers, dtype)
     with hdf5_write_errors(as_output(output).final_path), h5py.File(as_output(output).path, "w") as handle:
         handle.attrs["keras_version"] = WRITTEN_KERAS_VERSION
@@ -89,6 +79,35 @@ def write_h5(model: Model, output: Output | str | Path, *, dtype: str = "float32
         handle.attrs["model_config"] = json.dumps(config)
         handle.attrs[HEAD_ATTRIBUTE] = json.dumps(head_document(model, target.dtype))
         _write_weights(handle.create_group("model_weights"), layers)
+
+
+def layer_entries(model: Model, dtype: str, writer: str) -> tuple[Model, list[dict[str, Any]]]:
+    """``model`` cast to ``dtype`` and its Keras layers after the input: each entry's ``class_name``,
+    ``name``, ``config`` (without dtype) and ``weights`` (``[(role, array)]`` in Keras' variable order).
+
+    Shared by the keras-h5 and keras (.keras) writers.
+
+    Raises:
+        UnsupportedModelError: a step or activation has no exact Keras equivalent (all listed).
+        UsageError: an unknown dtype.
+    """
+    if dtype not in ("float32", "float64"):
+        raise UsageError(f"dtype={dtype!r}: the {writer} writer writes 'float32' or 'float64'")
+    require_supported(model, "a Keras .keras file" if writer == "keras" else "a Keras .h5 file", KERAS_LAYER_KINDS)
+    target = model.astype(dtype)
+    problems: list[str] = []
+    preprocessing = _preprocessing_layers(target, problems)
+    names = _layer_names(target, {entry["name"] for entry in preprocessing})
+    dense = _dense_layers(target, names, problems)
+    if problems:
+        raise UnsupportedModelError("the model cannot be written as a Keras file without changing what it computes", problems)
+    return target, preprocessing + dense
+
+
+def input_layer_name(model: Model, layers: list[dict[str, Any]]) -> str:
+    """The InputLayer's name: the model input's when safe and not taken by a layer."""
+    input_name = model.input.name if _SAFE_NAME.match(model.input.name) else "input_layer"
+    return "input_layer_0" if input_name in {entry["name"] for entry in layers} else input_name
 
 
 def _layer_names(model: Model, taken: set[str]) -> list[str]:
@@ -244,9 +263,7 @@ def _json_number(array: np.ndarray) -> float | list[float]:
 
 
 def _model_config(model: Model, layers: list[dict[str, Any]], dtype: str) -> dict[str, Any]:
-    input_name = model.input.name if _SAFE_NAME.match(model.input.name) else "input_layer"
-    if input_name in {entry["name"] for entry in layers}:
-        input_name = "input_layer_0"
+    input_name = input_layer_name(model, layers)
     input_layer = {
         "class_name": "InputLayer",
         "config": {"batch_input_shape": [None, model.n_features], "dtype": dtype, "sparse": False, "name": input_name},
