@@ -24,7 +24,6 @@ from ..errors import InvalidModelError, UnsupportedModelError
 from ..ir import (
     Activation,
     DenseLayer,
-    ElementwiseOp,
     Head,
     InputSpec,
     Metadata,
@@ -33,6 +32,7 @@ from ..ir import (
     Task,
     require_supported,
 )
+from .sklearn_scalers import KIND_CLASSES, build_scaler, python_number, scaler_step
 
 __all__ = ["from_sklearn", "to_sklearn", "SUPPORTED", "SKLEARN_LAYER_KINDS"]
 
@@ -59,12 +59,6 @@ _OUTPUT_ACTIVATIONS = {
 }
 _Y_TYPE_TASKS = {"binary": Task.BINARY, "multiclass": Task.MULTICLASS, "multilabel-indicator": Task.MULTILABEL}
 
-_SCALER_KINDS = {
-    "StandardScaler": "standard_scaler",
-    "MinMaxScaler": "minmax_scaler",
-    "MaxAbsScaler": "maxabs_scaler",
-}
-_KIND_CLASSES = {kind: cls for cls, kind in _SCALER_KINDS.items()}
 
 # Metadata properties through which a round trip keeps what the graph has no field for.
 _PARAMS_KEY = "sklearn.params"
@@ -115,7 +109,7 @@ def from_sklearn(estimator: Any, *, copy: bool = False) -> Model:
         _check_fitted(step, name)
     layers = _dense_layers(mlp, copy)
     dtype = layers[0].weights.dtype
-    steps = [step for name, scaler in scalers if (step := _scaler_step(name, scaler, dtype)) is not None]
+    steps = [step for name, scaler in scalers if (step := scaler_step(name, scaler, dtype)) is not None]
     first = scalers[0][1] if scalers else mlp
     return Model(
         layers=tuple(layers),
@@ -271,64 +265,6 @@ def _metadata(estimator: Any, mlp: Any, mlp_name: str) -> Metadata:
     )
 
 
-def _scaler_step(name: str, scaler: Any, dtype: np.dtype) -> PreprocessStep | None:
-    kind = _SCALER_KINDS[_scaler_class_name(scaler)]
-    if kind == "standard_scaler":
-        ops, params = _standard_ops(scaler, dtype)
-    elif kind == "minmax_scaler":
-        ops, params = _minmax_ops(scaler)
-    else:
-        ops, params = _maxabs_ops(scaler)
-    if not ops:
-        return None  # StandardScaler(with_mean=False, with_std=False) is the identity
-    return PreprocessStep(kind=kind, ops=tuple(ops), name=name, params=params)
-
-
-def _scaler_class_name(scaler: Any) -> str:
-    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
-
-    for cls in (StandardScaler, MinMaxScaler, MaxAbsScaler):
-        if isinstance(scaler, cls):
-            return cls.__name__
-    raise UnsupportedModelError(f"unsupported scaler {_class_path(scaler)}")  # pragma: no cover - checked before
-
-
-def _standard_ops(scaler: Any, dtype: np.dtype) -> tuple[list[ElementwiseOp], dict[str, Any]]:
-    # StandardScaler.transform casts mean_ and scale_ to the input's dtype before operating;
-    # the IR computes in the model's dtype, so the operands are cast the same way.
-    ops = []
-    if scaler.with_mean:
-        ops.append(ElementwiseOp("sub", np.asarray(scaler.mean_).astype(dtype)))
-    if scaler.with_std:
-        ops.append(ElementwiseOp("div", np.asarray(scaler.scale_).astype(dtype)))
-    return ops, {"with_mean": bool(scaler.with_mean), "with_std": bool(scaler.with_std)}
-
-
-def _minmax_ops(scaler: Any) -> tuple[list[ElementwiseOp], dict[str, Any]]:
-    # operands keep the fitted dtype: transform multiplies by scale_ as stored
-    scale = np.array(scaler.scale_, copy=True)
-    ops = [ElementwiseOp("mul", scale), ElementwiseOp("add", np.array(scaler.min_, copy=True))]
-    feature_range = [_python_number(v) for v in scaler.feature_range]
-    clip = bool(getattr(scaler, "clip", False))
-    if clip:
-        ops.append(ElementwiseOp("clip", np.asarray(feature_range, dtype=scale.dtype)))
-    return ops, {"feature_range": feature_range, "clip": clip}
-
-
-def _maxabs_ops(scaler: Any) -> tuple[list[ElementwiseOp], dict[str, Any]]:
-    scale = np.array(scaler.scale_, copy=True)
-    ops = [ElementwiseOp("div", scale)]
-    clip = bool(getattr(scaler, "clip", False))  # MaxAbsScaler has clip since scikit-learn 1.8
-    if clip:
-        ops.append(ElementwiseOp("clip", np.asarray([-1.0, 1.0], dtype=scale.dtype)))
-    return ops, {"clip": clip}
-
-
-def _python_number(value: Any) -> int | float:
-    value = value.item() if isinstance(value, np.generic) else value
-    return value if isinstance(value, int) and not isinstance(value, bool) else float(value)
-
-
 # -- IR -> scikit-learn -----------------------------------------------------
 
 
@@ -398,7 +334,7 @@ _SCALER_OP_PATTERNS = {
 
 def _as_scaler_step(step: PreprocessStep) -> PreprocessStep:
     """``step`` relabelled as the scikit-learn scaler doing the same operations, when one does."""
-    if step.kind in _KIND_CLASSES:
+    if step.kind in KIND_CLASSES:
         return step
     kind = _SCALER_OP_PATTERNS.get(tuple(op.op for op in step.ops))
     if kind is None or any(op.operand.ndim > 1 for op in step.ops):
@@ -489,7 +425,7 @@ def _step_where(step: PreprocessStep, index: int) -> str:
 
 def _step_problems(step: PreprocessStep, index: int) -> list[str]:
     where = _step_where(step, index)
-    if step.kind not in _KIND_CLASSES:
+    if step.kind not in KIND_CLASSES:
         source = (
             "an affine step from another source (not a scikit-learn scaler)"
             if step.kind == "affine"
@@ -527,7 +463,7 @@ def _scaler_settings(step: PreprocessStep) -> dict[str, Any]:
         expected = ["div"] + ["clip"] * settings["clip"]
         _check_maxabs_clip(step, settings["clip"])
     if ops != expected:
-        raise ValueError(f"a {_KIND_CLASSES[step.kind]} with {settings} computes {expected}, but the step has {ops}")
+        raise ValueError(f"a {KIND_CLASSES[step.kind]} with {settings} computes {expected}, but the step has {ops}")
     return settings
 
 
@@ -539,7 +475,7 @@ def _minmax_settings(step: PreprocessStep) -> dict[str, Any]:
         feature_range = step.ops[-1].operand.tolist() if clip and ops[-1:] == ["clip"] else [0, 1]
     if not isinstance(feature_range, Sequence) or len(feature_range) != 2:
         raise ValueError(f"feature_range must be [low, high], got {feature_range!r}")
-    feature_range = [_python_number(v) for v in feature_range]
+    feature_range = [python_number(v) for v in feature_range]
     if clip and ops[-1:] == ["clip"] and step.ops[-1].operand.tolist() != [float(v) for v in feature_range]:
         raise ValueError(
             f"clips to {step.ops[-1].operand.tolist()} but its feature_range is {feature_range}; "
@@ -644,7 +580,7 @@ def _set_input_attributes(estimator: Any, model: Model) -> None:
 def _build_pipeline(model: Model, mlp: Any) -> Any:
     from sklearn.pipeline import Pipeline
 
-    scalers = [_build_scaler(step, model.n_features) for step in model.steps]
+    scalers = [build_scaler(step, model.n_features, _scaler_settings(step)) for step in model.steps]
     names = [step.name for step in model.steps] + [model.metadata.properties.get(_FINAL_STEP_KEY, "")]
     defaults = [type(est).__name__.lower() for est in [*scalers, mlp]]
     _set_input_attributes(scalers[0], model)
@@ -668,61 +604,3 @@ def _step_names(names: list[str], defaults: list[str]) -> list[str]:
     return unique
 
 
-def _per_feature(operand: np.ndarray, n_features: int, dtype: Any = None) -> np.ndarray:
-    """A writeable per-feature array (a scalar operand is broadcast, which computes the same)."""
-    values = np.array(operand, dtype=dtype, copy=True)
-    return np.full(n_features, values.reshape(-1)[0], dtype=values.dtype) if values.size == 1 else values.reshape(-1)
-
-
-def _build_scaler(step: PreprocessStep, n_features: int) -> Any:
-    settings = _scaler_settings(step)
-    operands = {op.op: op.operand for op in step.ops}
-    if step.kind == "standard_scaler":
-        scaler = _standard_scaler(settings, operands, n_features)
-    elif step.kind == "minmax_scaler":
-        scaler = _minmax_scaler(settings, operands, n_features)
-    else:
-        scaler = _maxabs_scaler(settings, operands, n_features)
-    scaler.n_features_in_ = n_features
-    # the number of samples the scaler was fitted on is not part of the graph
-    scaler.n_samples_seen_ = 0
-    return scaler
-
-
-def _standard_scaler(settings: dict[str, Any], operands: dict[str, np.ndarray], n_features: int) -> Any:
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler(**settings)
-    # float64 like a fitted scaler's; transform casts them to the input's dtype, which gives back
-    # the operands exactly. mean_ is unknown (None) when the step does not center.
-    scaler.mean_ = _per_feature(operands["sub"], n_features, np.float64) if settings["with_mean"] else None
-    if settings["with_std"]:
-        scaler.scale_ = _per_feature(operands["div"], n_features, np.float64)
-        scaler.var_ = scaler.scale_**2
-    else:
-        scaler.scale_ = None
-        scaler.var_ = None
-    return scaler
-
-
-def _minmax_scaler(settings: dict[str, Any], operands: dict[str, np.ndarray], n_features: int) -> Any:
-    from sklearn.preprocessing import MinMaxScaler
-
-    scaler = MinMaxScaler(**settings)
-    scaler.scale_ = _per_feature(operands["mul"], n_features)
-    scaler.min_ = _per_feature(operands["add"], n_features)
-    low, high = settings["feature_range"]
-    # inverting scale_ = (high - low) / data_range_ and min_ = low - data_min_ * scale_
-    scaler.data_range_ = (high - low) / scaler.scale_
-    scaler.data_min_ = (low - scaler.min_) / scaler.scale_
-    scaler.data_max_ = scaler.data_min_ + scaler.data_range_
-    return scaler
-
-
-def _maxabs_scaler(settings: dict[str, Any], operands: dict[str, np.ndarray], n_features: int) -> Any:
-    from sklearn.preprocessing import MaxAbsScaler
-
-    scaler = MaxAbsScaler(**settings) if settings["clip"] else MaxAbsScaler()
-    scaler.scale_ = _per_feature(operands["div"], n_features)
-    scaler.max_abs_ = scaler.scale_.copy()
-    return scaler
