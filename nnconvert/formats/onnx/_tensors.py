@@ -34,14 +34,20 @@ DTYPES: dict[int, np.dtype[Any]] = {
 FLOAT_TYPES = (FLOAT, _DOUBLE, _FLOAT16)
 
 
-def tensor_array(tensor: Any, where: str, path: Path) -> np.ndarray:
-    """The tensor's values, every declared size checked against the data present first."""
+def declared_type(tensor: Any, where: str, path: Path) -> tuple[np.dtype, list[int]]:
+    """The tensor's numpy dtype and dimensions, refused when unsupported or negative."""
     dtype = DTYPES.get(tensor.data_type)
     if dtype is None:
         raise ReadError(f"{where}: unsupported tensor data type {tensor.data_type}", path=path, format=FORMAT)
     dims = [int(d) for d in tensor.dims]
     if any(d < 0 for d in dims):
         raise ReadError(f"{where}: negative dimension in shape {dims}", path=path, format=FORMAT)
+    return dtype, dims
+
+
+def tensor_array(tensor: Any, where: str, path: Path) -> np.ndarray:
+    """The tensor's values, every declared size checked against the data present first."""
+    dtype, dims = declared_type(tensor, where, path)
     count = math.prod(dims)
     if tensor.data_location == EXTERNAL:
         raw = _external_bytes(tensor, where, path, count * dtype.itemsize, dims, dtype)
@@ -137,12 +143,7 @@ def inline_external_data(proto: Any, path: Path) -> bool:
         if tensor.data_location != EXTERNAL and not len(tensor.external_data):
             continue
         where = f"tensor {tensor.name!r}"
-        dtype = DTYPES.get(tensor.data_type)
-        if dtype is None:
-            raise ReadError(f"{where}: unsupported tensor data type {tensor.data_type}", path=path, format=FORMAT)
-        dims = [int(d) for d in tensor.dims]
-        if any(d < 0 for d in dims):
-            raise ReadError(f"{where}: negative dimension in shape {dims}", path=path, format=FORMAT)
+        dtype, dims = declared_type(tensor, where, path)
         raw = _external_bytes(tensor, where, path, math.prod(dims) * dtype.itemsize, dims, dtype)
         del tensor.external_data[:]
         tensor.data_location = tensor.DEFAULT
