@@ -42,9 +42,9 @@ class TruthSource:
 
     def _csv_pieces(self, rows: int) -> Iterator[np.ndarray]:
         with open(self.path, encoding="utf-8") as handle:
-            if self.header:
-                handle.readline()
             lines = (line for line in handle if line.strip() and not line.lstrip().startswith("#"))
+            if self.header:
+                next(lines, None)
             while True:
                 block = list(islice(lines, rows))
                 if not block:
@@ -97,14 +97,28 @@ def open_truth(path: str | Path) -> TruthSource:
 
 
 def _open_csv(path: Path) -> TruthSource:
-    with open(path, encoding="utf-8") as handle:
-        lines = [line for line in (handle.readline(), handle.readline()) if line.strip()]
-    header = len(lines) == 2 and not _numeric(lines[0]) and _numeric(lines[1])
+    """A header line is told from a first value: numbers follow a header line; a text label occurs again
+    further down (classes repeat), a column name does not."""
+    first, n_rows, repeated, numbers_follow = None, 0, False, False
     with open(path, "rb") as handle:
-        n_rows = sum(1 for line in handle if line.strip() and not line.lstrip().startswith(b"#")) - int(header)
-    if n_rows <= 0:
+        for line in handle:
+            stripped = line.strip()
+            if not stripped or stripped.startswith(b"#"):
+                continue
+            n_rows += 1
+            if first is None:
+                first = stripped
+            elif n_rows == 2:
+                numbers_follow = _numeric(stripped.decode("utf-8", "replace"))
+                repeated = stripped == first
+            elif not repeated:
+                repeated = stripped == first
+    if first is None:
         raise ReadError("the ground truth holds no rows", path=path)
-    return TruthSource(path, n_rows, "csv", header)
+    header = not _numeric(first.decode("utf-8", "replace")) and (numbers_follow or not repeated)
+    if n_rows - header <= 0:
+        raise ReadError("the ground truth holds no rows", path=path)
+    return TruthSource(path, n_rows - int(header), "csv", header)
 
 
 def _numeric(line: str) -> bool:
