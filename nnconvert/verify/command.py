@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     if wants_price(args):
         return run_price(args)
-    candidate = _scored_candidate(args)
-    if candidate is None:  # --labels beside a float16/int8 candidate: the price of its precision
+    candidate, priced = _scored_candidate(args)
+    if priced:  # --labels beside a float16/int8 candidate: the price of its precision
         return run_price(args)
     if _streamed(args):
         return _run_streamed(args, candidate)
@@ -147,22 +147,22 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.passed or args.warn_only else 1
 
 
-def _scored_candidate(args: argparse.Namespace) -> Any:
-    """The candidate to verify: its path, or with --labels its loaded runner (so it is read once); None when
+def _scored_candidate(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The candidate to verify: its path, or with --labels its loaded runner (so it is read once); and whether
     --labels meets a float16/int8 candidate (nnconvert's reduced-precision files), whose price is measured instead."""
     labels, column = getattr(args, "labels", None), getattr(args, "label_column", None)
     if labels is None and column is None:
-        return args.candidate
+        return args.candidate, False
     if args.data is None or args.candidate is None:
         flag = "--labels" if labels is not None else "--label-column"
         raise UsageError(f"{flag} scores two models on real rows: give REFERENCE, CANDIDATE and --data PATH")
     if labels is None or args.engine == "spark":
-        return args.candidate
+        return args.candidate, False
     from .price_command import reduced_precision
     from .runners import make_runner
 
     runner = make_runner(args.candidate, trust=args.trust_pickle, ort_optimizations=not args.no_ort_optimizations, role="candidate")
-    return None if reduced_precision(runner) else runner
+    return runner, reduced_precision(runner)
 
 
 def _check_labels(labels: str | None, data: str | None, X: Any) -> None:

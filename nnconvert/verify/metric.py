@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ReadError, UsageError
-from .bins import CHUNK_ROWS
+from . import bins
 
 __all__ = ["MetricPartial", "task_metric", "same_labels"]
 
@@ -161,7 +161,7 @@ def task_metric(ref_out: dict[str, Any], cand_out: dict[str, Any], truth: np.nda
                 source: str | None = None) -> dict[str, Any] | None:  # fmt: skip
     """The metric of rows held in memory, added in the blocks a streamed run adds (the same floats)."""
     partial = MetricPartial(source)
-    for start in range(0, len(truth), CHUNK_ROWS):
-        block = slice(start, start + CHUNK_ROWS)
+    for start in range(0, len(truth), bins.CHUNK_ROWS):
+        block = slice(start, start + bins.CHUNK_ROWS)
         partial.add({k: v[block] for k, v in ref_out.items()}, {k: v[block] for k, v in cand_out.items()}, truth[block])
     return partial.finalize(labels)
