@@ -305,8 +305,20 @@ def _run_spark(jobs: list[Job], finished: Callable[[dict[str, Any]], None], mast
 
     context = session(master).sparkContext
     slices = max(1, min(len(jobs), context.defaultParallelism * 4))
-    for row in context.parallelize(jobs, slices).map(run_job).toLocalIterator():
+    for row in context.parallelize(jobs, slices).mapPartitions(_run_partition).toLocalIterator():
         finished(row)
+
+
+def _run_partition(jobs: Iterable[Job]) -> list[dict[str, Any]]:
+    """One Spark partition's jobs in a child process of the executor, as the local pool runs them.
+
+    A job that crashes its process (a native reader's segfault, an exit) would otherwise take the
+    Spark task down with it, and after Spark's retries the whole job, every other model included;
+    here it is retried alone and reported with its row.
+    """
+    rows: list[dict[str, Any]] = []
+    _run_pool(list(jobs), rows.append, workers=1)
+    return rows
 
 
 def _run_alone(job: Job) -> dict[str, Any]:

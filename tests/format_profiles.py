@@ -61,9 +61,6 @@ def _onnx_problems(model: Model) -> list[str]:
 # -- scikit-learn (pickle, skops): what MLPClassifier / MLPRegressor compute ------------------
 
 SKLEARN_HIDDEN = (Activation.IDENTITY, Activation.LOGISTIC, Activation.TANH, Activation.RELU)
-_SKLEARN_SCALER_OPS = {  # StandardScaler, MinMaxScaler, MaxAbsScaler, by their operations
-    ("sub", "div"), ("sub",), ("div",), ("mul", "add"), ("mul", "add", "clip"), ("div", "clip"),
-}
 
 
 def sklearn_output_activations(task: Task, n_outputs: int) -> tuple[Activation, ...]:
@@ -98,9 +95,7 @@ def _sklearn_problems(model: Model) -> list[str]:
         problems.append("the task is raw")
     elif model.output_activation not in sklearn_output_activations(model.task, model.n_outputs):
         problems.append(f"activation {model.output_activation.value} does not fit a {model.task.value} head")
-    for index, step in enumerate(model.steps):
-        if tuple(op.op for op in step.ops) not in _SKLEARN_SCALER_OPS:
-            problems.append(f"preprocessing step {index}")
+    # any preprocessing: each run of sub/div is a StandardScaler, each run of mul/add/clip a MinMaxScaler
     if model.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         problems.append("scikit-learn's MLPs compute in float32 or float64")
     return problems

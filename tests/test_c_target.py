@@ -312,6 +312,11 @@ def test_cli_convert_verify_inspect(tmp_path: Path, capsys: pytest.CaptureFixtur
     report = json.loads((tmp_path / "r.json").read_text())
     data_check = next(c for o in report["outputs"] if o["name"] == "labels" for c in o["checks"] if c["inputs"] == "data")
     assert data_check["passed"] and report["candidate"]["expected_atol"] > 0
+    # the streamed --data run (a CSV) takes that atol as the in-memory run does
+    streamed = next(c for o in report["outputs"] if o["name"] == "probabilities" for c in o["checks"] if c["inputs"] == "data")
+    in_memory = nnconvert.verify(source, str(tmp_path / "q.c"), np.loadtxt(data, delimiter=",", skiprows=1), edge_cases=False)
+    atol = in_memory.output("probabilities")["checks"][0]["tolerance"]["atol"]
+    assert streamed["passed"] and streamed["tolerance"]["atol"] == report["candidate"]["expected_atol"] == atol
     # a bad option: exit 2, nothing written
     assert main(["convert", source, str(tmp_path / "x.c"), "--prefix", "1x"]) == 2
     assert "prefix" in capsys.readouterr().err and not (tmp_path / "x.c").exists()

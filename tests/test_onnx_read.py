@@ -120,6 +120,32 @@ def test_skl2onnx_pipeline_scaler_is_kept_as_the_graph_computes_it() -> None:
     assert [op.op for op in double.steps[0].ops] == ["sub", "div"]
 
 
+def test_skl2onnx_scaler_pipeline_goes_back_to_scikit_learn_computing_the_same() -> None:
+    # ai.onnx.ml Scaler computes (x - offset) * scale: StandardScaler(with_std=False) then a MinMaxScaler
+    path, data = _fixture("skl_pipeline_standard_float")
+    estimator = nnconvert.converters.sklearn.to_sklearn(nnconvert.load(path))
+    assert [type(step).__name__ for _, step in estimator.steps] == ["StandardScaler", "MinMaxScaler", "MLPClassifier"]
+    (scaler,) = [node for node in onnx.load(path).graph.node if node.op_type == "Scaler"]
+    X = data["X"]
+    assert X.dtype == np.float32
+    # the file's own Scaler node, alone, in onnxruntime: the two scalers give back its values bit for bit
+    alone = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Scaler", ["x"], ["y"], domain="ai.onnx.ml", **{a.name: list(a.floats) for a in scaler.attribute})],
+            "scaler",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, X.shape[1]])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, X.shape[1]])],
+        ),
+        opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 1)],
+    )
+    (scaled,) = ort.InferenceSession(alone.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": X})
+    assert np.array_equal(estimator[:-1].transform(X), scaled)
+    outputs = _run_onnxruntime(path, X)
+    assert np.array_equal(estimator.predict(X), outputs["label"]) and np.array_equal(estimator.predict(X), data["label"])
+    np.testing.assert_allclose(estimator.predict_proba(X), outputs["probabilities"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(estimator.predict_proba(X), data["proba"], rtol=0, atol=1e-6)
+
+
 def test_torch_activation_compositions_are_recognised() -> None:
     expected = ["gelu", "silu", "leaky_relu", "gelu", "elu", "tanh", "logistic"]
     for name in ("torch_ts_activations", "torch_dynamo_activations"):

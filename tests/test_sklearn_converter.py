@@ -316,13 +316,31 @@ def test_to_sklearn_refuses_gelu() -> None:
         to_sklearn(model)
 
 
-def test_to_sklearn_refuses_affine_step() -> None:
-    step = PreprocessStep("affine", (ElementwiseOp("mul", np.full(4, 2.0)),), name="rescale")
+_NUMPY_OPS = {"sub": np.subtract, "div": np.divide, "mul": np.multiply, "add": np.add}
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [["mul"], ["sub", "mul"], ["add"], ["add", "sub"], ["div", "mul", "add", "clip"], ["clip"], ["mul", "sub", "div"]],
+    ids="-".join,
+)
+def test_to_sklearn_writes_affine_steps_as_scalers_computing_the_same(ops: list[str]) -> None:
+    # an affine step from another source (ai.onnx.ml Scaler, Keras, ONNX constants) becomes consecutive
+    # StandardScaler / MinMaxScaler steps performing its operations in its order
+    rng = np.random.default_rng(3)
+    operands = {"sub": rng.normal(size=4), "div": rng.uniform(0.5, 2, 4), "mul": rng.uniform(0.5, 2, 4), "add": rng.normal(size=4), "clip": np.array([-1.5, 1.5])}
+    step = PreprocessStep("affine", tuple(ElementwiseOp(op, operands[op]) for op in ops), name="rescale")
     model = _random_model(["relu", "softmax"], steps=[step])
-    with pytest.raises(
-        UnsupportedModelError, match=r"preprocessing step 0 \('rescale'\): an affine step from another source"
-    ):
-        to_sklearn(model)
+    estimator = to_sklearn(model)
+    scalers = [type(est).__name__ for _, est in estimator.steps[:-1]]
+    assert set(scalers) <= {"StandardScaler", "MinMaxScaler"}
+    X = rng.normal(size=(50, 4))
+    expected = X.copy()
+    for op in ops:  # what the step computes, written out
+        expected = np.clip(expected, -1.5, 1.5) if op == "clip" else _NUMPY_OPS[op](expected, operands[op])
+    assert np.array_equal(estimator[:-1].transform(X), expected)
+    np.testing.assert_allclose(estimator.predict_proba(X), model.predict_proba(X), rtol=0, atol=1e-15)
+    assert np.array_equal(estimator.predict(X), model.predict(X))
 
 
 def test_to_sklearn_refuses_output_that_does_not_fit_task_and_lists_every_problem() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.metrics import accuracy_score
 import nnconvert
 from nnconvert import cli
 from tests.sklearn_variants import get_variant
+from tests.test_manifest import _KillsItsReader
 from tests.test_verify_metric import _truth
 from tests.test_verify_stream import _broken, _rows, _write_parquet
 
@@ -114,15 +116,19 @@ def test_manifest_runs_as_a_spark_job(spark, tmp_path, capsys):
     variant = get_variant("iris-labels-str")
     nnconvert.save(nnconvert.from_sklearn(variant.estimator), tmp_path / "good.json")
     (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "killer.pkl").write_bytes(pickle.dumps(_KillsItsReader()))
     (tmp_path / "jobs.jsonl").write_text(
         json.dumps({"source": "good.json", "destination": "out/good.onnx", "options": {"dtype": "float32"}}) + "\n"
         + json.dumps({"source": "bad.json", "destination": "out/bad.onnx"}) + "\n"
+        + json.dumps({"source": "killer.pkl", "destination": "out/killer.onnx", "options": {"trust": True}}) + "\n"
     )  # fmt: skip
     code = cli.main(["convert", "--manifest", str(tmp_path / "jobs.jsonl"), "--engine", "spark", "--master", "local[2]"])
     assert code == 3, capsys.readouterr()
     rows = [json.loads(line) for line in (tmp_path / "jobs.results.jsonl").read_text().splitlines()]
-    assert [(r["status"], r["exit_code"]) for r in rows] == [("ok", 0), ("failed", 3)]
+    assert [(r["status"], r["exit_code"]) for r in rows] == [("ok", 0), ("failed", 3), ("failed", 3)]
     assert "not valid JSON" in rows[1]["message"]
+    # a model that ends the process reading it is reported; the Spark job and the other models go on
+    assert "worker process died" in rows[2]["message"]
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(tmp_path / "out" / "good.onnx"), providers=["CPUExecutionProvider"])

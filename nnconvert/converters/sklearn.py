@@ -24,6 +24,7 @@ from ..errors import InvalidModelError, UnsupportedModelError
 from ..ir import (
     Activation,
     DenseLayer,
+    ElementwiseOp,
     Head,
     InputSpec,
     Metadata,
@@ -305,7 +306,7 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnor
         restored = model.as_source_dtype()
         if restored.dtype in _SKLEARN_DTYPES:  # a float16 source stays in the file's dtype
             model = restored
-    model = replace(model, steps=tuple(_as_scaler_step(step) for step in model.steps))
+    model = replace(model, steps=tuple(split for step in model.steps for split in _as_scaler_steps(step)))
     problems = _expressibility_problems(model)
     if problems:
         raise UnsupportedModelError(
@@ -321,25 +322,61 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnor
     return _build_pipeline(model, mlp)
 
 
-# Steps from other sources (Keras Normalization/Rescaling, foreign ONNX constants) that compute
-# exactly what a scikit-learn scaler's transform computes, by their sequence of operations.
-_SCALER_OP_PATTERNS = {
-    ("sub", "div"): "standard_scaler",
-    ("sub",): "standard_scaler",
-    ("div",): "standard_scaler",
-    ("mul", "add"): "minmax_scaler",
-    ("mul", "add", "clip"): "minmax_scaler",
-}
+# Steps from other sources (Keras Normalization/Rescaling, ai.onnx.ml Scaler, foreign ONNX
+# constants) become a run of scikit-learn scalers whose transforms compute the same operations
+# in the same order. StandardScaler computes ``x - mean_`` then ``/ scale_`` (either may be
+# off); MinMaxScaler ``x * scale_ + min_`` then an optional clip to its feature range.
+_STANDARD_RUN = ("sub", "div")
+_MINMAX_RUN = ("mul", "add", "clip")
 
 
-def _as_scaler_step(step: PreprocessStep) -> PreprocessStep:
-    """``step`` relabelled as the scikit-learn scaler doing the same operations, when one does."""
+def _as_scaler_steps(step: PreprocessStep) -> tuple[PreprocessStep, ...]:
+    """``step`` as consecutive scikit-learn scaler steps doing the same operations.
+
+    Covering an operation a MinMaxScaler always performs adds a neutral one: ``* 1`` is exact;
+    ``+ 0`` is exact except that it turns -0.0 into +0.0, which compare equal and change no
+    later sum (ai.onnx.ml Scaler's ``(x - offset) * scale`` is such a case). A step
+    with an operation no scaler performs is returned unchanged, and refused by name afterwards.
+    """
     if step.kind in KIND_CLASSES:
-        return step
-    kind = _SCALER_OP_PATTERNS.get(tuple(op.op for op in step.ops))
-    if kind is None or any(op.operand.ndim > 1 for op in step.ops):
-        return step
-    return replace(step, kind=kind, params={})
+        return (step,)
+    runs = _scaler_runs(list(step.ops))
+    if runs is None:
+        return (step,)
+    return tuple(replace(step, kind=kind, ops=tuple(ops), params={}) for kind, ops in runs)
+
+
+def _scaler_runs(ops: list[ElementwiseOp]) -> list[tuple[str, list[ElementwiseOp]]] | None:
+    """Split ``ops`` into the longest runs one scaler computes (None when an op fits no scaler)."""
+    runs: list[tuple[str, list[ElementwiseOp]]] = []
+    while ops:
+        kind, order = ("standard_scaler", _STANDARD_RUN) if ops[0].op in _STANDARD_RUN else ("minmax_scaler", _MINMAX_RUN)
+        run = _leading_run(ops, order)
+        if not run:
+            return None
+        ops = ops[len(run) :]
+        runs.append((kind, _complete_minmax(run) if kind == "minmax_scaler" else run))
+    return runs
+
+
+def _leading_run(ops: list[ElementwiseOp], order: tuple[str, ...]) -> list[ElementwiseOp]:
+    """The longest prefix of ``ops`` whose op names appear in ``order``'s order, each at most once."""
+    run: list[ElementwiseOp] = []
+    position = 0
+    for op in ops:
+        if op.op not in order[position:]:
+            break
+        position = order.index(op.op, position) + 1
+        run.append(op)
+    return run
+
+
+def _complete_minmax(run: list[ElementwiseOp]) -> list[ElementwiseOp]:
+    """A MinMaxScaler's mul, add (and clip): absent ones as neutral operands of the run's dtype."""
+    present = {op.op: op for op in run}
+    dtype = run[0].operand.dtype
+    ops = [present.get("mul") or ElementwiseOp("mul", np.ones((), dtype)), present.get("add") or ElementwiseOp("add", np.zeros((), dtype))]
+    return ops + ([present["clip"]] if "clip" in present else [])
 
 
 def _where(model: Model, index: int) -> str:

@@ -93,8 +93,6 @@ def verify(
         raise UsageError("verify needs a candidate model")
     notify("loading models")
     cand = make_runner(candidate, trust=trust, ort_optimizations=ort_optimizations, role="candidate")
-    if atol is None and cand.expected_atol is not None:
-        atol = cand.expected_atol  # fixed-point C states the error it is built to
     run = _Run(cand, seed, atol, rtol, notify)
     run.hash_inputs = hash_inputs
     run.labels = labels
@@ -118,6 +116,8 @@ class _Run:
         self.cand = cand
         self.ref: Runner | None = None
         self.reference_info: dict[str, Any] = {}
+        if atol is None and cand.expected_atol is not None:
+            atol = cand.expected_atol  # fixed-point C states the error it is built to (streamed and Spark runs too)
         self.seed, self.atol, self.rtol, self.notify = seed, atol, rtol, notify
         self.sets: list[dict[str, Any]] = []  # name, X, reference outputs, candidate outputs
         self.warnings: list[str] = []
