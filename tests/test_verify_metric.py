@@ -227,3 +227,16 @@ def test_bad_ground_truth_is_a_clear_error_and_writes_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and "Traceback" not in err, err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_labels_beside_a_reduced_precision_onnx_file_still_price_it(tmp_path, capsys):
+    variant = get_variant("iris-labels-str")
+    X = _rows(variant, 300)
+    reference = tmp_path / "model.json"
+    nnconvert.save(nnconvert.from_sklearn(variant.estimator), reference)
+    nnconvert.save(nnconvert.from_sklearn(variant.estimator), tmp_path / "half.onnx", precision="float16")
+    np.save(tmp_path / "rows.npy", X)
+    np.save(tmp_path / "truth.npy", _truth(variant, X))
+    code = cli.main(["verify", str(reference), str(tmp_path / "half.onnx"), "--data", str(tmp_path / "rows.npy"), "--labels", str(tmp_path / "truth.npy")])
+    printed = capsys.readouterr().out
+    assert code in (0, 1) and "price of float16" in printed and "accuracy: original" in printed

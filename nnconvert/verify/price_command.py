@@ -40,15 +40,9 @@ def wants_price(args: argparse.Namespace) -> bool:
 
 def reduced_precision(runner: Any) -> bool:
     """Whether a verify runner runs one of nnconvert's float16/int8 files (then ``verify --labels`` prices it)."""
-    from ..ir import Model
-    from ..quantization import precision_of
+    from .price import declared_precision
 
-    model = getattr(runner, "model", None)
-    if isinstance(model, Model):
-        return precision_of(model) in ("float16", "int8")
-    proto = getattr(runner, "proto", None)  # an ONNX file: the precision nnconvert's writer declared
-    declared = {entry.key: entry.value for entry in proto.metadata_props} if proto is not None else {}
-    return declared.get("precision") in ("float16", "int8")
+    return declared_precision(runner)[0] in ("float16", "int8")
 
 
 def _labels(args: argparse.Namespace, data: Any, X: Any) -> Any:
