@@ -240,3 +240,11 @@ def test_labels_beside_a_reduced_precision_onnx_file_still_price_it(tmp_path, ca
     code = cli.main(["verify", str(reference), str(tmp_path / "half.onnx"), "--data", str(tmp_path / "rows.npy"), "--labels", str(tmp_path / "truth.npy")])
     printed = capsys.readouterr().out
     assert code in (0, 1) and "price of float16" in printed and "accuracy: original" in printed
+
+
+@pytest.mark.parametrize(("make", "message"), [(_shorter_labels, "has 39 rows but the data"), (_npz_rows, "has 41 rows but the data")])
+def test_convert_refuses_mismatched_ground_truth_before_writing(tmp_path, capsys, make, message):
+    reference, _ = _models(tmp_path)
+    out = tmp_path / "out.onnx"
+    assert cli.main(["convert", str(reference), str(out), "--verify", *make(tmp_path)]) == 3
+    assert message in capsys.readouterr().err and not out.exists()

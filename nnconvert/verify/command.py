@@ -272,11 +272,14 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
-    """Refuse ``--emit-test-data`` for an output verify does not run as an ONNX file (checked before anything is written).
+    """Refuse ``--emit-test-data`` for an output verify does not run as an ONNX file, and ground truth that does
+    not fit the --data rows (checked before anything is written).
 
     Raises:
         UsageError: the output is not an ONNX file.
+        ReadError: --labels of another row count than --data, or no such --label-column.
     """
+    _check_ground_truth(args)
     if not getattr(args, "emit_test_data", False):
         return
     from .. import registry
@@ -285,6 +288,29 @@ def check_convert_target(target: Path, args: argparse.Namespace) -> None:
     spec = registry.get(to_format) if to_format else registry.format_for_suffix(target, writable=True)
     if spec is None or spec.runner != "onnxruntime":
         raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {target} is not an .onnx file")
+
+
+def _check_ground_truth(args: argparse.Namespace) -> None:
+    """convert --verify --data PATH with --labels/--label-column: both readable and of one length, before DST is written."""
+    data, labels, column = getattr(args, "verify_data", None), getattr(args, "labels", None), getattr(args, "label_column", None)
+    if data is None or (labels is None and column is None) or getattr(args, "ground_truth_checked", False):
+        return
+    args.ground_truth_checked = True
+    from .truth import check_rows, open_truth
+
+    if not _streamed(args, data) or getattr(args, "emit_test_data", False):
+        if column is not None:
+            raise UsageError("--label-column names a column of a streamed --data (Parquet, CSV); give --labels FILE")
+        if labels is not None:  # the rows are loaded (again when verify runs; such data fit in memory)
+            from .inputs import load_data
+
+            check_rows(labels, open_truth(labels).n_rows, data, len(load_data(data)))
+        return
+    from .datasource import open_data
+
+    source = open_data(data, column)
+    if labels is not None and column is None:
+        check_rows(labels, open_truth(labels).n_rows, data, source.n_rows)
 
 
 def verify_after_convert(source: str | Path, written_path: str | Path, args: argparse.Namespace, model: Any) -> int:
