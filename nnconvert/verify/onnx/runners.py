@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ReadError, UnsupportedModelError
+from ...errors import NnconvertError, ReadError, UnsupportedModelError
 from ..runner_base import Runner, as_2d
 
 __all__ = ["OnnxRuntimeRunner", "ReferenceEvaluatorRunner", "output_names_map", "normalise_outputs", "layer_tensors"]
@@ -129,6 +129,17 @@ class _OnnxRunner(Runner):
 
     def _cast(self, X: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(X, dtype=self.dtype)
+
+    def input_range(self) -> tuple[np.ndarray, np.ndarray, str] | None:
+        """The range the graph's preprocessing (a Scaler, constant Sub/Div...) implies, when nnconvert reads the graph."""
+        from ...formats.onnx import read
+        from ...input_range import preprocessing_input_range
+
+        try:
+            model = read(self.path)
+        except NnconvertError:
+            return None  # a graph that is not an MLP nnconvert reads: the default range
+        return preprocessing_input_range(model)
 
 
 def _input_type(value_info: Any, path: Path) -> tuple[np.dtype, int | None]:
