@@ -350,7 +350,7 @@ def test_every_readable_format_to_c(tmp_path: Path) -> None:
 
 def test_every_activation_at_every_precision(tmp_path: Path) -> None:
     """One chain through all activations the c target writes, after an affine step with a clip inside."""
-    from nnconvert.formats.c.options import C_ACTIVATIONS
+    from nnconvert.formats.c.fixed_fold import FIXED_ACTIVATIONS as C_ACTIVATIONS
     from nnconvert.ir import Activation, ElementwiseOp, PreprocessStep
 
     rng = np.random.default_rng(1)
