@@ -24,7 +24,9 @@ from ...ir import Activation, ActivationLayer, DenseLayer, LayerNormLayer, Model
 __all__ = ["FIXED_ACTIVATIONS", "fixed_layers", "activation_problem"]
 
 # format 1.0's activations, and the 1.1 elementwise ones that are piecewise linear, a table or one division
-FIXED_ACTIVATIONS = frozenset(list(Activation)[: list(Activation).index(Activation.HARD_SIGMOID) + 1])
+FIXED_ACTIVATIONS = frozenset(list(Activation)[: list(Activation).index(Activation.HARD_SIGMOID) + 1]) | {
+    Activation.CLIP, Activation.SOFTSIGN, Activation.HARDSWISH, Activation.MISH
+}  # fmt: skip
 HINT = "use precision float32 (--precision float32) for this model"
 
 
@@ -57,14 +59,12 @@ def fixed_layers(model: Model, precision: str) -> tuple[Model | None, list[str],
             problem = activation_problem(layer.activation, dict(layer.activation_params), precision)
             if problem:
                 problems.append(f"{where}: {problem}")
-    if problems:
-        return None, [], problems
     try:
         folded, notes = fold_batch_norms(model)
     except UnsupportedModelError as exc:
-        return None, [], [f"{problem} at precision {precision}; {HINT}" for problem in exc.problems]
+        return None, [], problems + [f"{problem} at precision {precision}; {HINT}" for problem in exc.problems]
     for position, layer in enumerate(folded.layers):
-        if isinstance(layer, DenseLayer):
+        if isinstance(layer, (DenseLayer, LayerNormLayer)):  # layer norm: refused above
             continue
         previous = folded.layers[position - 1] if position else None
         if isinstance(previous, DenseLayer) and previous.activation == Activation.IDENTITY and isinstance(layer, PReLULayer):
