@@ -69,8 +69,16 @@ def fixed_layers(model: Model, precision: str) -> tuple[Model | None, list[str],
         previous = folded.layers[position - 1] if position else None
         if isinstance(previous, DenseLayer) and previous.activation == Activation.IDENTITY and isinstance(layer, PReLULayer):
             continue
-        index = model.layers.index(layer)
+        index = _original_index(model, layer, position)
         what = "a prelu layer" if isinstance(layer, PReLULayer) else f"an activation layer ({layer.activation.value})"
         problems.append(f"layer {index} ({names[index]!r}): {what} is supported at precision {precision} only directly after a "
                         f"dense layer without activation (or a batch norm folded into one); {HINT}")  # fmt: skip
     return (None if problems else folded), notes, problems
+
+
+def _original_index(model: Model, layer: object, position: int) -> int:
+    # the folded model's layers are validated copies: find the original by kind and name
+    for index, original in enumerate(model.layers):
+        if original.kind == getattr(layer, "kind", None) and original.name and original.name == getattr(layer, "name", None):
+            return index
+    return position
