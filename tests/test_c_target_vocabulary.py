@@ -20,7 +20,17 @@ from nnconvert.errors import UnsupportedModelError
 from nnconvert.formats.c.build import CompiledModel, compile_models
 from nnconvert.formats.c.fixed import SCHEMES, emulate, plan_fixed
 from nnconvert.formats.c.fixed_fold import fixed_layers
-from nnconvert.ir import Activation, ActivationLayer, BatchNormLayer, DenseLayer, Head, InputSpec, LayerNormLayer, Model, PReLULayer
+from nnconvert.ir import (
+    Activation,
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    Head,
+    InputSpec,
+    LayerNormLayer,
+    Model,
+    PReLULayer,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # the producers' files of tests/test_vocabulary_producers.py

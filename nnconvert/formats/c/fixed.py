@@ -153,7 +153,7 @@ def _layer_ranges(model: Model, rows: np.ndarray) -> tuple[float, list[tuple[flo
     """Max |preprocessed input| and, per dense layer, (max |z|, max |output|, z) on the calibration rows."""
     reference = model.astype(np.float64)
     values = reference.forward(rows, return_intermediates=True)
-    ranges = []
+    ranges: list[tuple[float, float, np.ndarray]] = []
     x = values[0]
     for index, layer in enumerate(reference.layers):
         if not isinstance(layer, DenseLayer):

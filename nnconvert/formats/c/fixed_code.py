@@ -14,7 +14,17 @@ import numpy as np
 from ...ir import Activation, Model, Task
 from .bounds import sample_rows
 from .entry import EntrySpec, entry_code, entry_declarations
-from .fixed import MONOTONE, SCHEMES, FixedLayer, FixedPlan, clip_constants, emulate, plan_fixed, prelu_slopes_q15, relu_constants
+from .fixed import (
+    MONOTONE,
+    SCHEMES,
+    FixedLayer,
+    FixedPlan,
+    clip_constants,
+    emulate,
+    plan_fixed,
+    prelu_slopes_q15,
+    relu_constants,
+)
 from .fixed_fold import fixed_layers
 from .float_code import base_defines, base_metadata, header_notes
 from .header import Program
@@ -186,7 +196,7 @@ def activation_v11_loop(p: str, index: int, layer: FixedLayer, narrow: str) -> s
     elif act == Activation.PRELU:
         lines = [f"y[j] = {narrow}(z[j] >= 0 ? {p}_rescale(z[j], {shift}) : {p}_rescale((int64_t)z[j] * {p}_layer{index}_slopes[j], {shift + 15}));"]
     else:  # softsign
-        lines = [f"int64_t magnitude = z[j] < 0 ? -(int64_t)z[j] : (int64_t)z[j];",
+        lines = ["int64_t magnitude = z[j] < 0 ? -(int64_t)z[j] : (int64_t)z[j];",
                  f"int64_t denominator = ((int64_t)1 << {layer.z_frac}) + magnitude;",
                  f"int64_t quotient = ((magnitude << {layer.out_frac}) + denominator / 2) / denominator;",
                  f"y[j] = {narrow}(z[j] < 0 ? -quotient : quotient);"]  # fmt: skip

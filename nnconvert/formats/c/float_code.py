@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ... import __version__
-from ...ir import Activation, DenseLayer, Model, layer_names
+from ...ir import Activation, ActivationLayer, DenseLayer, Model, layer_names
 from .bounds import float_error_bound, sample_rows
 from .entry import EntrySpec, entry_code, entry_declarations
 from .header import Program, layers_text
@@ -60,8 +60,7 @@ def buffer_plan(model: Model) -> tuple[list[int], list[Stage]]:
     Dense layers alternate between the two buffers, the last one writes ``out``; every other
     layer computes in place where the previous stage wrote (the input is copied first if needed).
     """
-    dense = [i for i, layer in enumerate(model.layers) if isinstance(layer, DenseLayer)]
-    last_dense = dense[-1] if dense else None
+    last_dense = max(i for i, layer in enumerate(model.layers) if isinstance(layer, DenseLayer))  # a model has one
     where = "buffer_a" if model.steps else "x"
     sizes = {"buffer_a": model.n_features if model.steps else 0, "buffer_b": 0}
     stages = []
@@ -73,12 +72,10 @@ def buffer_plan(model: Model) -> tuple[list[int], list[Stage]]:
             stages.append(Stage(index, where, target, n_out))
             where = target
             continue
-        if where == "x":  # the const input: copy it where the layer can work in place
-            target = "out" if last_dense is None else "buffer_a"
-            if target != "out":
-                sizes[target] = max(sizes[target], n_out)
-            stages.append(Stage(None, "x", target, n_out))
-            where = target
+        if where == "x":  # the const input, before the first dense layer: copy it where the layer can work in place
+            sizes["buffer_a"] = max(sizes["buffer_a"], n_out)
+            stages.append(Stage(None, "x", "buffer_a", n_out))
+            where = "buffer_a"
         stages.append(Stage(index, where, where, n_out))
     return [sizes["buffer_a"], sizes["buffer_b"]], stages
 
@@ -133,7 +130,7 @@ def _weight_tables(model: Model, prefix: str, precision: str) -> list[Table]:
     tables = preprocess_tables(model, prefix, ctype)
     for index, (name, layer) in enumerate(zip(layer_names(model.layers), model.layers, strict=True)):
         if not isinstance(layer, DenseLayer):
-            if layer.kind != "activation":
+            if not isinstance(layer, ActivationLayer):
                 tables += norm_tables(layer, f"{prefix}_layer{index}", ctype, f"layer {index} ({name})")
             continue
         shape = f"{layer.n_inputs} -> {layer.n_outputs}"
@@ -180,9 +177,9 @@ def _layer_functions(model: Model, prefix: str, precision: str) -> tuple[list[st
     functions: list[str] = []
     calls: list[list[str]] = []
     for index, (layer, (_, width)) in enumerate(zip(model.layers, layer_widths(model), strict=True)):
-        if not isinstance(layer, DenseLayer) and layer.kind != "activation":
+        if not isinstance(layer, (DenseLayer, ActivationLayer)):
             name = f"{prefix}_layer{index}"
-            functions.append(norm_function(layer, name, name, width, ctype))  # type: ignore[arg-type]
+            functions.append(norm_function(layer, name, name, width, ctype))
             calls.append([name + "({v})"])
             continue
         if layer.activation == Activation.IDENTITY:

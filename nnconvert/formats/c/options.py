@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError, UsageError
-from ...ir import ActivationLayer, BatchNormLayer, DenseLayer, ElementwiseOp, LayerNormLayer, Model, PReLULayer, PreprocessStep
+from ...ir import (
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    ElementwiseOp,
+    LayerNormLayer,
+    Model,
+    PReLULayer,
+    PreprocessStep,
+)
 from ...options import Option
 
 __all__ = [
