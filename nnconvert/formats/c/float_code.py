@@ -120,7 +120,8 @@ def base_metadata(
 def layers_metadata(model: Model) -> list[dict[str, Any]]:
     """Name, kind, (inputs, outputs) and activation of every layer, for the metadata block."""
     return [
-        {"name": name, "kind": layer.kind, "shape": list(shape), "activation": layer.activation.value}
+        {"name": name, "kind": layer.kind, "shape": list(shape), "activation": layer.activation.value,
+         "activation_params": dict(layer.activation_params)}
         for name, layer, shape in zip(layer_names(model.layers), model.layers, layer_widths(model), strict=True)
     ]
 

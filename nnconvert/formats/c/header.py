@@ -50,10 +50,12 @@ def layers_text(metadata: dict[str, Any]) -> str:
     parts = [str(metadata["n_features"])]
     for layer in metadata["layers"]:
         kind = layer.get("kind", "dense")  # files before model graph 1.1 list dense layers only
+        params = layer.get("activation_params") or {}
+        activation = layer["activation"] + (f"({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
         if kind == "dense":
-            parts.append(f"{layer['shape'][1]} {layer['activation']}")
+            parts.append(f"{layer['shape'][1]} {activation}")
         else:
-            parts.append(layer["activation"] if kind == "activation" else kind)
+            parts.append(activation if kind == "activation" else kind)
     return " -> ".join(parts)
 
 
