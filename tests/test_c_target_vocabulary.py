@@ -130,7 +130,13 @@ def test_every_branch_float32_float64_against_the_graph(tmp_path: Path) -> None:
     assert [layer["kind"] for layer in meta["layers"]][:3] == ["batch_norm", "layer_norm", "dense"]
     assert np.abs(compiled["syn32"].forward(X) - reference).max() <= meta["error_bound"]["max_abs"]
     header = (tmp_path / "m_syn32.h").read_text()
-    assert "layers: 5 -> batch_norm -> layer_norm -> 6 relu" in header
+    assert "layers: 5 -> batch_norm -> layer_norm -> 6 relu(threshold=0.3)" in header
+    # flash: every dense layer's weights and bias, batch norm's multiplier and shift, layer norm's offset, the slopes
+    dense_values = sum(layer.weights.size + layer.bias.size for layer in model.dense_layers)
+    for program, size in ((compiled["syn32"], 4), (compiled["syn64"], 8)):
+        assert program.meta["sizes"]["weights_bytes"] == (dense_values + 2 * 5 + 5 + 6) * size
+        # RAM: the input copied for the first (in-place) layer, two buffers of the widest hidden layer (6), the class outputs
+        assert program.meta["sizes"]["ram_bytes"] == (6 + 6 + 4) * size
 
 
 def _fixed_models() -> dict[str, tuple[Model, np.ndarray, np.ndarray | None]]:
