@@ -231,3 +231,17 @@ def test_convert_verify_at_int16_verifies_the_c_file(tmp_path: Path, capsys: pyt
     out = capsys.readouterr().out
     # the rows' check passes within the header's bound; verify's saturating edge rows may not (documented)
     assert code in (0, 1) and re.search(r"values\s+data\s+PASSED", out), out
+
+
+def test_verify_passes_on_one_fixture_per_producer(tmp_path: Path) -> None:
+    """nnconvert.verify(producer's file, generated C, its rows): the producer's file as the reference, C compiled by verify."""
+    sources = [FIXTURES / "onnx" / "torch_ts17_norms.onnx", FIXTURES / "onnx" / "torch_dynamo18_smooth.onnx",
+               FIXTURES / "keras" / "vocab_functional.keras", FIXTURES / "tf" / "tf_keras2_vocab.h5"]  # fmt: skip
+    for index, source in enumerate(sources):
+        model, X, _ = _load(source)
+        target = tmp_path / f"v{index}.c"
+        nnconvert.save(model, target)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = nnconvert.verify(source, target, X)
+        assert report.passed, (source.name, report)
