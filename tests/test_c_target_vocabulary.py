@@ -83,6 +83,7 @@ def test_producers_vocabulary_in_float32_and_float64(tmp_path: Path) -> None:
         print(f"{key}: float32 vs producer {producer_error:.2e}, vs graph {graph_error:.2e}; float64 vs graph {error64:.2e}")
         assert producer_error <= 1e-5 and graph_error <= 1e-5, key
         assert error64 <= 1e-12 * max(1.0, np.abs(reference64).max()), key
+        assert np.abs(got - reference64).max() <= compiled[f"{key}_f32"].meta["error_bound"]["max_abs"], key  # the header's bound
         np.testing.assert_array_equal(got.argmax(axis=1), values.argmax(axis=1))
         if model.head.is_classifier:
             for suffix in ("_f32", "_f64"):
