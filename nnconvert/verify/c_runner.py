@@ -58,6 +58,8 @@ class CRunner(Runner):
         task = self.meta["task"]
         if task in ("binary", "multiclass") and self.classes is not None:
             labels = self.classes[self.compiled.predict_indices(X)]
+            if self.meta.get("output_activation") == "log_softmax":  # forward gives log-probabilities
+                return {"probabilities": self.compiled.predict_proba(X), "labels": labels}
             if out.shape[1] == 1:
                 out = np.hstack([1 - out, out])
             return {"probabilities": out, "labels": labels}

@@ -27,8 +27,10 @@ def add_price_options(parser: Any) -> None:
     )
 
 
-def wants_price(args: argparse.Namespace) -> bool:
-    names = ("writer_option_precision", "labels", "max_label_disagreement", "max_metric_drop")
+def wants_price(args: argparse.Namespace, *, precision_is_quantization: bool = True) -> bool:
+    """Price mode: asked for by a threshold or --labels, or by --precision where it means quantization
+    (not for generated C, whose --precision is the code's arithmetic and whose header states its error)."""
+    names = ("labels", "max_label_disagreement", "max_metric_drop") + (("writer_option_precision",) if precision_is_quantization else ())
     return any(getattr(args, name, None) is not None for name in names)
 
 
