@@ -25,6 +25,8 @@ SUPPORTED_OPS = {
         "Gelu", "Erf", "LogSoftmax", "Max", "Min", "Abs", "Log",
         "ArgMax", "Gather", "Concat", "Greater",
         "Slice", "BatchNormalization", "LayerNormalization", "PRelu", "ReduceMean", "HardSwish", "Mish", "Softsign", "Where",
+        # only inside tf2onnx's fused LayerNormalization (its run-time shapes); anywhere else a leftover
+        "Shape", "Expand", "ReduceProd", "ReduceSumSquare",
     },
     ML_DOMAIN: {"Scaler", "ZipMap", "ArrayFeatureExtractor", "Binarizer", "LabelEncoder"},
 }
