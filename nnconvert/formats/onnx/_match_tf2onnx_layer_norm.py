@@ -89,6 +89,8 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         shape_x = next(i for i in readers if self.nodes[i].op_type == "Shape")
         reshape = next(i for i in readers if self.nodes[i].op_type == "Reshape")
         self._whole_shape(shape_x)
+        if self.nodes[reshape].input[0] != x:
+            raise _Mismatch(reshape, "does not reshape the layer's input")
         target = self.constant(self.nodes[reshape].input[1])
         if target is None or target.ravel().tolist() != [1, -1, width, 1]:
             found = "a run-time shape" if target is None else target.ravel().tolist()
@@ -103,6 +105,8 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         square_sum = self._sole_reader(self.nodes[sub].output[0], "ReduceSumSquare", sub)
         self._reduction(square_sum, _ROW_AXES, keepdims=0, ndim=4)
         div = self._sole_reader(self.nodes[square_sum].output[0], "Div", square_sum)
+        if self.nodes[div].input[0] != self.nodes[square_sum].output[0]:
+            raise _Mismatch(div, "does not divide the sum of squares by the element count")
         count_cast = self._producer_op(self.nodes[div].input[1], "Cast", div)
         if self.attrs(count_cast).get("to") not in FLOAT_TYPES:
             raise _Mismatch(count_cast, "does not cast the element count to float")
@@ -120,7 +124,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         row_count = [self._expanded(bn, 1, 1.0, shape_x), self._expanded(bn, 2, 0.0, shape_x)]
         back = self._sole_reader(self.nodes[bn].output[0], "Reshape", bn)
         shape_back, back_casts = self._through_int_casts(self.nodes[back].input[1])
-        if shape_back != shape_x:
+        if self.nodes[back].input[0] != self.nodes[bn].output[0] or shape_back != shape_x:
             raise _Mismatch(back, "does not reshape the result back to the input's own shape")
         out = self.nodes[back].output[0]
         chain = [shape_x, reshape, bn, mean, shape_r, sub, square_sum, div, count_cast, count, gather, squeeze, back,
@@ -147,7 +151,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         scale = None
         after = self._unused_readers(multiplier)
         if len(after) == 1 and self.nodes[after[0]].op_type == "Mul":  # * gamma
-            scale = self._other_constant_of(after[0], multiplier)
+            scale = self._per_feature(after[0], self._other_constant_of(after[0], multiplier), width, "gamma")
             multiplier = self.nodes[after[0]].output[0]
             chain.append(after[0])
         muls = self._unused_readers(multiplier)
@@ -163,7 +167,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
             shift_node = self._sole_reader(self.nodes[mul_mean].output[0], "Sub", mul_mean)
             if self.nodes[shift_node].input[1] != self.nodes[mul_mean].output[0]:
                 raise _Mismatch(shift_node, "does not compute beta - mean * m")
-            offset = self._constant_operand(shift_node, self.nodes[shift_node].input[0], "beta")
+            offset = self._per_feature(shift_node, self._constant_operand(shift_node, self.nodes[shift_node].input[0], "beta"), width, "beta")
             shift = self.nodes[shift_node].output[0]
             chain.append(shift_node)
         else:  # Neg(mean) * m
@@ -193,7 +197,8 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         expand = self._producer_op(self.nodes[bn].input[position], "Expand", bn)
         filler = self.constant(self.nodes[expand].input[0])
         if filler is None or filler.size != 1 or float(filler.ravel()[0]) != value:
-            raise _Mismatch(expand, f"the batch norm's {role} must be {value:g} everywhere; it expands {filler!r}")
+            found = "a run-time value" if filler is None else filler.ravel().tolist()
+            raise _Mismatch(expand, f"the batch norm's {role} must be {value:g} everywhere; it expands {found}")
         size, casts = self._through_int_casts(self.nodes[expand].input[1])
         unsqueeze = self._expect_op(size, "Unsqueeze", expand)
         if self._axes(unsqueeze, ndim=1) != [0]:
@@ -219,7 +224,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
                 continue
             other = inputs[1] if inputs[0] == cur else inputs[0]
             value = self.constant(other) if self.is_constant(other) else None
-            if value is None or value.size not in (1, width) or value.dtype.kind != "f":
+            if value is None or value.dtype.kind != "f" or value.shape not in _per_feature_shapes(width):
                 continue
             found[op], cur = value, self.nodes[index].output[0]
             nodes.append(index)
@@ -299,6 +304,11 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
             raise _Mismatch(index, f"its {role} {name!r} is not a float constant")
         return value
 
+    def _per_feature(self, index: int, value: np.ndarray, width: int, role: str) -> np.ndarray:
+        if value.shape not in _per_feature_shapes(width):
+            raise _Mismatch(index, f"its {role} has shape {list(value.shape)}; one value per feature is shape [{width}]")
+        return value
+
     def _constant_is(self, name: str, expected: list[int]) -> bool:
         value = self.constant(name)
         return value is not None and value.ravel().tolist() == expected
@@ -328,6 +338,11 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
             found = "a graph input or constant" if index is None else self.label(index)
             raise _Mismatch(near, f"reads {tensor or 'a tensor'!r} from {found}; the pattern has a {op} there")
         return index
+
+
+def _per_feature_shapes(width: int) -> tuple[tuple[int, ...], ...]:
+    """Shapes that broadcast along the features of [N, width] without changing the output's shape."""
+    return (), (1,), (width,), (1, 1), (1, width)
 
 
 def _vector(value: np.ndarray | None, width: int) -> np.ndarray | None:

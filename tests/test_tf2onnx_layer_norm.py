@@ -1,0 +1,212 @@
+"""tf2onnx's Keras LayerNormalization (tests/fixtures/tf, made by tests/make_tf_fixtures.py with TensorFlow 2.21,
+tf_keras 2.21 and tf2onnx 1.17 at opsets 13, 17 and 18).
+
+tf2onnx writes it in two forms, never as ONNX's LayerNormalization node: tf's fused batch norm over the
+input reshaped to [1, N, F, 1] with run-time shapes (``ln_fused`` and ``vocab``: epsilon >= 1.001e-5) and
+the moments arithmetic (``ln_moments``: smaller epsilon). tests/test_vocabulary_producers.py checks every
+fixture against TensorFlow's own outputs, through nnconvert's ONNX (opset 15) and JSON/HDF5; here: which
+layers were read, nnconvert's native LayerNormalization (opset 17) in onnxruntime, and graphs that differ
+from tf2onnx's in one node, which must be refused naming that node.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+import nnconvert
+from nnconvert.cli import main
+from nnconvert.errors import UnsupportedModelError
+
+TF_FIXTURES = Path(__file__).parent / "fixtures" / "tf"
+TOLERANCE = 1e-5
+OPSETS = (13, 17, 18)
+
+# (epsilon as float32, has gamma, has beta) of each LayerNormalization, as tests/make_tf_fixtures.py builds them
+EXPECTED_LAYER_NORMS = {
+    "vocab": [(1e-3, True, True)],
+    "ln_fused": [(1e-3, False, False), (1e-2, False, True), (1e-3, True, False)],
+    "ln_moments": [(1e-5, True, True), (1e-6, False, False), (1e-6, False, True), (1e-5, True, False)],
+}
+
+
+def _fixture(opset: int, name: str) -> tuple[Path, np.ndarray, np.ndarray]:
+    path = TF_FIXTURES / f"tf2onnx{opset}_{name}.onnx"
+    with np.load(path.with_suffix(".npz")) as data:
+        return path, data["X"], data["values"]
+
+
+def _load(path: Path) -> nnconvert.Model:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return nnconvert.load(path)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("name", sorted(EXPECTED_LAYER_NORMS))
+def test_layer_norms_read_as_keras_built_them(opset: int, name: str, tmp_path: Path) -> None:
+    path, X, values = _fixture(opset, name)
+    # tf2onnx's own file runs in onnxruntime and gives TensorFlow's outputs: the fixture is sound
+    producer = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(producer.run(None, {"input": X})[0], values, atol=TOLERANCE, rtol=TOLERANCE)
+    model = _load(path)
+    assert all(node.op_type != "LayerNormalization" for node in onnx.load(str(path)).graph.node)
+    norms = [layer for layer in model.layers if layer.kind == "layer_norm"]
+    found = [(np.float32(n.epsilon), n.scale is not None, n.offset is not None) for n in norms]
+    assert found == [(np.float32(e), g, b) for e, g, b in EXPECTED_LAYER_NORMS[name]]
+    assert all(n.axis == -1 for n in norms)
+    # nnconvert's ONNX with the native LayerNormalization node (opset 17), batch N and batch 1
+    ours = tmp_path / "ours17.onnx"
+    nnconvert.save(model, ours, format="onnx", opset=17)
+    assert sum(node.op_type == "LayerNormalization" for node in onnx.load(str(ours)).graph.node) == len(norms)
+    session = ort.InferenceSession(str(ours), providers=["CPUExecutionProvider"])
+    output = 1 if model.head.is_classifier else 0
+    batch = session.run(None, {"X": X})[output]
+    single = np.vstack([session.run(None, {"X": X[i : i + 1]})[output] for i in range(len(X))])
+    for predicted in (batch, single):
+        np.testing.assert_allclose(predicted, values, atol=TOLERANCE, rtol=TOLERANCE)
+        np.testing.assert_array_equal(predicted.argmax(axis=1), values.argmax(axis=1))
+
+
+def test_gamma_and_beta_are_the_keras_weights() -> None:
+    """The affine part is taken from the constants tf2onnx wrote for gamma and beta, whichever form."""
+    for name, gamma_suffix, beta_suffix in (("ln_fused", "/mul/ReadVariableOp:0", "/add/ReadVariableOp:0"),
+                                            ("ln_moments", "/batchnorm/mul/ReadVariableOp:0", "/batchnorm/ReadVariableOp:0")):
+        path, _, _ = _fixture(13, name)
+        weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+        for layer in (layer for layer in _load(path).layers if layer.kind == "layer_norm"):
+            keras_name = "/".join(layer.name.split("/")[:2])  # "<model>/<layer>" of tf2onnx's node names
+            for vector, suffix in ((layer.scale, gamma_suffix), (layer.offset, beta_suffix)):
+                if vector is not None:
+                    np.testing.assert_array_equal(vector, weights[keras_name + suffix])
+
+
+# -- graphs one node away from tf2onnx's -------------------------------------------------------------
+
+
+def _node(model: onnx.ModelProto, name: str) -> onnx.NodeProto:
+    return next(node for node in model.graph.node if node.name == name)
+
+
+def _own_input(model: onnx.ModelProto, node_name: str, position: int, value: np.ndarray) -> None:
+    """Give one node its own constant input (tf2onnx shares equal constants between nodes)."""
+    tensor = numpy_helper.from_array(value, f"mutated_{node_name}_{position}")
+    model.graph.initializer.append(tensor)
+    _node(model, node_name).input[position] = tensor.name
+
+
+def _set_attribute(model: onnx.ModelProto, node_name: str, key: str, value: object) -> None:
+    node = _node(model, node_name)
+    kept = [a for a in node.attribute if a.name != key]
+    del node.attribute[:]
+    node.attribute.extend([*kept, helper.make_attribute(key, value)])
+
+
+def _first_of(model: onnx.ModelProto, op: str, after: str = "") -> str:
+    """The name of the first ``op`` node whose name starts with ``after``."""
+    return next(node.name for node in model.graph.node if node.op_type == op and node.name.startswith(after))
+
+
+def _mean_over_batch_and_features(model: onnx.ModelProto) -> str:
+    name = _first_of(model, "ReduceMean")  # fused form, opset 13: axes [0, 2, 3] as an attribute
+    _set_attribute(model, name, "axes", [0, 1, 3])
+    return name
+
+
+def _reshape_to_one_channel(model: onnx.ModelProto) -> str:
+    name = _first_of(model, "Reshape", "ln_fused/plain/Reshape")  # the batch and the features in one group
+    _own_input(model, name, 1, np.array([1, 1, -1, 1], dtype=np.int64))
+    return name
+
+
+def _batch_norm_scale_of_twos(model: onnx.ModelProto) -> str:
+    name = "ln_fused/plain/ones"
+    _own_input(model, name, 0, np.array(2.0, dtype=np.float32))
+    return name
+
+
+def _variance_over_the_batch_size(model: onnx.ModelProto) -> str:
+    name = _first_of(model, "Gather")  # counts dimensions [0, 1, 3]: divides by N instead of the features
+    _own_input(model, name, 1, np.array([0, 1, 3], dtype=np.int64))
+    return name
+
+
+def _moments_over_the_batch(model: onnx.ModelProto) -> str:
+    name = "ln_moments/affine/moments/mean"
+    _set_attribute(model, name, "axes", [0])
+    return name
+
+
+def _epsilon_per_feature(model: onnx.ModelProto) -> str:
+    name = "ln_moments/affine/batchnorm/add"
+    _own_input(model, name, 1, np.full(6, 1e-5, dtype=np.float32))
+    return name
+
+
+def _beta_minus_swapped(model: onnx.ModelProto) -> str:
+    name = "ln_moments/affine/batchnorm/sub"
+    node = _node(model, name)
+    node.input[0], node.input[1] = node.input[1], node.input[0]
+    return name
+
+
+def _square_root_not_inverted(model: onnx.ModelProto) -> str:
+    _node(model, _first_of(model, "Reciprocal", "ln_moments/affine/")).op_type = "Neg"
+    return _first_of(model, "Sqrt", "ln_moments/affine/")  # its reader is no longer a Reciprocal
+
+
+def _count_over_sum_of_squares(model: onnx.ModelProto) -> str:
+    node = _node(model, name := _first_of(model, "Div"))
+    node.input[0], node.input[1] = node.input[1], node.input[0]
+    return name
+
+
+def _gamma_of_three(model: onnx.ModelProto) -> str:
+    name = "ln_moments/affine/batchnorm/mul"
+    _own_input(model, name, 1, np.ones(3, dtype=np.float32))
+    return name
+
+
+MUTATIONS: dict[str, tuple[str, Callable[[onnx.ModelProto], str], str]] = {
+    "mean over batch and features": ("ln_fused", _mean_over_batch_and_features, "over axes [0, 1, 3]"),
+    "reshape to one channel": ("ln_fused", _reshape_to_one_channel, "not [1, -1, 6, 1]"),
+    "batch norm scale of twos": ("ln_fused", _batch_norm_scale_of_twos, "scale must be 1"),
+    "variance over the batch size": ("ln_fused", _variance_over_the_batch_size, "does not pick dimensions [0, 2, 3]"),
+    "count / sum of squares": ("ln_fused", _count_over_sum_of_squares, "does not divide the sum of squares"),
+    "gamma of three": ("ln_moments", _gamma_of_three, "gamma has shape [3]"),
+    "moments over the batch": ("ln_moments", _moments_over_the_batch, "over axes [0]"),
+    "epsilon per feature": ("ln_moments", _epsilon_per_feature, "epsilon is one number"),
+    "mean * m - beta": ("ln_moments", _beta_minus_swapped, "does not compute beta - mean * m"),
+    "no reciprocal": ("ln_moments", _square_root_not_inverted, "read by ['Neg']"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_a_graph_one_node_away_is_refused_naming_the_node(case: str, tmp_path: Path) -> None:
+    name, mutate, reason = MUTATIONS[case]
+    model = onnx.load(str(_fixture(13, name)[0]))
+    node_name = mutate(model)
+    path = tmp_path / "near_miss.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(UnsupportedModelError) as info:
+        nnconvert.load(path)
+    problems = [p for p in str(info.value).splitlines() if f"node {node_name!r}" in p]
+    assert problems and reason in problems[0] and "not read as tf2onnx's LayerNormalization" in problems[0], str(info.value)
+
+
+def test_the_cli_refuses_a_near_miss_with_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = onnx.load(str(_fixture(13, "ln_moments")[0]))
+    node_name = _moments_over_the_batch(model)
+    path = tmp_path / "near_miss.onnx"
+    onnx.save(model, str(path))
+    assert main(["convert", str(path), str(tmp_path / "out.json")]) == 3
+    err = capsys.readouterr().err
+    assert f"ReduceMean node {node_name!r}" in err and "Traceback" not in err
+    assert not (tmp_path / "out.json").exists()
