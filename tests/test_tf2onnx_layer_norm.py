@@ -77,6 +77,7 @@ def test_layer_norms_read_as_keras_built_them(opset: int, name: str, tmp_path: P
 
 def test_gamma_and_beta_are_the_keras_weights() -> None:
     """The affine part is taken from the constants tf2onnx wrote for gamma and beta, whichever form."""
+    compared = 0
     for name, gamma_suffix, beta_suffix in (("ln_fused", "/mul/ReadVariableOp:0", "/add/ReadVariableOp:0"),
                                             ("ln_moments", "/batchnorm/mul/ReadVariableOp:0", "/batchnorm/ReadVariableOp:0")):
         path, _, _ = _fixture(13, name)
@@ -86,6 +87,8 @@ def test_gamma_and_beta_are_the_keras_weights() -> None:
             for vector, suffix in ((layer.scale, gamma_suffix), (layer.offset, beta_suffix)):
                 if vector is not None:
                     np.testing.assert_array_equal(vector, weights[keras_name + suffix])
+                    compared += 1
+    assert compared == 2 + 4  # ln_fused: beta of 'center', gamma of 'scale'; ln_moments: 2 + 1 + 1
 
 
 # -- graphs one node away from tf2onnx's -------------------------------------------------------------

@@ -27,7 +27,7 @@ refused naming the node: a near-miss is never read as layer norm.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,6 +46,15 @@ class _Mismatch(Exception):
         super().__init__(reason)
         self.index = index
         self.reason = reason
+
+
+class _Found(NamedTuple):
+    nodes: list[int]
+    epsilon: float
+    scale: np.ndarray | None
+    offset: np.ndarray | None
+    out: str
+    name: str
 
 
 class Tf2onnxLayerNormPatterns(GraphIndex):
@@ -68,9 +77,9 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         except _Mismatch as mismatch:
             self.problem(mismatch.index, f"{mismatch.reason}; not read as tf2onnx's LayerNormalization")
             return None, cur
-        chain, epsilon, scale, offset, out, name = found
-        self.used.update(chain)
-        return LayerNormLayer(epsilon, _vector(scale, width), _vector(offset, width), name=name), out
+        self.used.update(found.nodes)
+        layer = LayerNormLayer(found.epsilon, _vector(found.scale, width), _vector(found.offset, width), name=found.name)
+        return layer, found.out
 
     # -- the two forms ---------------------------------------------------------------------------
 
@@ -85,7 +94,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         sub = next(i for i in readers if self.nodes[i].op_type == "Sub")
         return list(self.nodes[sub].input) == [cur, self.nodes[mean].output[0]]
 
-    def _fused(self, x: str, width: int, readers: list[int]) -> tuple[Any, ...]:
+    def _fused(self, x: str, width: int, readers: list[int]) -> _Found:
         shape_x = next(i for i in readers if self.nodes[i].op_type == "Shape")
         reshape = next(i for i in readers if self.nodes[i].op_type == "Reshape")
         self._whole_shape(shape_x)
@@ -117,10 +126,10 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
             raise _Mismatch(gather, f"does not pick dimensions {_ROW_AXES} of the reshaped input's shape (the features)")
         if self.nodes[gather].input[0] != self.nodes[shape_r].output[0]:
             raise _Mismatch(gather, "does not read the reshaped input's shape")
-        squeeze = self._producer_op(self.nodes[bn].input[3] if len(self.nodes[bn].input) > 3 else "", "Squeeze", bn)
+        self._check_batch_norm(bn, r, self.nodes[div].output[0])
+        squeeze = self._producer_op(self.nodes[bn].input[3], "Squeeze", bn)
         if self.nodes[squeeze].input[0] != mean_out or self._axes(squeeze, ndim=4) != _ROW_AXES:
             raise _Mismatch(squeeze, f"is not the per-sample mean squeezed over axes {_ROW_AXES}")
-        self._check_batch_norm(bn, r, self.nodes[div].output[0])
         row_count = [self._expanded(bn, 1, 1.0, shape_x), self._expanded(bn, 2, 0.0, shape_x)]
         back = self._sole_reader(self.nodes[bn].output[0], "Reshape", bn)
         shape_back, back_casts = self._through_int_casts(self.nodes[back].input[1])
@@ -131,9 +140,9 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
                  *back_casts, *(i for part in row_count for i in part)]
         scale, offset, out, affine = self._gamma_beta(out, width)
         epsilon = float(self.attrs(bn).get("epsilon", 1e-5))
-        return [*chain, *affine], epsilon, scale, offset, out, self.nodes[bn].name or out
+        return _Found([*chain, *affine], epsilon, scale, offset, out, self.nodes[bn].name or out)
 
-    def _moments(self, x: str, width: int, readers: list[int]) -> tuple[Any, ...]:
+    def _moments(self, x: str, width: int, readers: list[int]) -> _Found:
         mean = next(i for i in readers if self.nodes[i].op_type == "ReduceMean")
         sub = next(i for i in readers if self.nodes[i].op_type == "Sub")
         mul_x = next(i for i in readers if self.nodes[i].op_type == "Mul")
@@ -167,7 +176,8 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
             shift_node = self._sole_reader(self.nodes[mul_mean].output[0], "Sub", mul_mean)
             if self.nodes[shift_node].input[1] != self.nodes[mul_mean].output[0]:
                 raise _Mismatch(shift_node, "does not compute beta - mean * m")
-            offset = self._per_feature(shift_node, self._constant_operand(shift_node, self.nodes[shift_node].input[0], "beta"), width, "beta")
+            beta = self._constant_operand(shift_node, self.nodes[shift_node].input[0], "beta")
+            offset = self._per_feature(shift_node, beta, width, "beta")
             shift = self.nodes[shift_node].output[0]
             chain.append(shift_node)
         else:  # Neg(mean) * m
@@ -180,7 +190,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         self._operands(final, [self.nodes[mul_x].output[0], shift], "adds x * m and the shift", any_order=True)
         chain.append(final)
         out = self.nodes[final].output[0]
-        return chain, epsilon, scale, offset, out, self.nodes[mean].name or out
+        return _Found(chain, epsilon, scale, offset, out, self.nodes[mean].name or out)
 
     # -- the checks --------------------------------------------------------------------------------
 
