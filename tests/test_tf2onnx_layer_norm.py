@@ -5,8 +5,9 @@ tf2onnx writes it in two forms, never as ONNX's LayerNormalization node: tf's fu
 input reshaped to [1, N, F, 1] with run-time shapes (``ln_fused`` and ``vocab``: epsilon >= 1.001e-5) and
 the moments arithmetic (``ln_moments``: smaller epsilon). tests/test_vocabulary_producers.py checks every
 fixture against TensorFlow's own outputs, through nnconvert's ONNX (opset 15) and JSON/HDF5; here: which
-layers were read, nnconvert's native LayerNormalization (opset 17) in onnxruntime, and graphs that differ
-from tf2onnx's in one node, which must be refused naming that node.
+layers were read, nnconvert's native LayerNormalization (opset 17) in onnxruntime, Keras 3 loading the
+Keras h5 nnconvert writes, and graphs that differ from tf2onnx's in one node, which must be refused
+naming that node.
 """
 
 from __future__ import annotations
@@ -89,6 +90,23 @@ def test_gamma_and_beta_are_the_keras_weights() -> None:
                     np.testing.assert_array_equal(vector, weights[keras_name + suffix])
                     compared += 1
     assert compared == 2 + 4  # ln_fused: beta of 'center', gamma of 'scale'; ln_moments: 2 + 1 + 1
+
+
+@pytest.mark.parametrize("name", ["ln_fused", "ln_moments"])
+def test_keras_h5_written_from_tf2onnx_loads_in_keras_3(name: str, tmp_path: Path) -> None:
+    """Keras' own LayerNormalization (center/scale as read) in Keras 3 gives TensorFlow's outputs."""
+    keras = pytest.importorskip("keras")
+    path, X, values = _fixture(17, name)
+    model = _load(path)
+    h5 = tmp_path / f"{name}.h5"
+    nnconvert.save(model, h5, format="keras-h5")  # tf2onnx's node names hold '/', which Keras refuses
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras_model = keras.models.load_model(h5, compile=False)
+    norms = [layer for layer in keras_model.layers if layer.__class__.__name__ == "LayerNormalization"]
+    assert [(layer.scale, layer.center) for layer in norms] == [(g, b) for _, g, b in EXPECTED_LAYER_NORMS[name]]
+    predicted = keras.ops.convert_to_numpy(keras_model(X))
+    np.testing.assert_allclose(predicted, values, atol=TOLERANCE, rtol=TOLERANCE)
 
 
 # -- graphs one node away from tf2onnx's -------------------------------------------------------------
