@@ -231,3 +231,89 @@ def test_the_cli_refuses_a_near_miss_with_exit_3(tmp_path: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert f"ReduceMean node {node_name!r}" in err and "Traceback" not in err
     assert not (tmp_path / "out.json").exists()
+
+
+# -- every one-node change to one layer norm of each form: refused, or read as onnxruntime runs it ------------
+
+_OTHER_OP = {"Add": "Sub", "Sub": "Add", "Mul": "Div", "Div": "Mul", "ReduceMean": "ReduceSum", "ReduceSumSquare": "ReduceL2",
+             "Sqrt": "Reciprocal", "Reciprocal": "Neg", "Neg": "Reciprocal", "ReduceProd": "ReduceSum", "Squeeze": "Unsqueeze",
+             "Unsqueeze": "Squeeze", "Cast": "Identity", "Expand": "Add", "Gather": "Add", "Slice": "Identity", "Shape": "Identity",
+             "BatchNormalization": "InstanceNormalization", "Reshape": "Expand"}
+
+
+def _swap_operands(node: onnx.NodeProto, model: onnx.ModelProto) -> None:
+    node.input[0], node.input[1] = node.input[1], node.input[0]
+
+
+def _drop_last_input(node: onnx.NodeProto, model: onnx.ModelProto) -> None:
+    node.input.pop()
+
+
+def _other_op(node: onnx.NodeProto, model: onnx.ModelProto) -> None:
+    node.op_type = _OTHER_OP[node.op_type]
+
+
+def _other_attribute(key: str) -> Callable[[onnx.NodeProto, onnx.ModelProto], None]:
+    def edit(node: onnx.NodeProto, model: onnx.ModelProto) -> None:
+        attr = next(a for a in node.attribute if a.name == key)
+        if attr.type == onnx.AttributeProto.INTS:
+            attr.ints[0] = 1 if attr.ints[0] != 1 else 2
+        elif attr.type == onnx.AttributeProto.INT:
+            attr.i = 1 - attr.i if attr.i in (0, 1) else attr.i + 1
+        else:
+            attr.f *= 3
+    return edit
+
+
+def _other_constant(position: int, value: np.ndarray) -> Callable[[onnx.NodeProto, onnx.ModelProto], None]:
+    changed = value + 1 if value.dtype.kind in "iu" else value * 1.5 + 0.25
+    return lambda node, model: _own_input(model, node.name, position, changed.astype(value.dtype))
+
+
+def _one_node_changes(model: onnx.ModelProto, first: str, last: str) -> list[tuple[str, onnx.ModelProto]]:
+    """Swapped operands, a dropped input, another op, a changed constant or attribute, for each node from
+    ``first`` to ``last`` (one layer norm)."""
+    names = [node.name for node in model.graph.node]
+    initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    changes = []
+    for k in range(names.index(first), names.index(last) + 1):
+        node = model.graph.node[k]
+        edits: list[tuple[str, Callable[[onnx.NodeProto, onnx.ModelProto], None]]] = []
+        if len(node.input) >= 2:
+            edits += [("swapped operands", _swap_operands), ("dropped last input", _drop_last_input)]
+        if node.op_type in _OTHER_OP:
+            edits.append(("other op", _other_op))
+        edits += [(f"constant {j}", _other_constant(j, initializers[name])) for j, name in enumerate(node.input) if name in initializers]
+        edits += [(f"attribute {a.name}", _other_attribute(a.name)) for a in node.attribute if a.type in (1, 2, 7)]  # FLOAT, INT, INTS
+        for what, edit in edits:
+            mutant = onnx.ModelProto()
+            mutant.CopyFrom(model)
+            edit(mutant.graph.node[k], mutant)
+            changes.append((f"{what} of {names[k]}", mutant))
+    return changes
+
+
+@pytest.mark.parametrize(("name", "first", "last"), [
+    ("ln_fused", "ln_fused/plain/Shape", "ln_fused/plain/Reshape_1"),
+    ("ln_moments", "ln_moments/affine/moments/mean", "ln_moments/affine/batchnorm/add_1"),
+])
+def test_no_one_node_change_is_read_as_anything_but_what_it_computes(name: str, first: str, last: str, tmp_path: Path) -> None:
+    ort.set_default_logger_severity(4)
+    path, X, _ = _fixture(13, name)
+    changes = _one_node_changes(onnx.load(str(path)), first, last)
+    assert len(changes) > 30
+    read = 0
+    for what, mutant in changes:
+        mutant_path = tmp_path / "mutant.onnx"
+        mutant_path.write_bytes(mutant.SerializeToString())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = nnconvert.load(mutant_path)
+        except nnconvert.errors.NnconvertError:
+            continue
+        # read: then onnxruntime must run the mutant and agree with it
+        session = ort.InferenceSession(str(mutant_path), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(model.forward(X), session.run(None, {"input": X})[0], atol=TOLERANCE, rtol=TOLERANCE, err_msg=what)
+        read += 1
+    assert read < len(changes) / 2  # most changes break the pattern and are refused

@@ -86,7 +86,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
     def _feeds_batch_norm(self, readers: list[int]) -> bool:
         reshape = next(i for i in readers if self.nodes[i].op_type == "Reshape")
         out = self.nodes[reshape].output[0]
-        return any(self.nodes[i].op_type == "BatchNormalization" and self.nodes[i].input[0] == out
+        return any(self.nodes[i].op_type == "BatchNormalization" and self._input(i, 0) == out
                    for i in self._unused_readers(out))
 
     def _centres(self, cur: str, readers: list[int]) -> bool:
@@ -98,9 +98,9 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         shape_x = next(i for i in readers if self.nodes[i].op_type == "Shape")
         reshape = next(i for i in readers if self.nodes[i].op_type == "Reshape")
         self._whole_shape(shape_x)
-        if self.nodes[reshape].input[0] != x:
+        if self._input(reshape, 0) != x:
             raise _Mismatch(reshape, "does not reshape the layer's input")
-        target = self.constant(self.nodes[reshape].input[1])
+        target = self.constant(self._input(reshape, 1))
         if target is None or target.ravel().tolist() != [1, -1, width, 1]:
             found = "a run-time shape" if target is None else target.ravel().tolist()
             raise _Mismatch(reshape, f"reshapes [N, {width}] to {found}, not [1, -1, {width}, 1] (one channel per sample)")
@@ -114,26 +114,26 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         square_sum = self._sole_reader(self.nodes[sub].output[0], "ReduceSumSquare", sub)
         self._reduction(square_sum, _ROW_AXES, keepdims=0, ndim=4)
         div = self._sole_reader(self.nodes[square_sum].output[0], "Div", square_sum)
-        if self.nodes[div].input[0] != self.nodes[square_sum].output[0]:
+        if self._input(div, 0) != self.nodes[square_sum].output[0]:
             raise _Mismatch(div, "does not divide the sum of squares by the element count")
-        count_cast = self._producer_op(self.nodes[div].input[1], "Cast", div)
+        count_cast = self._producer_op(self._input(div, 1), "Cast", div)
         if self.attrs(count_cast).get("to") not in FLOAT_TYPES:
             raise _Mismatch(count_cast, "does not cast the element count to float")
-        count = self._producer_op(self.nodes[count_cast].input[0], "ReduceProd", count_cast)
+        count = self._producer_op(self._input(count_cast, 0), "ReduceProd", count_cast)
         self._reduction(count, [0], keepdims=0, ndim=1)
-        gather = self._producer_op(self.nodes[count].input[0], "Gather", count)
-        if self.attrs(gather).get("axis", 0) != 0 or not self._constant_is(self.nodes[gather].input[1], _ROW_AXES):
+        gather = self._producer_op(self._input(count, 0), "Gather", count)
+        if self.attrs(gather).get("axis", 0) != 0 or not self._constant_is(self._input(gather, 1), _ROW_AXES):
             raise _Mismatch(gather, f"does not pick dimensions {_ROW_AXES} of the reshaped input's shape (the features)")
-        if self.nodes[gather].input[0] != self.nodes[shape_r].output[0]:
+        if self._input(gather, 0) != self.nodes[shape_r].output[0]:
             raise _Mismatch(gather, "does not read the reshaped input's shape")
         self._check_batch_norm(bn, r, self.nodes[div].output[0])
-        squeeze = self._producer_op(self.nodes[bn].input[3], "Squeeze", bn)
-        if self.nodes[squeeze].input[0] != mean_out or self._axes(squeeze, ndim=4) != _ROW_AXES:
+        squeeze = self._producer_op(self._input(bn, 3), "Squeeze", bn)
+        if self._input(squeeze, 0) != mean_out or self._axes(squeeze, ndim=4) != _ROW_AXES:
             raise _Mismatch(squeeze, f"is not the per-sample mean squeezed over axes {_ROW_AXES}")
         row_count = [self._expanded(bn, 1, 1.0, shape_x), self._expanded(bn, 2, 0.0, shape_x)]
         back = self._sole_reader(self.nodes[bn].output[0], "Reshape", bn)
-        shape_back, back_casts = self._through_int_casts(self.nodes[back].input[1])
-        if self.nodes[back].input[0] != self.nodes[bn].output[0] or shape_back != shape_x:
+        shape_back, back_casts = self._through_int_casts(self._input(back, 1))
+        if self._input(back, 0) != self.nodes[bn].output[0] or shape_back != shape_x:
             raise _Mismatch(back, "does not reshape the result back to the input's own shape")
         out = self.nodes[back].output[0]
         chain = [shape_x, reshape, bn, mean, shape_r, sub, square_sum, div, count_cast, count, gather, squeeze, back,
@@ -174,15 +174,15 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         offset = None
         if mean_side == mean_out:  # beta - mean * m
             shift_node = self._sole_reader(self.nodes[mul_mean].output[0], "Sub", mul_mean)
-            if self.nodes[shift_node].input[1] != self.nodes[mul_mean].output[0]:
+            if self._input(shift_node, 1) != self.nodes[mul_mean].output[0]:
                 raise _Mismatch(shift_node, "does not compute beta - mean * m")
-            beta = self._constant_operand(shift_node, self.nodes[shift_node].input[0], "beta")
+            beta = self._constant_operand(shift_node, self._input(shift_node, 0), "beta")
             offset = self._per_feature(shift_node, beta, width, "beta")
             shift = self.nodes[shift_node].output[0]
             chain.append(shift_node)
         else:  # Neg(mean) * m
             neg = self._producer_op(mean_side, "Neg", mul_mean)
-            if self.nodes[neg].input[0] != mean_out:
+            if self._input(neg, 0) != mean_out:
                 raise _Mismatch(neg, "does not negate the mean")
             shift = self.nodes[mul_mean].output[0]
             chain.append(neg)
@@ -205,20 +205,20 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         """The batch norm's scale (ones) or offset (zeros): a scalar expanded to the run-time batch size."""
         role = "scale" if position == 1 else "offset"
         expand = self._producer_op(self.nodes[bn].input[position], "Expand", bn)
-        filler = self.constant(self.nodes[expand].input[0])
+        filler = self.constant(self._input(expand, 0))
         if filler is None or filler.size != 1 or float(filler.ravel()[0]) != value:
             found = "a run-time value" if filler is None else filler.ravel().tolist()
             raise _Mismatch(expand, f"the batch norm's {role} must be {value:g} everywhere; it expands {found}")
-        size, casts = self._through_int_casts(self.nodes[expand].input[1])
+        size, casts = self._through_int_casts(self._input(expand, 1))
         unsqueeze = self._expect_op(size, "Unsqueeze", expand)
         if self._axes(unsqueeze, ndim=1) != [0]:
             raise _Mismatch(unsqueeze, "does not make the batch size a 1-D shape")
-        product = self._producer_op(self.nodes[unsqueeze].input[0], "ReduceProd", unsqueeze)
+        product = self._producer_op(self._input(unsqueeze, 0), "ReduceProd", unsqueeze)
         self._reduction(product, [0], keepdims=0, ndim=1)
-        slice_ = self._producer_op(self.nodes[product].input[0], "Slice", product)
+        slice_ = self._producer_op(self._input(product, 0), "Slice", product)
         if self._slice_args(slice_) != [[0], [1], [0], [1]]:
             raise _Mismatch(slice_, "does not take the first dimension (the batch size) of the input's shape")
-        source, shape_casts = self._through_int_casts(self.nodes[slice_].input[0])
+        source, shape_casts = self._through_int_casts(self._input(slice_, 0))
         if source != shape_x:
             raise _Mismatch(slice_, "does not slice the layer input's shape")
         return [expand, *casts, unsqueeze, product, slice_, *shape_casts]
@@ -265,13 +265,15 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
             raw = value.ravel().tolist()
         else:
             return None
+        if any(not -ndim <= int(a) < ndim for a in raw):
+            raise _Mismatch(index, f"has axes {list(raw)} outside a {ndim}-D tensor")
         return sorted(int(a) % ndim for a in raw)
 
     def _slice_args(self, index: int) -> list[list[int]] | None:
         """A Slice's starts, ends, axes and steps, from attributes (opset < 10) or constant inputs."""
         node, attrs = self.nodes[index], self.attrs(index)
         if "starts" in attrs:
-            return [list(attrs["starts"]), list(attrs["ends"]), list(attrs.get("axes", [0])), [1]]
+            return [list(attrs["starts"]), list(attrs.get("ends", [])), list(attrs.get("axes", [0])), [1]]
         names = [*node.input[1:5], *[""] * (5 - len(node.input))]
         defaults = {2: [0], 3: [1]}  # of a 1-D shape
         args = []
@@ -288,7 +290,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         index = self.producer.get(tensor)
         while index is not None and self.nodes[index].op_type == "Cast" and self.attrs(index).get("to") in _INT_TYPES:
             casts.append(index)
-            index = self.producer.get(self.nodes[index].input[0])
+            index = self.producer.get(self._input(index, 0))
         return index, casts
 
     def _operands(self, index: int, expected: list[str], what: str, *, any_order: bool = False) -> None:
@@ -322,6 +324,11 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
     def _constant_is(self, name: str, expected: list[int]) -> bool:
         value = self.constant(name)
         return value is not None and value.ravel().tolist() == expected
+
+    def _input(self, index: int, position: int) -> str:
+        """The name of a node's input, "" when it has none there (a malformed graph is refused, not an IndexError)."""
+        inputs = self.nodes[index].input
+        return inputs[position] if position < len(inputs) else ""
 
     def _unused_readers(self, tensor: str) -> list[int]:
         return [i for i in self.consumers.get(tensor, []) if i not in self.used]
