@@ -6,8 +6,8 @@ input reshaped to [1, N, F, 1] with run-time shapes (``ln_fused`` and ``vocab``:
 the moments arithmetic (``ln_moments``: smaller epsilon). tests/test_vocabulary_producers.py checks every
 fixture against TensorFlow's own outputs, through nnconvert's ONNX (opset 15) and JSON/HDF5; here: which
 layers were read, nnconvert's native LayerNormalization (opset 17) in onnxruntime, Keras 3 loading the
-Keras h5 nnconvert writes, and graphs that differ from tf2onnx's in one node, which must be refused
-naming that node.
+Keras h5 nnconvert writes, and graphs that differ from tf2onnx's in one node: refused naming that node,
+or (a commuted operand, another epsilon) read exactly as onnxruntime runs them.
 """
 
 from __future__ import annotations
