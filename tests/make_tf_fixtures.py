@@ -8,7 +8,8 @@ TensorFlow does not share the test environment; run this in its own virtual envi
 
 The vocabulary model is saved by tf.keras 2 (``tf_keras``) as ``tf_keras2_vocab.h5`` and converted by
 tf2onnx to ``tf2onnx<opset>_vocab.onnx``; ``tf2onnx<opset>_ln_fused.onnx`` and
-``tf2onnx<opset>_ln_moments.onnx`` hold LayerNormalization in each form tf2onnx writes it. Beside each file, ``<name>.npz`` holds the inputs
+``tf2onnx<opset>_ln_moments.onnx`` hold LayerNormalization in each form tf2onnx writes it
+(``tf2onnx<opset>_ln_batch3.onnx``: the fused form exported for a fixed batch size). Beside each file, ``<name>.npz`` holds the inputs
 ``X`` and tf.keras' own ``model.predict`` outputs ``values`` (the producer's outputs, never nnconvert's).
 
 tf2onnx 1.17 (opsets up to 18) never writes ONNX's LayerNormalization for a Keras LayerNormalization;
@@ -127,12 +128,14 @@ def _layer_norm_models(tf_keras):
     return {"ln_fused": fused, "ln_moments": moments}
 
 
-def _to_onnx(model, name: str, X_test: np.ndarray, values: np.ndarray) -> None:
+def _to_onnx(model, name: str, X_test: np.ndarray, values: np.ndarray, *, batch: int | None = None,
+             opsets: tuple[int, ...] = TF2ONNX_OPSETS) -> None:
+    """tf2onnx's conversion of ``model``; with ``batch``, for that fixed batch size (tf2onnx folds shapes)."""
     import tensorflow as tf
     import tf2onnx
 
-    spec = (tf.TensorSpec((None, N_FEATURES), tf.float32, name="input"),)
-    for opset in TF2ONNX_OPSETS:
+    spec = (tf.TensorSpec((batch, N_FEATURES), tf.float32, name="input"),)
+    for opset in opsets:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
         (OUT / f"tf2onnx{opset}_{name}.onnx").write_bytes(proto.SerializeToString())
         np.savez(OUT / f"tf2onnx{opset}_{name}.npz", X=X_test, values=values)
@@ -157,6 +160,8 @@ def main() -> None:
     _to_onnx(model, "vocab", X_test, values)
     for name, model in _layer_norm_models(tf_keras).items():
         _to_onnx(model, name, X_test, model.predict(X_test, verbose=0))
+        if name == "ln_fused":  # exported for batches of 3 rows: constant shapes, ones and zeros
+            _to_onnx(model, "ln_batch3", X_test[:3], model.predict(X_test[:3], verbose=0), batch=3, opsets=(13, 18))
     print("tensorflow", tf.__version__, "tf_keras", tf_keras.__version__, "tf2onnx", tf2onnx.__version__)
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 

@@ -34,6 +34,7 @@ OPSETS = (13, 17, 18)
 EXPECTED_LAYER_NORMS = {
     "vocab": [(1e-3, True, True)],
     "ln_fused": [(1e-3, False, False), (1e-2, False, True), (1e-3, True, False)],
+    "ln_batch3": [(1e-3, False, False), (1e-2, False, True), (1e-3, True, False)],  # ln_fused for 3 rows
     "ln_moments": [(1e-5, True, True), (1e-6, False, False), (1e-6, False, True), (1e-5, True, False)],
 }
 
@@ -50,9 +51,17 @@ def _load(path: Path) -> nnconvert.Model:
         return nnconvert.load(path)
 
 
-@pytest.mark.parametrize("opset", OPSETS)
-@pytest.mark.parametrize("name", sorted(EXPECTED_LAYER_NORMS))
+CASES = [(opset, name) for name in sorted(EXPECTED_LAYER_NORMS) for opset in OPSETS
+         if (TF_FIXTURES / f"tf2onnx{opset}_{name}.onnx").exists()]
+
+
+def test_every_form_is_there() -> None:
+    assert len(CASES) == 3 * 3 + 2  # ln_batch3 at opsets 13 and 18 only
+
+
+@pytest.mark.parametrize(("opset", "name"), CASES)
 def test_layer_norms_read_as_keras_built_them(opset: int, name: str, tmp_path: Path) -> None:
+    """Read as Keras built them, and nnconvert's ONNX (for any batch size) gives TensorFlow's outputs."""
     path, X, values = _fixture(opset, name)
     # tf2onnx's own file runs in onnxruntime and gives TensorFlow's outputs: the fixture is sound
     producer = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -195,13 +204,34 @@ def _gamma_of_three(model: onnx.ModelProto) -> str:
     return name
 
 
+def _whole_batch_as_one_channel(model: onnx.ModelProto) -> str:
+    name = "ln_fused/plain/Reshape"  # fixed batch of 3: [1, 1, 18, 1] normalises all 3 rows together
+    _own_input(model, name, 1, np.array([1, 1, 18, 1], dtype=np.int64))
+    return name
+
+
+def _batch_norm_offset_of_a_half(model: onnx.ModelProto) -> str:
+    name = "ln_fused/plain/FusedBatchNormV3"
+    _own_input(model, name, 2, np.array([0.0, 0.5, 0.0], dtype=np.float32))
+    return name
+
+
+def _reshaped_back_transposed(model: onnx.ModelProto) -> str:
+    name = "ln_fused/plain/Reshape_1"
+    _own_input(model, name, 1, np.array([6, 3], dtype=np.int64))
+    return name
+
+
 MUTATIONS: dict[str, tuple[str, Callable[[onnx.ModelProto], str], str]] = {
     "mean over batch and features": ("ln_fused", _mean_over_batch_and_features, "over axes [0, 1, 3]"),
-    "reshape to one channel": ("ln_fused", _reshape_to_one_channel, "not [1, -1, 6, 1]"),
+    "reshape to one channel": ("ln_fused", _reshape_to_one_channel, "not [1, N, 6, 1]"),
     "batch norm scale of twos": ("ln_fused", _batch_norm_scale_of_twos, "scale must be 1"),
     "variance over the batch size": ("ln_fused", _variance_over_the_batch_size, "does not pick dimensions [0, 2, 3]"),
     "count / sum of squares": ("ln_fused", _count_over_sum_of_squares, "does not divide the sum of squares"),
     "gamma of three": ("ln_moments", _gamma_of_three, "gamma has shape [3]"),
+    "fixed batch: whole batch as one channel": ("ln_batch3", _whole_batch_as_one_channel, "not [1, N, 6, 1]"),
+    "fixed batch: offset of a half": ("ln_batch3", _batch_norm_offset_of_a_half, "offset must be 0 for each of the 3"),
+    "fixed batch: reshaped back transposed": ("ln_batch3", _reshaped_back_transposed, "not the input's [3, 6]"),
     "moments over the batch": ("ln_moments", _moments_over_the_batch, "over axes [0]"),
     "epsilon per feature": ("ln_moments", _epsilon_per_feature, "epsilon is one number"),
     "mean * m - beta": ("ln_moments", _beta_minus_swapped, "does not compute beta - mean * m"),
@@ -295,6 +325,7 @@ def _one_node_changes(model: onnx.ModelProto, first: str, last: str) -> list[tup
 
 @pytest.mark.parametrize(("name", "first", "last"), [
     ("ln_fused", "ln_fused/plain/Shape", "ln_fused/plain/Reshape_1"),
+    ("ln_batch3", "ln_fused/plain/Reshape", "ln_fused/plain/Reshape_1"),
     ("ln_moments", "ln_moments/affine/moments/mean", "ln_moments/affine/batchnorm/add_1"),
 ])
 def test_no_one_node_change_is_read_as_anything_but_what_it_computes(name: str, first: str, last: str, tmp_path: Path) -> None:

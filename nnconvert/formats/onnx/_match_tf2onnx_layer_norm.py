@@ -12,6 +12,9 @@ tf.keras computes, which is one of two subgraphs (``x`` is ``[N, F]``):
       y = BatchNormalization(r, Expand(1, n), Expand(0, n), Squeeze(mean, [0, 2, 3]), var, epsilon)
       out = Reshape(y, Shape(x)) [* gamma] [+ beta]
 
+  Exported with a fixed batch size B, tf2onnx folds the shapes: ``[1, B, F, 1]``, ones and zeros of
+  length B, and ``[B, F]`` for the way back are constants.
+
 - **moments** (smaller epsilon, 1e-5 included): ``tf.nn.moments`` + ``tf.nn.batch_normalization``::
 
       mean = ReduceMean(x, [-1]); var = ReduceMean((x - mean) * (x - mean), [-1])
@@ -68,7 +71,7 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         readers = self._unused_readers(cur)
         ops = sorted(self.nodes[i].op_type for i in readers)
         try:
-            if ops == ["Reshape", "Shape"] and self._feeds_batch_norm(readers):
+            if ops in (["Reshape"], ["Reshape", "Shape"]) and self._feeds_batch_norm(readers):
                 found = self._fused(cur, width, readers)
             elif ops == ["Mul", "ReduceMean", "Sub"] and self._centres(cur, readers):
                 found = self._moments(cur, width, readers)
@@ -95,15 +98,11 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         return list(self.nodes[sub].input) == [cur, self.nodes[mean].output[0]]
 
     def _fused(self, x: str, width: int, readers: list[int]) -> _Found:
-        shape_x = next(i for i in readers if self.nodes[i].op_type == "Shape")
+        shape_x = next((i for i in readers if self.nodes[i].op_type == "Shape"), None)
         reshape = next(i for i in readers if self.nodes[i].op_type == "Reshape")
-        self._whole_shape(shape_x)
-        if self._input(reshape, 0) != x:
-            raise _Mismatch(reshape, "does not reshape the layer's input")
-        target = self.constant(self._input(reshape, 1))
-        if target is None or target.ravel().tolist() != [1, -1, width, 1]:
-            found = "a run-time shape" if target is None else target.ravel().tolist()
-            raise _Mismatch(reshape, f"reshapes [N, {width}] to {found}, not [1, -1, {width}, 1] (one channel per sample)")
+        if shape_x is not None:
+            self._whole_shape(shape_x)
+        batch = self._rows_as_channels(reshape, x, width)
         r = self.nodes[reshape].output[0]
         by_op = self._readers_by_op(r, ["BatchNormalization", "ReduceMean", "Shape", "Sub"], reshape)
         bn, mean, shape_r, sub = by_op["BatchNormalization"], by_op["ReduceMean"], by_op["Shape"], by_op["Sub"]
@@ -130,14 +129,15 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         squeeze = self._producer_op(self._input(bn, 3), "Squeeze", bn)
         if self._input(squeeze, 0) != mean_out or self._axes(squeeze, ndim=4) != _ROW_AXES:
             raise _Mismatch(squeeze, f"is not the per-sample mean squeezed over axes {_ROW_AXES}")
-        row_count = [self._expanded(bn, 1, 1.0, shape_x), self._expanded(bn, 2, 0.0, shape_x)]
+        fills = [*self._filled(bn, 1, 1.0, batch, shape_x), *self._filled(bn, 2, 0.0, batch, shape_x)]
         back = self._sole_reader(self.nodes[bn].output[0], "Reshape", bn)
-        shape_back, back_casts = self._through_int_casts(self._input(back, 1))
-        if self._input(back, 0) != self.nodes[bn].output[0] or shape_back != shape_x:
-            raise _Mismatch(back, "does not reshape the result back to the input's own shape")
+        if self._input(back, 0) != self.nodes[bn].output[0]:
+            raise _Mismatch(back, "does not reshape the batch norm's result")
+        back_shape = self._back_shape(back, batch, width, shape_x)
         out = self.nodes[back].output[0]
-        chain = [shape_x, reshape, bn, mean, shape_r, sub, square_sum, div, count_cast, count, gather, squeeze, back,
-                 *back_casts, *(i for part in row_count for i in part)]
+        chain = [reshape, bn, mean, shape_r, sub, square_sum, div, count_cast, count, gather, squeeze, back, *back_shape, *fills]
+        if shape_x is not None:
+            chain.append(shape_x)
         scale, offset, out, affine = self._gamma_beta(out, width)
         epsilon = float(self.attrs(bn).get("epsilon", 1e-5))
         return _Found([*chain, *affine], epsilon, scale, offset, out, self.nodes[bn].name or out)
@@ -201,10 +201,29 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         if self.attrs(index).get("training_mode", 0) or any(o and self.consumers.get(o) for o in node.output[1:]):
             raise _Mismatch(index, "is in training mode (its running statistics are outputs)")
 
-    def _expanded(self, bn: int, position: int, value: float, shape_x: int) -> list[int]:
-        """The batch norm's scale (ones) or offset (zeros): a scalar expanded to the run-time batch size."""
+    def _rows_as_channels(self, reshape: int, x: str, width: int) -> int:
+        """The batch size in ``Reshape(x, [1, batch, F, 1])``: -1 (run time) or the fixed one tf2onnx folded in."""
+        if self._input(reshape, 0) != x:
+            raise _Mismatch(reshape, "does not reshape the layer's input")
+        target = self.constant(self._input(reshape, 1))
+        found = None if target is None else target.ravel().tolist()
+        if found is None or len(found) != 4 or found[::2] != [1, width] or found[3] != 1 or not (found[1] == -1 or found[1] > 0):
+            raise _Mismatch(reshape, f"reshapes [N, {width}] to {found or 'a run-time shape'}, not [1, N, {width}, 1] "
+                                     "(one channel per sample)")
+        return int(found[1])
+
+    def _filled(self, bn: int, position: int, value: float, batch: int, shape_x: int | None) -> list[int]:
+        """The batch norm's scale (ones) or offset (zeros): a constant of the fixed batch size, or a scalar
+        expanded to the run-time batch size."""
         role = "scale" if position == 1 else "offset"
-        expand = self._producer_op(self.nodes[bn].input[position], "Expand", bn)
+        constant = self.constant(self._input(bn, position))
+        if constant is not None:
+            if batch < 1 or constant.shape != (batch,) or np.any(constant != value):
+                raise _Mismatch(bn, f"its {role} must be {value:g} for each of the {batch if batch > 0 else 'N'} samples")
+            return []
+        if shape_x is None:
+            raise _Mismatch(bn, f"its {role} is computed at run time, but not from the layer input's shape")
+        expand = self._producer_op(self._input(bn, position), "Expand", bn)
         filler = self.constant(self._input(expand, 0))
         if filler is None or filler.size != 1 or float(filler.ravel()[0]) != value:
             found = "a run-time value" if filler is None else filler.ravel().tolist()
@@ -222,6 +241,19 @@ class Tf2onnxLayerNormPatterns(GraphIndex):
         if source != shape_x:
             raise _Mismatch(slice_, "does not slice the layer input's shape")
         return [expand, *casts, unsqueeze, product, slice_, *shape_casts]
+
+    def _back_shape(self, back: int, batch: int, width: int, shape_x: int | None) -> list[int]:
+        """The nodes giving the shape the result is reshaped back to: the input's (from ``Shape(x)``), or
+        the constant [batch, F] of a fixed batch size."""
+        target = self.constant(self._input(back, 1))
+        if target is not None:
+            if batch < 1 or target.ravel().tolist() != [batch, width]:
+                raise _Mismatch(back, f"reshapes the result to {target.ravel().tolist()}, not the input's [{batch}, {width}]")
+            return []
+        source, casts = self._through_int_casts(self._input(back, 1))
+        if shape_x is None or source != shape_x:
+            raise _Mismatch(back, "does not reshape the result back to the input's own shape")
+        return casts
 
     def _gamma_beta(self, cur: str, width: int) -> tuple[np.ndarray | None, np.ndarray | None, str, list[int]]:
         """Keras' ``outputs * gamma`` and ``outputs + beta`` after the fused form, each optional."""
