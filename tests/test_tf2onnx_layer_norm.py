@@ -348,3 +348,17 @@ def test_no_one_node_change_is_read_as_anything_but_what_it_computes(name: str, 
         np.testing.assert_allclose(model.forward(X), session.run(None, {"input": X})[0], atol=TOLERANCE, rtol=TOLERANCE, err_msg=what)
         read += 1
     assert read < len(changes) / 2  # most changes break the pattern and are refused
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_a_fixed_batch_file_is_verified_in_blocks_of_its_batch(opset: int) -> None:
+    # exported for exactly 3 rows: onnxruntime refuses any other count, so verify runs it 3 rows at a time
+    from nnconvert.verify.onnx.runners import OnnxRuntimeRunner
+
+    path, X, expected = _fixture(opset, "ln_batch3")
+    runner = OnnxRuntimeRunner(path)
+    assert runner.fixed_batch == 3
+    seven = np.concatenate([X, X, X[:1]])
+    np.testing.assert_allclose(runner.run(seven)["values"], np.concatenate([expected, expected, expected[:1]]), rtol=0, atol=TOLERANCE)
+    report = nnconvert.verify(path, _load(path), n_samples=100)
+    assert report.passed, report.summary()
