@@ -324,7 +324,8 @@ def fixed_program(original: Model, options: COptions, header_name: str) -> Progr
     reference = original.astype(np.float64).forward(rows)  # the bound includes the folding
     emulated = emulate(plan, rows) / 2.0**plan.output_frac
     measured = float(np.abs(emulated - reference).max())
-    error = {"max_abs": measured, "how": f"measured with the bit-exact emulation on {source}; inputs beyond saturate"}
+    error = {"max_abs": measured, "how": f"measured with the bit-exact emulation on {source}; inputs beyond saturate",
+             "input_low": rows.min(axis=0).tolist(), "input_high": rows.max(axis=0).tolist()}  # fmt: skip
     program = Program(
         prefix=p,
         header_name=header_name,
