@@ -189,7 +189,7 @@ REFUSALS: dict[str, Callable[[Model], list[str]]] = {
     "sklearn-pickle": _sklearn_problems,
     "skops": _sklearn_problems,
     "keras-h5": _keras_h5_problems,
-    # generated C: every dense layer, activation and preprocessing operation the IR has (docs/formats.md, "C source")
+    # generated C (float32, the default): every layer kind, activation and preprocessing operation the IR has (docs/formats.md, "C source")
     "c": lambda model: [],
 }
 

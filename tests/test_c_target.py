@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn_variants import variants
+from test_c_target_vocabulary import without_layer_norms
 
 import nnconvert
 from nnconvert.errors import MissingDependencyError, UnsupportedModelError, UsageError
@@ -214,10 +215,8 @@ def test_unknown_layer_kind_is_refused_by_name_before_writing(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h"]
 
 
-@pytest.mark.parametrize("precision", ["float32", "int16"])
-def test_format_1_1_kinds_and_activations_are_refused_by_name(tmp_path: Path, precision: str) -> None:
-    # the generated code knows dense layers with format 1.0's activations: relu with max_value (relu6) would
-    # silently lose its clip if only the activation's name were checked
+def test_format_1_1_kinds_float_written_fixed_point_refused_by_name(tmp_path: Path) -> None:
+    # float: every kind, relu6 keeps its clip; int16: what cannot be folded or computed in integers is named
     from nnconvert.ir import ActivationLayer, BatchNormLayer, PReLULayer
 
     hidden, out = _tiny_model().layers
@@ -230,13 +229,20 @@ def test_format_1_1_kinds_and_activations_are_refused_by_name(tmp_path: Path, pr
     )
     model = Model(layers, _tiny_model().head, _tiny_model().input)
     with pytest.raises(UnsupportedModelError) as info:
-        nnconvert.save(model, tmp_path / "m.c", precision=precision)
+        nnconvert.save(model, tmp_path / "m.c", precision="int16")
     message = str(info.value)
-    assert "layer 0 ('hidden'): activation relu with max_value is not supported by the c target" in message
-    for where, kind in (("layer 1 ('bn')", "BatchNormLayer"), ("layer 2 ('pr')", "PReLULayer"), ("layer 3 ('soft')", "ActivationLayer")):
-        assert f"{where}: {kind} layers are not supported by the c target" in message
-    assert f"layer 4 ('out'): activation log_softmax is not supported at precision {precision}" in message
+    assert "layer 4 ('out'): activation log_softmax is not supported at precision int16" in message
+    assert "layer 1 ('bn'): batch norm with no dense layer to fold into" in message and "--precision float32" in message
+    model = Model(layers[:1] + layers[2:], _tiny_model().head, _tiny_model().input)
+    with pytest.raises(UnsupportedModelError) as info:
+        nnconvert.save(model, tmp_path / "m.c", precision="int8")
+    message = str(info.value)
+    assert "layer 1 ('pr'): a prelu layer is supported at precision int8 only directly after a dense layer" in message
+    assert "layer 2 ('soft'): an activation layer (softsign) is supported at precision int8 only" in message
     assert list(tmp_path.iterdir()) == []
+    nnconvert.save(model, tmp_path / "m.c", precision="float32")
+    X = np.random.default_rng(2).normal(size=(50, 3)) * 4
+    assert np.abs(CompiledModel(tmp_path / "m.c").forward(X) - model.forward(X)).max() <= 1e-5
 
 
 def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
@@ -280,10 +286,16 @@ def test_compiles_warning_free(compiler: str, tmp_path: Path) -> None:
         pytest.skip(f"{compiler} is not installed (apt-get install -y {compiler}); the gcc test covers the flags")
     torch = nnconvert.load(FIXTURES / "onnx" / "torch_ts_activations.onnx")
     pipeline = nnconvert.from_sklearn(next(v for v in variants() if v.id == "pipeline-minmax-clip").estimator)
+    # model graph 1.1: every layer kind (float) and the folded batch norms, PReLU, relu6, softsign (fixed point)
+    norms, keras = nnconvert.load(FIXTURES / "onnx" / "torch_ts17_norms.onnx"), nnconvert.load(FIXTURES / "keras" / "vocab_sequential.h5")
+    smooth, tf2onnx = nnconvert.load(FIXTURES / "onnx" / "torch_ts17_smooth.onnx"), nnconvert.load(FIXTURES / "tf" / "tf2onnx17_vocab.onnx")
+    tf2onnx = without_layer_norms(tf2onnx)  # fixed point holds no layer norm
     extra = ["-Wshadow", "-Wdouble-promotion", "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wcast-qual"]
     unity = tmp_path / "all.c"  # one translation unit, one compiler run: every symbol has its file's prefix
-    for model, name in ((torch, "act"), (pipeline, "pipe")):
-        for precision in ("float32", "float64", "int16", "int8"):
+    models = ((torch, "act", "all"), (pipeline, "pipe", "all"), (norms, "norms", "float"), (keras, "vocab", "float"),
+              (smooth, "smooth", "float"), (tf2onnx, "tf2onnx", "all"))  # fmt: skip
+    for model, name, which in models:
+        for precision in ("float32", "float64") + (("int16", "int8") if which == "all" else ()):
             nnconvert.save(model, tmp_path / f"{name}_{precision}.c", precision=precision)
             with open(unity, "a") as handle:
                 handle.write(f'#include "{name}_{precision}.c"\n')
@@ -306,10 +318,14 @@ def test_cli_convert_verify_inspect(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "RAM for activations 52 B" in capsys.readouterr().out
     # fixed point: the error bound stated in the file is verify's default atol
     assert main(["convert", source, str(tmp_path / "q.c"), "--precision", "int16", "--calibration", data]) == 0
-    assert main(["verify", source, str(tmp_path / "q.c"), "--data", data, "--report-json", str(tmp_path / "r.json")]) in (0, 1)
+    # edge rows beyond the calibrated range (it saturates there by design) are left out, with a warning
+    assert main(["verify", source, str(tmp_path / "q.c"), "--data", data, "--report-json", str(tmp_path / "r.json")]) == 0
     import json
 
     report = json.loads((tmp_path / "r.json").read_text())
+    assert "large-x1000" not in report["inputs"]["edge_kinds"] and report["inputs"]["edge_rows"] > 0
+    assert any("beyond the input range the fixed-point candidate was calibrated for" in w for w in report["warnings"])
+    assert max(r.max() for r in np.loadtxt(data, delimiter=",", skiprows=1).T) <= max(json.loads(Path(tmp_path / "q.c").read_text().split("nnconvert-c-metadata: ", 1)[1].split(" */", 1)[0])["error_bound"]["input_high"])
     data_check = next(c for o in report["outputs"] if o["name"] == "labels" for c in o["checks"] if c["inputs"] == "data")
     assert data_check["passed"] and report["candidate"]["expected_atol"] > 0
     # the streamed --data run (a CSV) takes that atol as the in-memory run does
@@ -350,7 +366,7 @@ def test_every_readable_format_to_c(tmp_path: Path) -> None:
 
 def test_every_activation_at_every_precision(tmp_path: Path) -> None:
     """One chain through all activations the c target writes, after an affine step with a clip inside."""
-    from nnconvert.formats.c.options import C_ACTIVATIONS
+    from nnconvert.formats.c.fixed_fold import FIXED_ACTIVATIONS as C_ACTIVATIONS
     from nnconvert.ir import Activation, ElementwiseOp, PreprocessStep
 
     rng = np.random.default_rng(1)

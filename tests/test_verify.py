@@ -65,6 +65,17 @@ def test_random_inputs_come_from_the_preprocessing_and_warn(tmp_path):
     assert document["inputs"]["edge_kinds"]["decision-boundary"] >= 2
 
 
+def test_an_onnx_reference_gives_the_range_of_its_scaler(tmp_path):
+    # skl2onnx writes the StandardScaler as an ai.onnx.ml Scaler: (x - mean) * (1 / scale)
+    variant = get_variant("pipeline-standard")
+    scaler = variant.estimator.steps[0][1]
+    reference = _onnx(tmp_path, variant.estimator)
+    document = nnconvert.verify(reference, nnconvert.load(reference), n_samples=50).to_dict()
+    assert "preprocessing" in document["inputs"]["range"]["source"]
+    np.testing.assert_allclose(document["inputs"]["range"]["low"], scaler.mean_ - 3 * scaler.scale_, rtol=1e-6)
+    np.testing.assert_allclose(document["inputs"]["range"]["high"], scaler.mean_ + 3 * scaler.scale_, rtol=1e-6)
+
+
 def test_skl2onnx_zipmap_output_is_compared_as_probabilities(tmp_path):
     from skl2onnx import to_onnx
 

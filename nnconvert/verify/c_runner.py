@@ -52,12 +52,17 @@ class CRunner(Runner):
         fixed = meta.get("fixed_point")
         if fixed is not None:
             self.expected_atol = max(2 * float(meta["error_bound"]["max_abs"]), 2.0 ** -fixed["output_frac_bits"])
+            bound = meta["error_bound"]
+            if "input_low" in bound:  # files written before nnconvert stated it: every edge row is checked
+                self.designed_range = (np.asarray(bound["input_low"], dtype=np.float64), np.asarray(bound["input_high"], dtype=np.float64))
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
         out = self.compiled.forward(X)
         task = self.meta["task"]
         if task in ("binary", "multiclass") and self.classes is not None:
             labels = self.classes[self.compiled.predict_indices(X)]
+            if self.meta.get("output_activation") == "log_softmax":  # forward gives log-probabilities
+                return {"probabilities": self.compiled.predict_proba(X), "labels": labels}
             if out.shape[1] == 1:
                 out = np.hstack([1 - out, out])
             return {"probabilities": out, "labels": labels}

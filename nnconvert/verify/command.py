@@ -271,6 +271,14 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     add_price_options(group)
 
 
+def _runner_of(target: Path, args: argparse.Namespace) -> str | None:
+    from .. import registry
+
+    to_format = getattr(args, "to_format", None)
+    spec = registry.get(to_format) if to_format else registry.format_for_suffix(target, writable=True)
+    return None if spec is None else spec.runner
+
+
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
     """Refuse ``--emit-test-data`` for an output verify does not run as an ONNX file, and ground truth that does
     not fit the --data rows (checked before anything is written).
@@ -282,11 +290,7 @@ def check_convert_target(target: Path, args: argparse.Namespace) -> None:
     _check_ground_truth(args)
     if not getattr(args, "emit_test_data", False):
         return
-    from .. import registry
-
-    to_format = getattr(args, "to_format", None)
-    spec = registry.get(to_format) if to_format else registry.format_for_suffix(target, writable=True)
-    if spec is None or spec.runner != "onnxruntime":
+    if _runner_of(target, args) != "onnxruntime":
         raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {target} is not an .onnx file")
 
 
@@ -331,7 +335,7 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
 
     written_path = Path(written_path)
     check_convert_target(written_path, args)
-    if wants_price(args) and not getattr(args, "emit_test_data", False):
+    if wants_price(args, precision_is_quantization=_runner_of(written_path, args) != "c") and not getattr(args, "emit_test_data", False):
         return price_after_convert(Path(source), _source_model(Path(source), args, model), written_path, args, model)
     emit = getattr(args, "emit_test_data", False)
     data = getattr(args, "verify_data", None)

@@ -192,12 +192,31 @@ class _Run:
             known_labels = self.sets[0]["reference"].get("labels")
             float32 = self.dtype.itemsize <= 4
             edge, kinds = inputs_mod.edge_cases(self.main_inputs, self.ref, self.seed, float32, known_labels)
-            self.sets.append({"name": "edge", "X": edge, "reference": self.ref.run(edge), "candidate": self.cand.run(edge), "kinds": kinds})
+            edge, kinds = self._within_designed_range(edge, kinds)
+            if len(edge):
+                self.sets.append({"name": "edge", "X": edge, "reference": self.ref.run(edge), "candidate": self.cand.run(edge), "kinds": kinds})
         self.inputs_info.update(
             edge_rows=int(len(edge)),
             edge_kinds={kind: kinds.count(kind) for kind in dict.fromkeys(kinds)},
             edge_sha256=inputs_mod.InputHasher([edge]).result(),
         )
+
+    def _within_designed_range(self, edge: np.ndarray, kinds: list[str]) -> tuple[np.ndarray, list[str]]:
+        """The edge rows inside the range a fixed-point candidate is built for (it saturates beyond, by design)."""
+        if self.cand.designed_range is None:
+            return edge, kinds
+        low, high = self.cand.designed_range
+        slack = 1e-6 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))  # edge rows are rounded to float32
+        inside = np.all((edge >= low - slack) & (edge <= high + slack), axis=1)
+        if not inside.all():
+            left_out = [kind for kind, keep in zip(kinds, inside, strict=True) if not keep]
+            counts = ", ".join(f"{left_out.count(kind)} {kind}" for kind in dict.fromkeys(left_out))
+            self.warnings.append(
+                f"{len(left_out)} edge rows ({counts}) lie beyond the input range the fixed-point candidate was "
+                "calibrated for and were left out: it saturates there by design (its header says so); "
+                "calibrate it on a wider range to cover them"
+            )
+        return edge[inside], [kind for kind, keep in zip(kinds, inside, strict=True) if keep]
 
     def _main_inputs(self, ref: Runner, X: Any, n_features: int, n_samples: int, value_range: Any) -> inputs_mod.Inputs:
         if X is not None:

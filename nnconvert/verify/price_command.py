@@ -32,9 +32,11 @@ def add_price_options(parser: Any) -> None:
     )
 
 
-def wants_price(args: argparse.Namespace) -> bool:
-    """--precision or a price threshold; --labels alone prices only a reduced-precision candidate (see reduced_precision)."""
-    names = ("writer_option_precision", "max_label_disagreement", "max_metric_drop")
+def wants_price(args: argparse.Namespace, *, precision_is_quantization: bool = True) -> bool:
+    """Price mode: asked for by a threshold, or by --precision where it means quantization (not for generated C,
+    whose --precision is the code's arithmetic and whose header states its error). --labels alone prices only a
+    reduced-precision candidate (see reduced_precision); otherwise it adds the task metric to parity verify."""
+    names = ("max_label_disagreement", "max_metric_drop") + (("writer_option_precision",) if precision_is_quantization else ())
     return any(getattr(args, name, None) is not None for name in names)
 
 

@@ -31,6 +31,8 @@ class Runner:
     is_classifier: bool | None = None
     path: Path | None = None  # the file this side was read from, for the report's provenance
     expected_atol: float | None = None  # the error the file is built to (fixed-point C): verify's default atol
+    # per-feature (low, high) the file is built for, beyond which it saturates by design (fixed-point C)
+    designed_range: tuple[np.ndarray, np.ndarray] | None = None
 
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -8,7 +8,9 @@ split by concern:
 
 - ``options``: writer options and the refusal of what cannot be expressed;
 - ``tables``: ``static const`` tables and exact literals;
-- ``preprocess``, ``layers``: float preprocessing, dense and activation code;
+- ``preprocess``, ``layers``, ``norm_code``: float preprocessing, dense and activation code,
+  batch norm / layer norm / PReLU code;
+- ``fixed_fold``: what the integer precisions hold (batch norms folded, the rest named);
 - ``fixed``, ``fixed_code``: quantization, its numpy emulation, integer code;
 - ``entry``: predict / predict_proba / forward per task;
 - ``header``: the header, the metadata block, file assembly;

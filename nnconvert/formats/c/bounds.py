@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...input_range import preprocessing_input_range as ir_input_range
-from ...ir import Activation, Model, apply_activation
+from ...ir import Activation, BatchNormLayer, DenseLayer, LayerNormLayer, Model, PReLULayer, apply_activation
 
 __all__ = ["sample_rows", "float_error_bound", "SAMPLE_ROWS"]
 
@@ -50,7 +50,15 @@ def _lipschitz(activation: Activation, params: dict, z: np.ndarray) -> float:
         return 1.13
     if activation == Activation.EXP:
         return float(np.exp(min(z.max(initial=0.0), 700.0)))
-    return 1.0  # identity, relu, tanh, softmax (inf-norm of its Jacobian <= 1), softplus
+    if activation == Activation.RELU:
+        return max(1.0, abs(params.get("negative_slope", 0.0)))
+    if activation == Activation.HARDSWISH:
+        return 1.5  # (2x + 3) / 6 at x = 3
+    if activation == Activation.MISH:
+        return 1.2
+    if activation == Activation.LOG_SOFTMAX:
+        return 2.0  # inf-norm of I - softmax's rows
+    return 1.0  # identity, tanh, softmax (inf-norm of its Jacobian <= 1), softplus, clip, softsign
 
 
 def float_error_bound(model: Model, precision: str, rows: np.ndarray) -> float:
@@ -62,7 +70,10 @@ def float_error_bound(model: Model, precision: str, rows: np.ndarray) -> float:
         step.apply(x)
     # each preprocessing op and the input's own rounding: a few roundings of |x|
     error = (2 * len([op for s in reference.steps for op in s.ops]) + 1) * u * np.abs(x)
-    for layer in reference.dense_layers:
+    for layer in reference.layers:
+        if not isinstance(layer, DenseLayer):
+            x, error = _other_layer_bound(layer, x, error, u)
+            continue
         weights, bias = np.abs(layer.weights), np.abs(layer.bias)
         n = layer.n_inputs + 2  # the dot product, the weights' and the bias's rounding
         z = x @ layer.weights + layer.bias
@@ -74,3 +85,25 @@ def float_error_bound(model: Model, precision: str, rows: np.ndarray) -> float:
         # the activation's own rounding: a few ulps of its output
         error = lipschitz * z_error + 4 * u * np.abs(x)
     return float(error.max())
+
+
+def _other_layer_bound(layer: object, x: np.ndarray, error: np.ndarray, u: float) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs of a batch norm, layer norm, PReLU or activation layer and their error bound."""
+    out = layer.apply(x)  # type: ignore[attr-defined]
+    if isinstance(layer, BatchNormLayer):
+        multiplier, shift = layer.multiplier_and_shift()
+        # the multiplier and shift themselves (sqrt, division, products) and the two operations per value
+        return out, np.abs(multiplier) * error + 6 * u * (np.abs(x * multiplier) + np.abs(shift))
+    if isinstance(layer, PReLULayer):
+        return out, np.maximum(1.0, np.abs(layer.slopes)) * error + u * np.abs(out)
+    if isinstance(layer, LayerNormLayer):
+        n = x.shape[1]
+        deviation = np.sqrt(np.square(x - x.mean(axis=1, keepdims=True)).mean(axis=1, keepdims=True) + layer.epsilon)
+        normalized = np.abs(out - (layer.offset if layer.offset is not None else 0.0))
+        scale = np.abs(layer.scale) if layer.scale is not None else 1.0
+        # a row's input error moves the value, the mean and the deviation; the sums round n times
+        row_error = error.max(axis=1, keepdims=True) + (n + 2) * u * np.abs(x).max(axis=1, keepdims=True)
+        standardized = normalized / np.where(scale > 0, scale, 1.0)
+        return out, scale / deviation * row_error * (2 + standardized) + 8 * u * (np.abs(out) + normalized)
+    lipschitz = _lipschitz(layer.activation, dict(layer.activation_params), x)  # type: ignore[attr-defined]
+    return out, lipschitz * error + 4 * u * np.abs(out)

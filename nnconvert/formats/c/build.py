@@ -67,6 +67,8 @@ def _harness(meta: dict[str, Any], header: Path) -> str:
     code.append(f"void {p}_harness_forward(const {t_in} *x, {t_out} *out, long n)\n{loop}{p}_forward(x + r * {nf}, out + r * {no});\n}}\n")
     if meta["task"] in ("binary", "multiclass"):
         code.append(f"void {p}_harness_predict(const {t_in} *x, int *labels, long n)\n{loop}labels[r] = {p}_predict(x + r * {nf});\n}}\n")
+        width = max(no, 2)
+        code.append(f"void {p}_harness_proba(const {t_in} *x, {t_out} *proba, long n)\n{loop}{p}_predict_proba(x + r * {nf}, proba + r * {width});\n}}\n")
     elif meta["task"] == "multilabel":
         code.append(f"void {p}_harness_predict(const {t_in} *x, int *labels, long n)\n{loop}{p}_predict(x + r * {nf}, labels + r * {no});\n}}\n")
     return "\n".join(code)
@@ -164,6 +166,13 @@ class CompiledModel:
         if fixed is None:
             return raw.astype(np.float64)
         return raw.astype(np.float64) / 2.0 ** fixed["output_frac_bits"]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``<prefix>_predict_proba`` on every row (classifiers), as float64 real values."""
+        x = self._inputs(X)
+        raw = self._call("proba", x, np.empty((len(x), max(self.meta["n_outputs"], 2)), dtype=self._out_dtype))
+        fixed = self.meta.get("fixed_point")
+        return raw.astype(np.float64) / (2.0 ** fixed["output_frac_bits"] if fixed else 1.0)
 
     def predict_indices(self, X: Any) -> np.ndarray:
         """``<prefix>_predict`` on every row: class indices (``[N]``) or 0/1 indicator rows (multilabel)."""

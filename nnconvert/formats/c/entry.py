@@ -35,6 +35,8 @@ class EntrySpec:
     half: str  # the output value 0.5 (the decision threshold) as a C literal of out_type
     one: str  # the output value 1 as a C literal
     zero: str
+    # the exp function when the outputs are log-probabilities (a log_softmax head): predict_proba takes their exp
+    proba_exp: str = ""
 
     @property
     def binary_single(self) -> bool:
@@ -83,6 +85,16 @@ def entry_code(spec: EntrySpec) -> str:
             proba = f"""void {p}_predict_proba(const {t_in} *x, {t_out} *proba)
 {{
     {p}_forward(x, proba);
+}}
+"""
+            if spec.proba_exp:
+                proba = f"""void {p}_predict_proba(const {t_in} *x, {t_out} *proba)
+{{
+    int j;
+    {p}_forward(x, proba);
+    for (j = 0; j < {n}; ++j) {{
+        proba[j] = {spec.proba_exp}(proba[j]);
+    }}
 }}
 """
         return predict + "\n" + proba

@@ -28,16 +28,19 @@ from typing import Any
 import numpy as np
 
 from ...input_range import affine_segments
-from ...ir import Activation, Model
+from ...ir import Activation, DenseLayer, Model, PReLULayer
 from .lut import TABLE_ACTIVATIONS, Lut, exp_neg, lut_eval, make_lut, round_shift
 
-__all__ = ["Scheme", "SCHEMES", "FixedPlan", "plan_fixed", "emulate"]
+__all__ = ["Scheme", "SCHEMES", "FixedPlan", "plan_fixed", "emulate", "dense_groups"]
 
 PROBABILITY_FRAC = 15  # bounded outputs (probabilities, tanh...) are Q15 in int32
 INPUT_BITS = 28  # inputs use at most 2**28 of int32's range: 8x headroom beyond the calibrated range
 Z_BITS = 29  # pre-activations (int32) likewise
-BOUNDED = {Activation.SOFTMAX, Activation.LOGISTIC, Activation.TANH, Activation.HARD_SIGMOID}
-MONOTONE = {Activation.SOFTMAX, Activation.LOGISTIC, Activation.IDENTITY, Activation.TANH, Activation.EXP, Activation.SOFTPLUS}
+BOUNDED = {Activation.SOFTMAX, Activation.LOGISTIC, Activation.TANH, Activation.HARD_SIGMOID, Activation.SOFTSIGN}
+# computed exactly with shifts and one multiply (no table): the output format is sized like z's
+PIECEWISE_LINEAR = {Activation.IDENTITY, Activation.RELU, Activation.LEAKY_RELU, Activation.PRELU, Activation.CLIP}
+MONOTONE = {Activation.SOFTMAX, Activation.LOGISTIC, Activation.IDENTITY, Activation.TANH, Activation.EXP, Activation.SOFTPLUS,
+            Activation.SOFTSIGN}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -134,21 +137,36 @@ def _plan_segments(model: Model, rows: np.ndarray, input_frac: int, first_frac: 
     return segments
 
 
+def dense_groups(model: Model) -> list[tuple[DenseLayer, PReLULayer | None]]:
+    """Each dense layer with the PReLU layer that follows it (``fixed_fold`` allows PReLU only there)."""
+    groups: list[tuple[DenseLayer, PReLULayer | None]] = []
+    for layer in model.layers:
+        if isinstance(layer, DenseLayer):
+            groups.append((layer, None))
+        else:
+            assert isinstance(layer, PReLULayer) and groups and groups[-1][1] is None, "fixed_fold.fixed_layers first"
+            groups[-1] = (groups[-1][0], layer)
+    return groups
+
+
 def _layer_ranges(model: Model, rows: np.ndarray) -> tuple[float, list[tuple[float, float, np.ndarray]]]:
-    """Max |preprocessed input| and, per layer, (max |z|, max |output|, z) on the calibration rows."""
+    """Max |preprocessed input| and, per dense layer, (max |z|, max |output|, z) on the calibration rows."""
     reference = model.astype(np.float64)
     values = reference.forward(rows, return_intermediates=True)
-    ranges = []
+    ranges: list[tuple[float, float, np.ndarray]] = []
     x = values[0]
-    for layer, out in zip(reference.dense_layers, values[1:], strict=True):
+    for index, layer in enumerate(reference.layers):
+        if not isinstance(layer, DenseLayer):
+            ranges[-1] = (ranges[-1][0], float(np.abs(values[index + 1]).max()), ranges[-1][2])  # after its PReLU
+            continue
         z = x @ layer.weights + layer.bias
-        ranges.append((float(np.abs(z).max()), float(np.abs(out).max()), z))
-        x = out
+        ranges.append((float(np.abs(z).max()), float(np.abs(values[index + 1]).max()), z))
+        x = values[index + 1]
     return float(np.abs(values[0]).max()), ranges
 
 
 def plan_fixed(model: Model, scheme: Scheme, rows: np.ndarray) -> FixedPlan:
-    """Quantize ``model`` for ``scheme`` with formats sized on ``rows`` (raw inputs)."""
+    """Quantize ``model`` (dense layers, each optionally followed by PReLU) for ``scheme``, sized on ``rows``."""
     reference = model.astype(np.float64)
     input_frac = _frac_for(float(np.abs(rows).max()), 1 << INPUT_BITS)
     pre_max, ranges = _layer_ranges(reference, rows)
@@ -157,14 +175,16 @@ def plan_fixed(model: Model, scheme: Scheme, rows: np.ndarray) -> FixedPlan:
     if not reference.steps:
         x_frac = min(x_frac, input_frac)
     layers = []
-    for index, (layer, (z_max, out_max, z)) in enumerate(zip(reference.dense_layers, ranges, strict=True)):
-        last = index == len(reference.dense_layers) - 1
-        layers.append(_plan_layer(layer, scheme, x_frac, z_max, out_max, z, last))
+    groups = dense_groups(reference)
+    for index, ((layer, prelu), (z_max, out_max, z)) in enumerate(zip(groups, ranges, strict=True)):
+        last = index == len(groups) - 1
+        layers.append(_plan_layer(layer, prelu, scheme, x_frac, z_max, out_max, z, last))
         x_frac = layers[-1].out_frac
     return FixedPlan(scheme, input_frac, segments, layers)
 
 
-def _plan_layer(layer: Any, scheme: Scheme, in_frac: int, z_max: float, out_max: float, z: np.ndarray, last: bool) -> FixedLayer:
+def _plan_layer(layer: DenseLayer, prelu: PReLULayer | None, scheme: Scheme, in_frac: int, z_max: float, out_max: float,
+                z: np.ndarray, last: bool) -> FixedLayer:  # fmt: skip
     weights = layer.weights.T.astype(np.float64)  # [n_out][n_in]
     channel_max = np.abs(weights).max(axis=1)
     w_frac = np.array([_frac_for(m, scheme.weight_max) for m in channel_max], dtype=np.int64)
@@ -174,14 +194,14 @@ def _plan_layer(layer: Any, scheme: Scheme, in_frac: int, z_max: float, out_max:
     bias_limit = 2**30 if scheme.accumulator == "int32_t" else 2**62
     bias = np.clip(np.rint(layer.bias * 2.0**acc_frac), -bias_limit, bias_limit).astype(np.int64)
     shift = (acc_frac - z_frac).astype(np.int64)
-    activation = layer.activation
-    params = dict(layer.activation_params)
+    activation = layer.activation if prelu is None else Activation.PRELU
+    params: dict[str, Any] = dict(layer.activation_params) if prelu is None else {"slopes": prelu.slopes}
     limit = (1 << 30) if last else scheme.activation_max
     if last and activation in BOUNDED:
         out_frac = PROBABILITY_FRAC
     elif activation in BOUNDED:
         out_frac = _frac_for(1.0, limit)
-    elif activation in (Activation.IDENTITY, Activation.RELU, Activation.LEAKY_RELU):
+    elif activation in PIECEWISE_LINEAR:
         out_frac = min(z_frac, _frac_for(out_max, limit))
     else:
         out_frac = min(z_frac + 4, _frac_for(out_max, limit, cap=z_frac + 4))
@@ -223,7 +243,7 @@ def activation_eval(layer: FixedLayer, z: np.ndarray) -> np.ndarray:
     act, shift = layer.activation, layer.z_frac - layer.out_frac
     if act == Activation.IDENTITY:
         return round_shift(z, shift)
-    if act == Activation.RELU:
+    if act == Activation.RELU and not layer.params:
         return round_shift(np.maximum(z, 0), shift)
     if act == Activation.LEAKY_RELU:
         alpha_q = int(round(layer.params["alpha"] * (1 << 15)))
@@ -232,12 +252,55 @@ def activation_eval(layer: FixedLayer, z: np.ndarray) -> np.ndarray:
         alpha_q = int(round(layer.params["alpha"] * (1 << 15)))
         beta_q = int(round(layer.params["beta"] * 2.0**layer.out_frac))
         return np.clip(round_shift(z * alpha_q, shift + 15) + beta_q, 0, 1 << layer.out_frac)
+    if act in (Activation.RELU, Activation.CLIP, Activation.PRELU, Activation.SOFTSIGN):
+        return _activation_v11(layer, z, shift)
     if act == Activation.SOFTMAX:
         e = exp_neg(z - z.max(axis=1, keepdims=True), layer.z_frac)
         total = e.sum(axis=1, keepdims=True)
         return ((e << layer.out_frac) + total // 2) // total
     assert layer.lut is not None
     return lut_eval(layer.lut, z)
+
+
+def relu_constants(layer: FixedLayer) -> tuple[int, int | None, int]:
+    """Keras relu's threshold and max_value in z's format, its negative slope in Q15."""
+    params, scale = layer.params, 2.0**layer.z_frac
+    max_q = int(np.rint(params["max_value"] * scale)) if "max_value" in params else None
+    return int(np.rint(params.get("threshold", 0.0) * scale)), max_q, int(np.rint(params.get("negative_slope", 0.0) * (1 << 15)))
+
+
+def clip_constants(layer: FixedLayer) -> tuple[int | None, int | None]:
+    """clip's bounds in the output format (None: unbounded on that side)."""
+    scale = 2.0**layer.out_frac
+    return tuple(int(np.rint(layer.params[key] * scale)) if key in layer.params else None for key in ("min", "max"))  # type: ignore[return-value]
+
+
+def prelu_slopes_q15(layer: FixedLayer) -> np.ndarray:
+    return np.rint(np.asarray(layer.params["slopes"], dtype=np.float64) * (1 << 15)).astype(np.int64)
+
+
+def _activation_v11(layer: FixedLayer, z: np.ndarray, shift: int) -> np.ndarray:
+    act = layer.activation
+    if act == Activation.RELU:  # Keras' step order, in z's format; the slope's product in Q15 more
+        threshold_q, max_q, slope_q = relu_constants(layer)
+        base = np.where(z > threshold_q, z, 0)
+        if max_q is not None:
+            base = np.minimum(base, max_q)
+        if slope_q == 0:
+            return round_shift(base, shift)
+        return round_shift(base * (1 << 15) - np.maximum(threshold_q - z, 0) * slope_q, shift + 15)
+    if act == Activation.CLIP:
+        low, high = clip_constants(layer)
+        y = round_shift(z, shift)
+        return np.clip(y, low, high)
+    if act == Activation.PRELU:
+        slopes = prelu_slopes_q15(layer)
+        return np.where(z >= 0, round_shift(z, shift), round_shift(z * slopes, shift + 15))
+    # softsign: z / (1 + |z|), one rounded integer division of magnitudes (C's / truncates like // here)
+    magnitude = np.abs(z)
+    denominator = (1 << layer.z_frac) + magnitude
+    quotient = ((magnitude << layer.out_frac) + denominator // 2) // denominator
+    return np.where(z < 0, -quotient, quotient)
 
 
 def emulate(plan: FixedPlan, X: np.ndarray, *, logits: bool = False) -> np.ndarray:

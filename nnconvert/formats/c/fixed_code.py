@@ -14,7 +14,18 @@ import numpy as np
 from ...ir import Activation, Model, Task
 from .bounds import sample_rows
 from .entry import EntrySpec, entry_code, entry_declarations
-from .fixed import MONOTONE, SCHEMES, FixedLayer, FixedPlan, emulate, plan_fixed
+from .fixed import (
+    MONOTONE,
+    SCHEMES,
+    FixedLayer,
+    FixedPlan,
+    clip_constants,
+    emulate,
+    plan_fixed,
+    prelu_slopes_q15,
+    relu_constants,
+)
+from .fixed_fold import fixed_layers
 from .float_code import base_defines, base_metadata, header_notes
 from .header import Program
 from .lut import EXP2_SEGMENT_BITS, EXP2_TABLE, EXP_FLOOR, EXP_FRAC, LOG2E_Q24, Lut
@@ -137,6 +148,8 @@ def _activation(p: str, index: int, layer: FixedLayer, out_t: str) -> str:
     }}
 }}
 """
+    if act in (Activation.RELU, Activation.CLIP, Activation.PRELU, Activation.SOFTSIGN) and (act != Activation.RELU or layer.params):
+        return head + activation_v11_loop(p, index, layer, narrow) + "}\n"
     if act == Activation.IDENTITY:
         body = f"{p}_rescale(z[j], {shift})"
     elif act == Activation.RELU:
@@ -157,6 +170,37 @@ def _activation(p: str, index: int, layer: FixedLayer, out_t: str) -> str:
     else:
         body = f"{p}_lut(&{p}_lut{index}, z[j])"
     return head + f"    for (j = 0; j < {n}; ++j) {{\n        y[j] = {narrow}({body});\n    }}\n}}\n"
+
+
+def activation_v11_loop(p: str, index: int, layer: FixedLayer, narrow: str) -> str:
+    """The loop of relu with parameters, clip, prelu and softsign: :func:`.fixed._activation_v11` in C."""
+    shift, n, act = layer.z_frac - layer.out_frac, len(layer.bias), layer.activation
+    loop = f"    for (j = 0; j < {n}; ++j) {{\n"
+    if act == Activation.RELU:
+        threshold_q, max_q, slope_q = relu_constants(layer)
+        lines = [f"int64_t v = z[j] > {threshold_q} ? (int64_t)z[j] : 0;"]
+        if max_q is not None:
+            lines.append(f"if (v > {max_q}LL) v = {max_q}LL;")
+        if slope_q:
+            lines += [f"int64_t negative_part = {threshold_q}LL - z[j];", "if (negative_part < 0) negative_part = 0;",
+                      f"v = {p}_rescale(v * 32768 - negative_part * {slope_q}, {shift + 15});"]  # fmt: skip
+        else:
+            lines.append(f"v = {p}_rescale(v, {shift});")
+        lines.append(f"y[j] = {narrow}(v);")
+    elif act == Activation.CLIP:
+        low, high = clip_constants(layer)
+        lines = [f"int64_t v = {p}_rescale(z[j], {shift});"]
+        lines += [f"if (v < {low}LL) v = {low}LL;"] if low is not None else []
+        lines += [f"if (v > {high}LL) v = {high}LL;"] if high is not None else []
+        lines.append(f"y[j] = {narrow}(v);")
+    elif act == Activation.PRELU:
+        lines = [f"y[j] = {narrow}(z[j] >= 0 ? {p}_rescale(z[j], {shift}) : {p}_rescale((int64_t)z[j] * {p}_layer{index}_slopes[j], {shift + 15}));"]
+    else:  # softsign
+        lines = ["int64_t magnitude = z[j] < 0 ? -(int64_t)z[j] : (int64_t)z[j];",
+                 f"int64_t denominator = ((int64_t)1 << {layer.z_frac}) + magnitude;",
+                 f"int64_t quotient = ((magnitude << {layer.out_frac}) + denominator / 2) / denominator;",
+                 f"y[j] = {narrow}(z[j] < 0 ? -quotient : quotient);"]  # fmt: skip
+    return loop + "".join(f"        {line}\n" for line in lines) + "    }\n"
 
 
 def _preprocess(p: str, plan: FixedPlan, n: int, act_t: str) -> str:
@@ -206,6 +250,8 @@ def _tables(p: str, plan: FixedPlan, model: Model) -> list[Table]:
         tables.append(Table(f"{p}_layer{k}_weights", w_type, layer.weights, f"{note}; weights [out][in], per-output scales"))
         tables.append(Table(f"{p}_layer{k}_bias", acc_type, layer.bias, f"layer {k} bias"))
         tables.append(Table(f"{p}_layer{k}_shift", SHIFT, layer.shift, f"layer {k}: accumulator -> z shifts"))
+        if layer.activation == Activation.PRELU:
+            tables.append(Table(f"{p}_layer{k}_slopes", C_TYPES["int32"], prelu_slopes_q15(layer), f"layer {k}: prelu slopes, Q15"))
         if layer.lut is not None:
             tables.append(Table(f"{p}_lut{k}_table", C_TYPES["int32"], layer.lut.table, f"layer {k}: {layer.activation.value} table"))
     if any(layer.activation == Activation.SOFTMAX for layer in plan.layers):
@@ -242,9 +288,11 @@ def _decides_on_logits(model: Model) -> bool:
     return act in MONOTONE
 
 
-def fixed_program(model: Model, options: COptions, header_name: str) -> Program:
-    """The integer program of ``model`` at ``options.precision``."""
+def fixed_program(original: Model, options: COptions, header_name: str) -> Program:
+    """The integer program of ``original`` at ``options.precision`` (batch norms folded, see ``fixed_fold``)."""
     p, scheme = options.prefix, SCHEMES[options.precision]
+    model, fold_notes, problems = fixed_layers(original, options.precision)
+    assert model is not None, problems  # options.check_supported refused it before
     if options.calibration is not None:
         rows, source = options.calibration, f"{len(options.calibration)} calibration rows"
     else:
@@ -273,10 +321,11 @@ def fixed_program(model: Model, options: COptions, header_name: str) -> Program:
     functions.append(entry_code(spec))
     ram += 4 * n_out * 2 + (8 * model.n_features if plan.segments else 0) + (8 * n_out if last.activation == Activation.SOFTMAX else 0)
     public_data, label_decl = label_tables(p, model.classes) if model.classes is not None else ("", "")
-    reference = model.astype(np.float64).forward(rows)
+    reference = original.astype(np.float64).forward(rows)  # the bound includes the folding
     emulated = emulate(plan, rows) / 2.0**plan.output_frac
     measured = float(np.abs(emulated - reference).max())
-    error = {"max_abs": measured, "how": f"measured with the bit-exact emulation on {source}; inputs beyond saturate"}
+    error = {"max_abs": measured, "how": f"measured with the bit-exact emulation on {source}; inputs beyond saturate",
+             "input_low": rows.min(axis=0).tolist(), "input_high": rows.max(axis=0).tolist()}  # fmt: skip
     program = Program(
         prefix=p,
         header_name=header_name,
@@ -298,13 +347,15 @@ def fixed_program(model: Model, options: COptions, header_name: str) -> Program:
     program.metadata["fixed_point"] = {
         "scheme": f"{scheme.name} weights and activations, {scheme.accumulator} accumulators, power-of-two scales",
         "input_frac_bits": plan.input_frac,
+        "folded": fold_notes,
         "output_frac_bits": plan.output_frac,
         "layers": [{"in_frac": layer.in_frac, "z_frac": layer.z_frac, "out_frac": layer.out_frac,
                     "table_entries": 0 if layer.lut is None else len(layer.lut.table)} for layer in plan.layers],  # fmt: skip
     }
     program.notes = header_notes(program.metadata, "int32_t", "int32_t") + [
         f"Inputs: x[i] = round(value * 2^{plan.input_frac}) ({P}_INPUT_FRAC_BITS); outputs: value = out[j] / 2^{plan.output_frac}.",
-        "No floating point: tanh, logistic, exp, elu, gelu, silu, softplus are interpolated tables;",
-        "softmax is exp by shift and a 2^x table + one integer division per class. Values beyond the calibrated range saturate.",
-    ]
+        "No floating point: tanh, logistic, exp, elu, gelu, silu, softplus, hardswish, mish are interpolated tables;",
+        "softmax is exp by shift and a 2^x table + one integer division per class, softsign one division per value.",
+        "Values beyond the calibrated range saturate.",
+    ] + [f"Folded at generation time: {note}." for note in fold_notes]
     return program

@@ -16,7 +16,7 @@ from typing import Any
 from ...errors import ReadError
 from .tables import Table, c_comment, table_code
 
-__all__ = ["Program", "METADATA_MARKER", "render_source", "render_header", "read_metadata"]
+__all__ = ["Program", "METADATA_MARKER", "render_source", "render_header", "read_metadata", "layers_text"]
 
 METADATA_MARKER = "nnconvert-c-metadata:"
 METADATA_FORMAT = "nnconvert-c"
@@ -43,6 +43,20 @@ class Program:
     @property
     def weights_bytes(self) -> int:
         return sum(table.n_bytes for table in self.tables)
+
+
+def layers_text(metadata: dict[str, Any]) -> str:
+    """``4 -> 8 relu -> batch_norm -> 3 softmax``: widths after dense layers, kinds of the others."""
+    parts = [str(metadata["n_features"])]
+    for layer in metadata["layers"]:
+        kind = layer.get("kind", "dense")  # files before model graph 1.1 list dense layers only
+        params = layer.get("activation_params") or {}
+        activation = layer["activation"] + (f"({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
+        if kind == "dense":
+            parts.append(f"{layer['shape'][1]} {activation}")
+        else:
+            parts.append(activation if kind == "activation" else kind)
+    return " -> ".join(parts)
 
 
 def _metadata_comment(metadata: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ EXTRA_BITS = 8
 MAX_SEGMENT_BITS = 9
 TABLE_ACTIVATIONS = frozenset(
     {Activation.TANH, Activation.LOGISTIC, Activation.ELU, Activation.SELU, Activation.SOFTPLUS,
-     Activation.GELU, Activation.SILU, Activation.EXP}
+     Activation.GELU, Activation.SILU, Activation.EXP, Activation.HARDSWISH, Activation.MISH}
 )  # fmt: skip
 # (domain low, domain width as a power of two, low tail, high tail); tails: "edge" or a slope
 _DOMAINS: dict[Activation, tuple[float, int, Any, Any]] = {
@@ -38,6 +38,8 @@ _DOMAINS: dict[Activation, tuple[float, int, Any, Any]] = {
     Activation.SOFTPLUS: (-16.0, 5, "edge", 1.0),
     Activation.GELU: (-8.0, 4, "edge", 1.0),
     Activation.SILU: (-16.0, 5, "edge", 1.0),
+    Activation.HARDSWISH: (-8.0, 4, "edge", 1.0),  # exactly 0 below -3 and x above 3
+    Activation.MISH: (-16.0, 5, "edge", 1.0),
 }
 
 

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError, UsageError
-from ...ir import ACTIVATION_OPTIONAL_PARAMS, Activation, DenseLayer, ElementwiseOp, Model, PreprocessStep
+from ...ir import (
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    ElementwiseOp,
+    LayerNormLayer,
+    Model,
+    PReLULayer,
+    PreprocessStep,
+)
 from ...options import Option
 
 __all__ = [
@@ -55,18 +64,12 @@ WRITE_OPTIONS = (
     ),
 )
 
-# What the generator can emit. A layer or step of any other class (the IR will grow
-# normalization, PReLU, clip layers...) is refused by its class name until a writer
-# for it is added here and in layers.py / fixed_code.py.
-SUPPORTED_LAYER_TYPES: tuple[type, ...] = (DenseLayer,)
+# What the generator can emit: every layer kind of the model graph at the float precisions (a
+# layer of any other class is refused by its class name); the integer precisions hold what
+# fixed_fold.fixed_layers can bring to dense layers with integer activations, and name the rest.
+SUPPORTED_LAYER_TYPES: tuple[type, ...] = (DenseLayer, BatchNormLayer, LayerNormLayer, ActivationLayer, PReLULayer)
 SUPPORTED_STEP_TYPES: tuple[type, ...] = (PreprocessStep,)
 SUPPORTED_OPS = ("sub", "div", "mul", "add", "clip")
-# The activations the generator writes code for: the 1.0 vocabulary (identity .. hard_sigmoid).
-# Activations added to the graph later (clip, softsign, hardswish, mish, log_softmax, prelu) are
-# refused by name until layers.py / fixed.py learn them.
-C_ACTIVATIONS = frozenset(list(Activation)[: list(Activation).index(Activation.HARD_SIGMOID) + 1])
-FLOAT_ACTIVATIONS = C_ACTIVATIONS
-FIXED_ACTIVATIONS = C_ACTIVATIONS  # table-driven where not piecewise linear
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _C_KEYWORDS = frozenset(
@@ -178,21 +181,12 @@ def check_supported(model: Model, precision: str) -> None:
         for op in step.ops:
             if not isinstance(op, ElementwiseOp) or op.op not in SUPPORTED_OPS:
                 problems.append(f"{where}: operation {getattr(op, 'op', type(op).__name__)!r} is not supported")
-    allowed = FIXED_ACTIVATIONS if precision in FIXED_PRECISIONS else FLOAT_ACTIVATIONS
     for index, layer in enumerate(model.layers):
-        where = _layer_where(index, layer)
         if type(layer) not in SUPPORTED_LAYER_TYPES:  # exact: a subclass may add arithmetic
-            problems.append(f"{where}: {type(layer).__name__} layers are not supported by the c target")
-            continue
-        if layer.activation not in allowed:
-            problems.append(f"{where}: activation {layer.activation.value} is not supported at precision {precision}")
-            continue
-        # format 1.1's parameters of relu/softplus (max_value, beta...): the generated code is format 1.0's form
-        extended = sorted(set(layer.activation_params) & set(ACTIVATION_OPTIONAL_PARAMS.get(layer.activation, {})))
-        if extended:
-            problems.append(
-                f"{where}: activation {layer.activation.value} with {', '.join(extended)} is not supported by the c target "
-                f"(only plain {layer.activation.value})"
-            )
+            problems.append(f"{_layer_where(index, layer)}: {type(layer).__name__} layers are not supported by the c target")
+    if not problems and precision in FIXED_PRECISIONS:
+        from .fixed_fold import fixed_layers
+
+        problems += fixed_layers(model, precision)[2]
     if problems:
         raise UnsupportedModelError("the c target cannot express this model", problems)

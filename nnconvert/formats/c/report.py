@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import MissingDependencyError, ReadError
-from .header import read_metadata
+from .header import layers_text, read_metadata
 
 __all__ = ["describe_file", "format_file_description", "summary_text"]
 
@@ -49,7 +49,7 @@ def _bytes(value: Any) -> str:
 def format_file_description(info: dict[str, Any]) -> str:
     """Readable text of :func:`describe_file`'s dict."""
     sizes, error = info["sizes"], info["error_bound"]
-    layers = " -> ".join([str(info["n_features"])] + [f"{layer['shape'][1]} {layer['activation']}" for layer in info["layers"]])
+    layers = layers_text(info)
     lines = [
         f"file:        {info['file']} (c, header {info['header']}, prefix {info['prefix']})",
         f"producer:    {info['producer']}",

@@ -129,7 +129,8 @@ def _dense_layers(model: Model, names: list[str], problems: list[str]) -> list[d
         if not isinstance(layer, DenseLayer):
             entries.extend(_other_layer(layer, name, f"layer {index} ({name!r})", problems))
             continue
-        activation, extra = _keras_activation(layer, f"layer {index} ({name!r})", problems)
+        # the activation layer is named after the Keras-safe name: the IR's may hold '/' (tf2onnx, torch.onnx)
+        activation, extra = _keras_activation(layer, f"layer {index} ({name!r})", problems, layer_name=f"{name}_activation")
         config = {"name": name, "trainable": True, "units": layer.n_outputs, "activation": activation, "use_bias": True}
         entries.append({"class_name": "Dense", "name": name, "config": config,
                         "weights": [("kernel", layer.weights), ("bias", layer.bias)]})

@@ -25,6 +25,8 @@ SUPPORTED_OPS = {
         "Gelu", "Erf", "LogSoftmax", "Max", "Min", "Abs", "Log",
         "ArgMax", "Gather", "Concat", "Greater",
         "Slice", "BatchNormalization", "LayerNormalization", "PRelu", "ReduceMean", "HardSwish", "Mish", "Softsign", "Where",
+        # only inside tf2onnx's fused LayerNormalization (its run-time shapes); anywhere else a leftover
+        "Shape", "Expand", "ReduceProd", "ReduceSumSquare",
     },
     ML_DOMAIN: {"Scaler", "ZipMap", "ArrayFeatureExtractor", "Binarizer", "LabelEncoder"},
 }
@@ -157,7 +159,7 @@ class GraphIndex:
 
     def _skip_noops(self, cur: str, width: int | None) -> str:
         while (index := self.sole_consumer(cur)) is not None and self.nodes[index].op_type in NOOP_OPS:
-            if self.nodes[index].input[0] != cur:
+            if self.nodes[index].input[0] != cur or self._reshape_for_batch_norm(index):
                 break
             reason = self._noop_problem(index, width)
             if reason is not None:
@@ -165,6 +167,16 @@ class GraphIndex:
             self.used.add(index)
             cur = self.nodes[index].output[0]
         return cur
+
+    def _reshape_for_batch_norm(self, index: int) -> bool:
+        """A Reshape to 4-D read by a BatchNormalization: no no-op, but the start of tf2onnx's layer norm
+        with a fixed batch size (``_match_tf2onnx_layer_norm``), which checks it."""
+        node = self.nodes[index]
+        target = self.constant(node.input[1]) if node.op_type == "Reshape" and len(node.input) > 1 else None
+        return target is not None and target.size == 4 and any(
+            self.nodes[i].op_type == "BatchNormalization" and self.nodes[i].input[:1] == node.output[:1]
+            for i in self.consumers.get(node.output[0], [])
+        )
 
     def _noop_problem(self, index: int, width: int | None) -> str | None:
         """Why a would-be no-op changes the values (None when it does not)."""

@@ -1,4 +1,4 @@
-"""Layers between dense layers: BatchNormalization, LayerNormalization (node or torch's decomposition),
+"""Layers between dense layers: BatchNormalization, LayerNormalization (node, torch's or tf2onnx's decomposition),
 PRelu, and activations that do not directly follow a dense layer (or follow one that already has one)."""
 
 from __future__ import annotations
@@ -9,18 +9,21 @@ import numpy as np
 
 from ...ir import ActivationLayer, BatchNormLayer, LayerNormLayer, PReLULayer
 from ._match_activations import ActivationPatterns
+from ._match_tf2onnx_layer_norm import Tf2onnxLayerNormPatterns
 from ._parsed import ParsedLayer
 
 _NORM_OPS = {"BatchNormalization", "LayerNormalization", "PRelu"}
 
 
-class KindPatterns(ActivationPatterns):
+class KindPatterns(Tf2onnxLayerNormPatterns, ActivationPatterns):
     """Everything after a dense layer's activation and before the next dense layer (or the tail)."""
 
     def _after_layers(self, layer: ParsedLayer, cur: str, width: int) -> str:
         while True:
             cur = self._skip_noops(cur, width)
-            decomposed, out = self._decomposed_layer_norm(cur, width)
+            decomposed, out = self._tf2onnx_layer_norm(cur, width)
+            if decomposed is None:
+                decomposed, out = self._decomposed_layer_norm(cur, width)
             if decomposed is not None:
                 layer.after.append(decomposed)
                 cur = out

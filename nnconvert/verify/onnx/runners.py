@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ReadError, UnsupportedModelError
+from ...errors import NnconvertError, ReadError, UnsupportedModelError
 from ..runner_base import Runner, as_2d
 
 __all__ = ["OnnxRuntimeRunner", "ReferenceEvaluatorRunner", "output_names_map", "normalise_outputs", "layer_tensors"]
@@ -126,9 +126,21 @@ class _OnnxRunner(Runner):
         self.output_order = [o.name for o in graph.output]
         self.output_map = output_names_map(self.output_order)
         self.dtype, self.n_features = _input_type(inputs[0], path)
+        self.fixed_batch = _fixed_batch(inputs[0])
 
     def _cast(self, X: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(X, dtype=self.dtype)
+
+    def input_range(self) -> tuple[np.ndarray, np.ndarray, str] | None:
+        """The range the graph's preprocessing (a Scaler, constant Sub/Div...) implies, when nnconvert reads the graph."""
+        from ...formats.onnx import read
+        from ...input_range import preprocessing_input_range
+
+        try:
+            model = read(self.path)
+        except NnconvertError:
+            return None  # a graph that is not an MLP nnconvert reads: the default range
+        return preprocessing_input_range(model)
 
 
 def _input_type(value_info: Any, path: Path) -> tuple[np.dtype, int | None]:
@@ -142,6 +154,27 @@ def _input_type(value_info: Any, path: Path) -> tuple[np.dtype, int | None]:
     dims = tensor_type.shape.dim
     n_features = dims[1].dim_value if len(dims) == 2 and dims[1].HasField("dim_value") else None
     return dtype, n_features
+
+
+def _fixed_batch(value_info: Any) -> int | None:
+    """The batch size the graph was exported for, when its input's first dimension is a number."""
+    dims = value_info.type.tensor_type.shape.dim
+    return dims[0].dim_value if len(dims) == 2 and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+
+
+def in_fixed_batches(X: np.ndarray, batch: int, run: Any) -> list[Any]:
+    """``run`` on ``X`` in blocks of exactly ``batch`` rows (the last padded with copies of its last row).
+
+    Returns each block's result with the padding rows still in; the caller trims them. A graph
+    exported with a fixed batch (tf2onnx or torch.onnx without dynamic axes) accepts no other.
+    """
+    results = []
+    for start in range(0, len(X), batch):
+        block = X[start : start + batch]
+        if len(block) < batch:
+            block = np.concatenate([block, np.repeat(block[-1:], batch - len(block), axis=0)])
+        results.append(run(block))
+    return results
 
 
 class OnnxRuntimeRunner(_OnnxRunner):
@@ -186,6 +219,9 @@ class OnnxRuntimeRunner(_OnnxRunner):
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
     def _run_block(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        if self.fixed_batch is not None and len(X) != self.fixed_batch and len(X):
+            parts = in_fixed_batches(X, self.fixed_batch, self._run_block)
+            return {name: np.concatenate([part[name] for part in parts])[: len(X)] for name in parts[0]}
         values = self.session.run(self.output_order, {self.input_name: X})
         return normalise_outputs(self.output_order, values, self.output_map)
 
@@ -197,7 +233,12 @@ class OnnxRuntimeRunner(_OnnxRunner):
             self._layer_session = self._session(_with_outputs(self.proto, names, self.input_name).SerializeToString())
         x = self._cast(X)
         wanted = [n for n in dict.fromkeys(names) if n != self.input_name]
-        arrays = dict(zip(wanted, self._layer_session.run(wanted, {self.input_name: x}), strict=True))
+        if self.fixed_batch is not None and len(x) != self.fixed_batch and len(x):
+            parts = in_fixed_batches(x, self.fixed_batch, lambda block: self._layer_session.run(wanted, {self.input_name: block}))
+            values = [np.concatenate([part[i] for part in parts])[: len(x)] for i in range(len(wanted))]
+        else:
+            values = self._layer_session.run(wanted, {self.input_name: x})
+        arrays = dict(zip(wanted, values, strict=True))
         arrays[self.input_name] = x
         return [(name, np.asarray(arrays[name])) for name in names]
 
