@@ -12,11 +12,13 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score
 
 import nnconvert
 from nnconvert import cli
 from tests.sklearn_variants import get_variant
 from tests.test_manifest import _KillsItsReader
+from tests.test_verify_metric import _truth
 from tests.test_verify_stream import _broken, _rows, _write_parquet
 
 pyspark = pytest.importorskip("pyspark", reason="the spark extra: pip install 'nnconvert[spark]'")
@@ -55,12 +57,14 @@ def _order_independent(document: dict) -> dict:
 
 def test_spark_verify_matches_local_streaming(spark, tmp_path, capsys):
     variant = get_variant("iris-labels-str")
-    data = _write_parquet(_rows(variant, 6000, seed=3), tmp_path / "rows", files=3, row_group=500)
+    X = _rows(variant, 6000, seed=3)
+    truth = _truth(variant, X)  # text labels, in a column of the data
+    data = _write_parquet(X, tmp_path / "rows", files=3, row_group=500, labels=truth)
     reference = tmp_path / "reference.json"
     nnconvert.save(nnconvert.from_sklearn(variant.estimator), reference)
     candidate = _broken(tmp_path, variant.estimator, 0.3)  # wide enough to flip labels
-    local = nnconvert.verify(reference, candidate, data=data)
-    code = cli.main(["verify", str(reference), str(candidate), "--data", str(data), "--engine", "spark",
+    local = nnconvert.verify(reference, candidate, data=data, label_column="label")
+    code = cli.main(["verify", str(reference), str(candidate), "--data", str(data), "--engine", "spark", "--label-column", "label",
                      "--master", "local[2]", "--report-json", str(tmp_path / "spark.json")])  # fmt: skip
     assert code == 1, capsys.readouterr()  # the nudged weights fail, on both engines
     on_spark = json.loads((tmp_path / "spark.json").read_text())
@@ -70,6 +74,25 @@ def test_spark_verify_matches_local_streaming(spark, tmp_path, capsys):
     np.testing.assert_allclose(theirs["means"], mine["means"], rtol=1e-12)
     labels = next(o for o in on_spark["outputs"] if o["name"] == "labels")["checks"][0]
     assert labels["flipped"] > 0 and labels["flips"]
+    metric = on_spark["metric"]  # counts: exact, part of the documents compared above
+    assert metric["reference"]["accuracy"] == accuracy_score(truth, variant.estimator.predict(X)) and metric["difference"]["correct"] != 0
+
+
+def test_spark_regression_metric_matches_in_memory(spark, tmp_path):
+    variant = get_variant("regression-1")
+    X = _rows(variant, 3000)
+    truth = _truth(variant, X)
+    reference = tmp_path / "reference.json"
+    nnconvert.save(nnconvert.from_sklearn(variant.estimator), reference)
+    candidate = _broken(tmp_path, variant.estimator, 0.1)
+    rows = [(float(t), *(float(v) for v in row)) for t, row in zip(truth, X, strict=True)]
+    frame = spark.createDataFrame(rows, ["target", *(f"f{j}" for j in range(X.shape[1]))]).repartition(3)
+    on_spark = nnconvert.spark.verify(frame, reference, candidate, label_column="target", per_layer=False).to_dict()["metric"]
+    local = nnconvert.verify(reference, candidate, X, labels=truth, per_layer=False).to_dict()["metric"]
+    assert on_spark["n_rows"] == local["n_rows"] == 3000 and on_spark["task"] == "regression"
+    for side in ("reference", "candidate", "difference"):
+        for name in ("mse", "rmse", "mae", "r2"):
+            assert on_spark[side][name] == pytest.approx(local[side][name], rel=1e-12, abs=1e-15), (side, name)  # the sums' order only
 
 
 def test_spark_verify_takes_a_dataframe(spark, tmp_path):

@@ -161,7 +161,7 @@ def test_detailed_document_follows_the_schema_and_keeps_version_1(tmp_path):
     document = iris_report(broken_iris_onnx(tmp_path, 1)).to_dict()
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
-    assert document["version"] == 1 and document["format_version"] == "1.1"
+    assert document["version"] == 1 and document["format_version"] == "1.2"
     candidate = document["candidate"]
     assert candidate["file"]["size"] == (tmp_path / "broken.onnx").stat().st_size
     assert [layer["shape"] for layer in candidate["model"]["layers"]] == [[4, 10], [10, 3]]

@@ -36,13 +36,15 @@ def _rows(variant, n_rows: int, seed: int = 0) -> np.ndarray:
     return X + rng.normal(scale=0.05, size=X.shape)
 
 
-def _write_parquet(X: np.ndarray, folder: Path, files: int = 3, row_group: int = 777) -> Path:
+def _write_parquet(X: np.ndarray, folder: Path, files: int = 3, row_group: int = 777, labels: np.ndarray | None = None) -> Path:
+    """``labels``: also a column ``label`` (the ground truth), written first."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder.mkdir()
-    for index, part in enumerate(np.array_split(X, files)):
-        table = pa.table({f"f{j}": part[:, j] for j in range(X.shape[1])})
+    for index, part in enumerate(np.array_split(np.arange(len(X)), files)):
+        columns = {} if labels is None else {"label": labels[part]}
+        table = pa.table(columns | {f"f{j}": X[part, j] for j in range(X.shape[1])})
         pq.write_table(table, folder / f"part-{index:05d}.parquet", row_group_size=row_group)
     (folder / "_SUCCESS").write_text("")  # Spark's marker file is skipped
     return folder

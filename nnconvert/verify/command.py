@@ -33,6 +33,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="input rows: a Parquet file or folder, .csv (header optional) or .npy, streamed in chunks; .npz (key X) in memory",
     )
+    _add_label_column(parser)
     parser.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="range of random inputs (default: from the preprocessing)")
     parser.add_argument("--n-samples", type=int, default=1000, help="random rows when no --data (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random rows (default 0)")
@@ -54,6 +55,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--engine", choices=["local", "spark"], default="local", help="where --data is run: this process, streamed (default), or a Spark job")
     scale.add_argument("--master", metavar="URL", help="--engine spark: the Spark master (default: spark-submit's, else local[*])")
     scale.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_label_column(parser: Any) -> None:
+    parser.add_argument(
+        "--label-column",
+        metavar="NAME",
+        help="the --data column (Parquet, or CSV with a header) holding the ground truth: not a feature; adds both models' "
+        "accuracy or MSE/RMSE/MAE/R² to the report (--labels FILE: the truth in a file of its own)",
+    )
 
 
 def _add_tolerance_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -96,18 +106,25 @@ def run(args: argparse.Namespace) -> int:
 
     if wants_price(args):
         return run_price(args)
+    candidate, priced = _scored_candidate(args)
+    if priced:  # --labels beside a float16/int8 candidate: the price of its precision
+        return run_price(args)
     if _streamed(args):
-        return _run_streamed(args)
+        return _run_streamed(args, candidate)
     if args.engine == "spark":
         raise UsageError("--engine spark needs --data PATH (a Parquet file or folder, .csv or .npy)")
     from ..progress import ProgressBar
 
+    if args.label_column is not None:
+        raise UsageError(f"--label-column names a column of a Parquet or CSV --data; {args.data} holds arrays: give --labels FILE")
+    X = None if args.data is None else load_data(args.data)
+    _check_labels(args.labels, args.data, X)
     progress = ProgressBar("verify", quiet=args.quiet)
     try:
         report = verify(
             args.reference,
-            args.candidate,
-            None if args.data is None else load_data(args.data),
+            candidate,
+            X,
             n_samples=args.n_samples,
             seed=args.seed,
             value_range=None if args.range is None else tuple(args.range),
@@ -119,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             # the digest identifies the inputs in saved evidence; a console-only run skips its extra pass
             hash_inputs=bool(args.report_json or args.report_md or args.report_html or args.save_inputs) and not args.no_input_hash,
             progress=progress.stage,
+            labels=args.labels,
         )
     except UsageError as exc:
         raise _data_width_error(exc, args.data) from None
@@ -129,17 +147,45 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.passed or args.warn_only else 1
 
 
-def _streamed(args: argparse.Namespace) -> bool:
+def _scored_candidate(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The candidate to verify: its path, or with --labels its loaded runner (so it is read once); and whether
+    --labels meets a float16/int8 candidate (nnconvert's reduced-precision files), whose price is measured instead."""
+    labels, column = getattr(args, "labels", None), getattr(args, "label_column", None)
+    if labels is None and column is None:
+        return args.candidate, False
+    if args.data is None or args.candidate is None:
+        flag = "--labels" if labels is not None else "--label-column"
+        raise UsageError(f"{flag} scores two models on real rows: give REFERENCE, CANDIDATE and --data PATH")
+    if labels is None or args.engine == "spark":
+        return args.candidate, False
+    from .price_command import reduced_precision
+    from .runners import make_runner
+
+    runner = make_runner(args.candidate, trust=args.trust_pickle, ort_optimizations=not args.no_ort_optimizations, role="candidate")
+    return runner, reduced_precision(runner)
+
+
+def _check_labels(labels: str | None, data: str | None, X: Any) -> None:
+    """In-memory rows: the ground truth file has as many rows (both files named when not)."""
+    if labels is None or X is None:
+        return
+    from .truth import check_rows, open_truth
+
+    check_rows(labels, open_truth(labels).n_rows, data, len(X))
+
+
+def _streamed(args: argparse.Namespace, data: str | None = None) -> bool:
     """--data that is read chunk by chunk (everything but .npz), or any --engine spark run."""
-    if args.data is None:
+    data = args.data if data is None else data
+    if data is None:
         return False
     from .datasource import STREAMED_SUFFIXES
 
-    data = str(args.data)
-    return args.engine == "spark" or "://" in data or Path(data).is_dir() or Path(data).suffix.lower() in STREAMED_SUFFIXES
+    engine = getattr(args, "engine", "local")
+    return engine == "spark" or "://" in data or Path(data).is_dir() or Path(data).suffix.lower() in STREAMED_SUFFIXES
 
 
-def _run_streamed(args: argparse.Namespace) -> int:
+def _run_streamed(args: argparse.Namespace, candidate: Any) -> int:
     from ..progress import ProgressBar
 
     if args.candidate is None:
@@ -154,6 +200,8 @@ def _run_streamed(args: argparse.Namespace) -> int:
         "ort_optimizations": not args.no_ort_optimizations,
         "reference_evaluator": args.reference_evaluator,
         "hash_inputs": bool(args.report_json or args.report_md) and not args.no_input_hash,
+        "labels": args.labels,
+        "label_column": args.label_column,
     }
     if "://" in str(args.data) and args.engine != "spark":
         raise UsageError(f"--data {args.data}: a cluster path (s3a://, hdfs://...) is read by --engine spark")
@@ -166,7 +214,7 @@ def _run_streamed(args: argparse.Namespace) -> int:
         else:
             from .stream import verify_stream
 
-            report = verify_stream(args.reference, args.candidate, args.data, row_progress=bar.update, **options)
+            report = verify_stream(args.reference, candidate, args.data, row_progress=bar.update, **options)
     finally:
         bar.close()
     print(report.summary())
@@ -206,7 +254,14 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write test_data_set_0 (inputs, the source's outputs) next to the ONNX output; implies --verify",
     )
-    group.add_argument("--data", "--verify-data", dest="verify_data", metavar="FILE", help="input rows for --verify (.npy/.npz/.csv)")
+    group.add_argument(
+        "--data",
+        "--verify-data",
+        dest="verify_data",
+        metavar="PATH",
+        help="input rows for --verify: a Parquet file or folder, .csv or .npy, streamed in chunks as by verify --data; .npz in memory",
+    )
+    _add_label_column(group)
     group.add_argument("--verify-n-samples", type=int, default=1000, help="random rows for --verify (default 1000)")
     group.add_argument("--verify-seed", type=int, default=0, help="seed of the random rows (default 0)")
     group.add_argument("--verify-report-json", metavar="FILE", help="write the verification's JSON report")
@@ -225,15 +280,41 @@ def _runner_of(target: Path, args: argparse.Namespace) -> str | None:
 
 
 def check_convert_target(target: Path, args: argparse.Namespace) -> None:
-    """Refuse ``--emit-test-data`` for an output verify does not run as an ONNX file (checked before anything is written).
+    """Refuse ``--emit-test-data`` for an output verify does not run as an ONNX file, and ground truth that does
+    not fit the --data rows (checked before anything is written).
 
     Raises:
         UsageError: the output is not an ONNX file.
+        ReadError: --labels of another row count than --data, or no such --label-column.
     """
+    _check_ground_truth(args)
     if not getattr(args, "emit_test_data", False):
         return
     if _runner_of(target, args) != "onnxruntime":
         raise UsageError(f"--emit-test-data writes the ONNX test-data layout; {target} is not an .onnx file")
+
+
+def _check_ground_truth(args: argparse.Namespace) -> None:
+    """convert --verify --data PATH with --labels/--label-column: both readable and of one length, before DST is written."""
+    data, labels, column = getattr(args, "verify_data", None), getattr(args, "labels", None), getattr(args, "label_column", None)
+    if data is None or (labels is None and column is None) or getattr(args, "ground_truth_checked", False):
+        return
+    args.ground_truth_checked = True
+    from .truth import check_rows, open_truth
+
+    if not _streamed(args, data) or getattr(args, "emit_test_data", False):
+        if column is not None:
+            raise UsageError("--label-column names a column of a streamed --data (Parquet, CSV); give --labels FILE")
+        if labels is not None:  # the rows are loaded (again when verify runs; such data fit in memory)
+            from .inputs import load_data
+
+            check_rows(labels, open_truth(labels).n_rows, data, len(load_data(data)))
+        return
+    from .datasource import open_data
+
+    source = open_data(data, column)
+    if labels is not None and column is None:
+        check_rows(labels, open_truth(labels).n_rows, data, source.n_rows)
 
 
 def verify_after_convert(source: str | Path, written_path: str | Path, args: argparse.Namespace, model: Any) -> int:
@@ -258,18 +339,26 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         return price_after_convert(Path(source), _source_model(Path(source), args, model), written_path, args, model)
     emit = getattr(args, "emit_test_data", False)
     data = getattr(args, "verify_data", None)
-    try:
-        report = verify(
-            _source_model(Path(source), args, model),
-            written_path,
-            None if data is None else load_data(data),
-            n_samples=getattr(args, "verify_n_samples", 1000),
-            seed=getattr(args, "verify_seed", 0),
-            trust=getattr(args, "trust_pickle", False),
-            hash_inputs=bool(getattr(args, "verify_report_json", None) or getattr(args, "verify_report_html", None)),
-        )
-    except UsageError as exc:
-        raise _data_width_error(exc, data) from None
+    labels, column = getattr(args, "labels", None), getattr(args, "label_column", None)
+    if (labels is not None or column is not None) and data is None:
+        raise UsageError(f"{'--labels' if labels is not None else '--label-column'} scores the models on real rows: give them with --data PATH")
+    options: dict[str, Any] = {
+        "seed": getattr(args, "verify_seed", 0),
+        "trust": getattr(args, "trust_pickle", False),
+        "hash_inputs": bool(getattr(args, "verify_report_json", None) or getattr(args, "verify_report_html", None)),
+        "labels": labels,
+    }
+    if data is not None and not emit and _streamed(args, data):  # the evidence of --emit-test-data is every row, in memory
+        report = _verify_streamed(_source_model(Path(source), args, model), written_path, data, column, args, options)
+    else:
+        if column is not None:
+            raise UsageError("--label-column names a column of a streamed --data (Parquet, CSV); give --labels FILE")
+        X = None if data is None else load_data(data)
+        _check_labels(labels, data, X)
+        try:
+            report = verify(_source_model(Path(source), args, model), written_path, X, n_samples=getattr(args, "verify_n_samples", 1000), **options)
+        except UsageError as exc:
+            raise _data_width_error(exc, data) from None
     print(report.summary())
     if getattr(args, "verify_report_json", None):
         report.to_json(args.verify_report_json)
@@ -281,6 +370,18 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
         for folder in emit_test_data(written_path, report):
             print(f"wrote {folder}")
     return 0 if report.passed or getattr(args, "warn_only", False) else 1
+
+
+def _verify_streamed(reference: Any, written: Path, data: str, column: str | None, args: argparse.Namespace, options: dict[str, Any]) -> Any:
+    """``convert --verify --data PATH``: the written file against the source on streamed rows, as ``verify --data``."""
+    from ..progress import ProgressBar
+    from .stream import verify_stream
+
+    bar = ProgressBar("verify", "rows", quiet=getattr(args, "quiet", False))
+    try:
+        return verify_stream(reference, written, data, label_column=column, row_progress=bar.update, **options)
+    finally:
+        bar.close()
 
 
 def convert_with_evidence(source: Path, target: Path, args: argparse.Namespace, model: Any, write: Callable[[Path], Any]) -> int:

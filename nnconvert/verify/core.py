@@ -46,6 +46,7 @@ def verify(
     batch_one_rows: int = 8,
     hash_inputs: bool = True,
     progress: Progress | None = None,
+    labels: Any = None,
 ) -> Report:
     """Run ``reference`` and ``candidate`` on the same inputs and compare every output.
 
@@ -72,6 +73,9 @@ def verify(
             them: a third of verify's time on 100,000 x 784 rows on 2 cores); when False
             the report's ``sha256`` is null.
         progress: called with the name of each stage as it starts.
+        labels: the ground truth of ``X``'s rows (an array, or a .npy/.csv/.parquet file, one
+            value per row): both models' task metric (accuracy, or MSE/RMSE/MAE/R²) goes into
+            the report as ``metric``. Informational: parity alone decides ``passed``.
 
     Returns:
         The :class:`Report`; ``report.passed`` says whether parity holds.
@@ -91,8 +95,11 @@ def verify(
     cand = make_runner(candidate, trust=trust, ort_optimizations=ort_optimizations, role="candidate")
     run = _Run(cand, seed, atol, rtol, notify)
     run.hash_inputs = hash_inputs
+    run.labels = labels
     try:
         if reference is None:
+            if labels is not None:
+                raise UsageError("labels= scores two models on real rows: give a reference, a candidate and X")
             run.from_evidence(candidate, X)
         else:
             ref = make_runner(reference, trust=trust, ort_optimizations=ort_optimizations, role="reference")
@@ -123,6 +130,8 @@ class _Run:
         self.hasher: inputs_mod.InputHasher | None = None
         self.hash_inputs = True
         self.dtype = np.dtype(np.float64)
+        self.labels: Any = None  # the ground truth given (array or file), for the task metric
+        self.metric: dict[str, Any] | None = None
 
     def finish(self, edge_cases: bool, batch_one_rows: int, per_layer: bool, reference_evaluator: bool, started: float) -> Report:
         """The stages after the main rows (edge cases, outputs, hidden layers, cross-check) and the report."""
@@ -144,6 +153,7 @@ class _Run:
         self.dtype = comparison_dtype(ref.dtype, self.cand.dtype)
         n_features = _n_features(ref, self.cand, X)
         inputs = self._main_inputs(ref, X, n_features, n_samples, value_range)
+        truth = None if self.labels is None else self._truth(len(inputs.X), X is None)
         # the sha256 of the rows overlaps the models' inference (docs/verify.md, "Cost")
         if self.hash_inputs:
             self.hasher = inputs_mod.InputHasher([inputs.X]).start()
@@ -153,6 +163,27 @@ class _Run:
         self.sets.append({"name": inputs.source, "X": inputs.X, "reference": ref_out, "candidate": cand_out})
         self.main_inputs = inputs
         self.inputs_info = self._inputs_info(inputs)
+        if truth is not None:
+            from .metric import task_metric
+
+            source = str(self.labels) if isinstance(self.labels, (str, Path)) else None
+            with self._stage("metric", "scoring against the labels"):
+                self.metric = task_metric(ref_out, cand_out, truth, source or "the labels= array", source)
+
+    def _truth(self, n_rows: int, random_rows: bool) -> np.ndarray:
+        """The ground truth of the main rows, its row count checked against theirs."""
+        if random_rows:
+            raise UsageError("labels= scores the models on real rows: give them as X= or data=")
+        if isinstance(self.labels, (str, Path)):
+            from .truth import check_rows, load_truth
+
+            truth = load_truth(self.labels)
+            check_rows(self.labels, len(truth), "X", n_rows)
+            return truth
+        truth = np.asarray(self.labels)
+        if truth.ndim == 0 or len(truth) != n_rows:
+            raise UsageError(f"labels= has {truth.shape[0] if truth.ndim else 0} rows; X has {n_rows}")
+        return truth
 
     def add_edge_cases(self) -> None:
         """Run both models on the edge-case rows (a few dozen; see inputs.edge_cases)."""
@@ -433,6 +464,7 @@ class _Run:
             "seed": self.seed,
             "inputs": self.inputs_info,
             "outputs": self.outputs,
+            **({} if self.metric is None else {"metric": self.metric}),
             "layers": self.layers,
             "cross_checks": self.cross_checks,
             "warnings": self.warnings,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependencyError, ReadError
+from ..errors import MissingDependencyError, ReadError, UsageError
 
 __all__ = ["DataSource", "open_data", "parquet_files", "STREAMED_SUFFIXES"]
 
@@ -33,7 +33,16 @@ class DataSource:
     n_features: int
     dtype: np.dtype
     kind: str  # "parquet", "csv" or "npy"
-    columns: list[str] | None = None
+    columns: list[str] | None = None  # Parquet: the feature columns
+    label_column: str | None = None  # the ground truth's column, not a feature
+    label_index: int | None = None  # CSV: its position
+
+    def labelled_chunks(self, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Like :meth:`chunks`, with the label column's values of the same rows (text kept as text)."""
+        if self.label_column is None:
+            raise RuntimeError("labelled_chunks needs a label column")  # callers check label_column first
+        pieces = self._csv_pieces(rows) if self.kind == "csv" else self._parquet_pieces(rows)
+        yield from _rechunk(pieces, rows)
 
     def chunks(self, rows: int) -> Iterator[np.ndarray]:
         """Consecutive blocks of exactly ``rows`` rows (the last may be shorter), in file order."""
@@ -43,20 +52,26 @@ class DataSource:
                 yield np.array(array[start : start + rows], dtype=self.dtype)  # a private copy of just this block
             return
         pieces = self._csv_pieces(rows) if self.kind == "csv" else self._parquet_pieces(rows)
-        yield from _rechunk(pieces, rows)
+        yield from (piece[0] if isinstance(piece, tuple) else piece for piece in _rechunk(pieces, rows))
 
-    def _parquet_pieces(self, rows: int) -> Iterator[np.ndarray]:
+    def _parquet_pieces(self, rows: int) -> Iterator[Any]:
         pq = _pyarrow_parquet()
+        wanted = self.columns if self.label_column is None else [*(self.columns or []), self.label_column]
         for file in parquet_files(self.path):
             try:
                 # a buffered stream, not the whole row group's bytes up front (pyarrow still decodes a row group at a time)
                 handle = pq.ParquetFile(file, buffer_size=1 << 22, pre_buffer=False)
-                for batch in handle.iter_batches(batch_size=rows, columns=self.columns):
-                    yield _batch_to_array(batch, self.dtype, file)
+                for batch in handle.iter_batches(batch_size=rows, columns=wanted):
+                    if self.label_column is None:
+                        yield _batch_to_array(batch, self.dtype, file)
+                        continue
+                    labels = column_values([batch.column(self.label_column)], [self.label_column], file)
+                    yield _batch_to_array(batch.drop_columns([self.label_column]), self.dtype, file), labels
             except OSError as exc:
                 raise ReadError(f"cannot read the data: {exc}", path=file) from exc
 
-    def _csv_pieces(self, rows: int) -> Iterator[np.ndarray]:
+    def _csv_pieces(self, rows: int) -> Iterator[Any]:
+        features = None if self.label_index is None else [i for i in range(self.n_features + 1) if i != self.label_index]
         with open(self.path, encoding="utf-8") as handle:
             if _has_header(self.path):
                 handle.readline()
@@ -65,18 +80,24 @@ class DataSource:
                 if not lines:
                     return
                 try:
-                    block = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2)
+                    block = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2, usecols=features)
+                    labels = None if self.label_index is None else np.loadtxt(lines, delimiter=",", dtype=str, ndmin=2, usecols=[self.label_index])
                 except ValueError as exc:
                     raise ReadError(f"cannot read the data: {exc}", path=self.path) from exc
-                if block.size:
+                if not block.size:
+                    continue
+                if labels is None:
                     yield block
+                else:
+                    yield block, typed_cells(np.char.strip(np.char.strip(labels), '"'))
 
 
-def open_data(path: str | Path) -> DataSource:
-    """The chunked reader of a data file or Parquet folder.
+def open_data(path: str | Path, label_column: str | None = None) -> DataSource:
+    """The chunked reader of a data file or Parquet folder; ``label_column``: the ground truth's column, not a feature.
 
     Raises:
-        ReadError: missing, unreadable, empty, non-numeric, or of a type that is not streamed.
+        ReadError: missing, unreadable, empty, non-numeric, or of a type that is not streamed; no such label column.
+        UsageError: ``label_column`` for an .npy (it has no column names).
         MissingDependencyError: Parquet without pyarrow.
     """
     path = Path(path)
@@ -85,11 +106,13 @@ def open_data(path: str | Path) -> DataSource:
     suffix = path.suffix.lower()
     try:
         if path.is_dir() or suffix in (".parquet", ".pq"):
-            return _open_parquet(path)
+            return _open_parquet(path, label_column)
+        if suffix == ".npy" and label_column is not None:
+            raise UsageError(f"{path} is an .npy: it has no column names; give the ground truth as a file of its own (--labels FILE, labels=)")
         if suffix == ".npy":
             return _open_npy(path)
         if suffix in (".csv", ".txt"):
-            return _open_csv(path)
+            return _open_csv(path, label_column)
     except OSError as exc:
         raise ReadError(f"cannot read the data: {exc}", path=path) from exc
     raise ReadError(f"unknown data file type {suffix!r}; expected .parquet (or a folder of them), .csv, .npy or .npz", path=path)
@@ -106,6 +129,25 @@ def parquet_files(path: Path) -> list[Path]:
     return [p for p in files if p.suffix.lower() in (".parquet", ".pq") or not p.suffix]
 
 
+def column_values(columns: list[Any], names: list[str], file: Path) -> np.ndarray:
+    """Arrow columns as one numpy table (rows, columns), text kept as text."""
+    arrays = []
+    for name, column in zip(names, columns, strict=True):
+        if column.null_count:
+            raise ReadError(f"column {name!r} has {column.null_count} missing values", path=file)
+        values = column.to_numpy(zero_copy_only=False)
+        arrays.append(values.astype(str) if values.dtype == object else values)
+    return arrays[0][:, None] if len(arrays) == 1 else np.column_stack(arrays)
+
+
+def typed_cells(cells: np.ndarray) -> np.ndarray:
+    """CSV cells as numbers when they all are, else as text."""
+    try:
+        return cells.astype(np.float64)
+    except ValueError:
+        return cells
+
+
 def _pyarrow_parquet() -> Any:
     try:
         import pyarrow.parquet as pq
@@ -114,7 +156,7 @@ def _pyarrow_parquet() -> Any:
     return pq
 
 
-def _open_parquet(path: Path) -> DataSource:
+def _open_parquet(path: Path, label_column: str | None = None) -> DataSource:
     pq = _pyarrow_parquet()
     files = parquet_files(path)
     if not files:
@@ -132,10 +174,13 @@ def _open_parquet(path: Path) -> DataSource:
             raise ReadError(f"its columns {file_schema.names} differ from those of {files[0].name}: {schema.names}", path=file)
         n_rows += metadata.num_rows
     assert schema is not None
-    dtype = _columns_dtype(schema, files[0])
+    features = [name for name in schema.names if name != label_column]
+    if label_column is not None and len(features) == len(schema.names):
+        raise ReadError(f"no label column {label_column!r}; its columns: {', '.join(schema.names)}", path=files[0])
+    dtype = _columns_dtype([schema.field(name) for name in features], files[0])
     if n_rows == 0:
         raise ReadError("the data holds no rows", path=path)
-    return DataSource(path, n_rows, len(schema.names), dtype, "parquet", list(schema.names))
+    return DataSource(path, n_rows, len(features), dtype, "parquet", features, label_column)
 
 
 def _columns_dtype(schema: Any, file: Path) -> np.dtype:
@@ -188,8 +233,16 @@ def _has_header(path: Path) -> bool:
     return False
 
 
-def _open_csv(path: Path) -> DataSource:
+def _open_csv(path: Path, label_column: str | None = None) -> DataSource:
     header = _has_header(path)
+    label_index = None
+    if label_column is not None:
+        with open(path, encoding="utf-8") as handle:
+            names = [cell.strip().strip('"') for cell in handle.readline().split(",")] if header else []
+        if label_column not in names:
+            found = f"its columns: {', '.join(names)}" if names else "it has no header line naming its columns"
+            raise ReadError(f"no label column {label_column!r}; {found}", path=path)
+        label_index = names.index(label_column)
     n_rows, width = 0, None
     with open(path, "rb") as handle:
         if header:
@@ -202,21 +255,31 @@ def _open_csv(path: Path) -> DataSource:
                 n_rows += 1
     if n_rows == 0 or width is None:
         raise ReadError(f"expected a 2-D table (rows, features), got shape {(0,)}", path=path)
-    return DataSource(path, n_rows, width, np.dtype(np.float64), "csv")
+    n_features = width - (label_index is not None)
+    return DataSource(path, n_rows, n_features, np.dtype(np.float64), "csv", None, label_column, label_index)
 
 
-def _rechunk(pieces: Iterator[np.ndarray], rows: int) -> Iterator[np.ndarray]:
-    """Blocks of exactly ``rows`` rows from pieces of any size (files and row groups do not line up)."""
-    pending: list[np.ndarray] = []
+def _rechunk(pieces: Iterator[Any], rows: int) -> Iterator[Any]:
+    """Blocks of exactly ``rows`` rows from pieces of any size (files and row groups do not line up).
+
+    A piece is an array, or a tuple of arrays of the same rows (features and labels), cut alike.
+    """
+    pending: list[tuple[np.ndarray, ...]] = []
     held = 0
     for piece in pieces:
-        while len(piece):
-            take = min(rows - held, len(piece))
-            pending.append(piece[:take])
+        parts = piece if isinstance(piece, tuple) else (piece,)
+        while len(parts[0]):
+            take = min(rows - held, len(parts[0]))
+            pending.append(tuple(part[:take] for part in parts))
             held += take
-            piece = piece[take:]
+            parts = tuple(part[take:] for part in parts)
             if held == rows:
-                yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+                yield _joined(pending, isinstance(piece, tuple))
                 pending, held = [], 0
     if held:
-        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+        yield _joined(pending, isinstance(piece, tuple))
+
+
+def _joined(pending: list[tuple[np.ndarray, ...]], as_tuple: bool) -> Any:
+    joined = tuple(group[0] if len(pending) == 1 else np.concatenate(group) for group in zip(*pending, strict=True))
+    return joined if as_tuple else joined[0]

@@ -50,6 +50,7 @@ def render_report(document: dict[str, Any]) -> str:
         _verdict(document),
         _diagram_section(document),
         *(_output_section(output, document) for output in document["outputs"]),
+        _metric_section(document.get("metric")),
         _provenance(document),
     ]
     return page(f"nnconvert verify: {'PASSED' if passed else 'FAILED'}", "\n".join(sections), CSS + DIAGRAM_CSS)
@@ -158,6 +159,27 @@ def _layer_table(layers: dict[str, Any]) -> str:
 
 
 # -- outputs ---------------------------------------------------------------------
+
+
+def _metric_section(metric: dict[str, Any] | None) -> str:
+    """Both models' task metric against the ground truth, and the difference (informational)."""
+    if metric is None:
+        return ""
+    from .text import METRIC_NAMES
+
+    names = [n for n in METRIC_NAMES if n in metric["reference"]]
+    style = "percent" if metric["task"] == "classification" else "g"
+    head = "<tr><th></th>" + "".join(f"<th>{esc(METRIC_NAMES[n])}</th>" for n in names) + "</tr>"
+    rows = "".join(
+        f"<tr><td>{side}</td>" + "".join(f'<td class="n">{fig(metric[side][n], style)}</td>' for n in names) + "</tr>"
+        for side in ("reference", "candidate", "difference")
+    )
+    return (
+        f'<section id="metric"><h2>Task metric</h2><p class="muted">Against {esc(metric["labels"])}, on '
+        f'{fig(metric["n_rows"])} rows; informational: parity decides the verdict.</p>'
+        f'<div class="wrap"><table class="checks">{head}{rows}</table></div></section>'
+    )
+
 
 
 def _output_section(output: dict[str, Any], document: dict[str, Any]) -> str:

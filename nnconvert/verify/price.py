@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UsageError
 
-__all__ = ["PriceReport", "measure_price", "DEFAULT_THRESHOLDS", "LAYER_TOLERANCE"]
+__all__ = ["PriceReport", "measure_price", "declared_precision", "DEFAULT_THRESHOLDS", "LAYER_TOLERANCE"]
 
 # (max label disagreement, max metric drop), as fractions: float16 should change
 # essentially nothing; int8 may flip near-ties and cost up to a point of accuracy.
@@ -125,12 +125,12 @@ def measure_price(
         from ..api import load
 
         written_model = load(written)
-    precision = "float32" if written_model is None else precision_of(written_model)
+    precision = precision_of(written_model) if written_model is not None else (declared_precision(candidate)[0] or "float32")
     thresholds = _thresholds(precision, max_label_disagreement, max_metric_drop)
     ref_out, cand_out = reference.run(X), candidate.run(X)
     report = PriceReport(
         precision=precision,
-        mode=None if written_model is None else quantization_mode(written_model),
+        mode=declared_precision(candidate)[1] if written_model is None else quantization_mode(written_model),
         n_rows=len(X),
         outputs=_output_errors(ref_out, cand_out),
         label_agreement=None,
@@ -150,6 +150,20 @@ def measure_price(
         _localise(report, IRRunner(original_model), IRRunner(written_model), X[:256], LAYER_TOLERANCE.get(precision, 1e-5))
     _judge(report)
     return report
+
+
+def declared_precision(runner: Any) -> tuple[str | None, str | None]:
+    """(precision, quantization mode) of the model a verify runner runs: its IR's, or what nnconvert's
+    ONNX writer declared in the file's metadata; (None, None) when unknown (another producer's file)."""
+    from ..ir import Model
+    from ..quantization import precision_of, quantization_mode
+
+    model = getattr(runner, "model", None)
+    if isinstance(model, Model):
+        return precision_of(model), quantization_mode(model)
+    proto = getattr(runner, "proto", None)
+    declared = {entry.key: entry.value for entry in proto.metadata_props} if proto is not None else {}
+    return declared.get("precision"), declared.get("quantization") or None
 
 
 def _thresholds(precision: str, label: float | None, metric: float | None) -> dict[str, float]:

@@ -7,12 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_price_options", "wants_price", "price_after_convert", "run_price"]
+__all__ = ["add_price_options", "wants_price", "reduced_precision", "price_after_convert", "run_price"]
 
 
 def add_price_options(parser: Any) -> None:
     """``--labels`` and the two thresholds (on ``verify`` and on ``convert``'s verification group)."""
-    parser.add_argument("--labels", metavar="FILE", help="true labels/targets of the --data rows (.npy/.csv, one column): adds accuracy or R² to the price")
+    parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="true labels/targets of the --data rows (.npy, .csv or Parquet, one value per row): adds both models' accuracy "
+        "or MSE/RMSE/MAE/R² to the report; for a float16/int8 candidate, accuracy or R² to its price",
+    )
     parser.add_argument(
         "--max-label-disagreement",
         type=float,
@@ -28,20 +33,28 @@ def add_price_options(parser: Any) -> None:
 
 
 def wants_price(args: argparse.Namespace, *, precision_is_quantization: bool = True) -> bool:
-    """Price mode: asked for by a threshold or --labels, or by --precision where it means quantization
-    (not for generated C, whose --precision is the code's arithmetic and whose header states its error)."""
-    names = ("labels", "max_label_disagreement", "max_metric_drop") + (("writer_option_precision",) if precision_is_quantization else ())
+    """Price mode: asked for by a threshold, or by --precision where it means quantization (not for generated C,
+    whose --precision is the code's arithmetic and whose header states its error). --labels alone prices only a
+    reduced-precision candidate (see reduced_precision); otherwise it adds the task metric to parity verify."""
+    names = ("max_label_disagreement", "max_metric_drop") + (("writer_option_precision",) if precision_is_quantization else ())
     return any(getattr(args, name, None) is not None for name in names)
 
 
-def _labels(args: argparse.Namespace) -> Any:
+def reduced_precision(runner: Any) -> bool:
+    """Whether a verify runner runs one of nnconvert's float16/int8 files (then ``verify --labels`` prices it)."""
+    from .price import declared_precision
+
+    return declared_precision(runner)[0] in ("float16", "int8")
+
+
+def _labels(args: argparse.Namespace, data: Any, X: Any) -> Any:
     if getattr(args, "labels", None) is None:
         return None
+    from .truth import check_rows, load_truth
 
-    from .inputs import load_data
-
-    labels = load_data(args.labels)  # a 1-D .npy comes back as one row: labels are one value per row either way
-    return labels.ravel() if 1 in labels.shape else labels
+    labels = load_truth(args.labels)
+    check_rows(args.labels, len(labels), data, len(X))
+    return labels.ravel() if labels.ndim == 2 and labels.shape[1] == 1 else labels
 
 
 def price_after_convert(source: Path, original: Any, written: Path, args: argparse.Namespace, model: Any) -> int:
@@ -62,11 +75,12 @@ def price_after_convert(source: Path, original: Any, written: Path, args: argpar
 
         calibration = load_calibration(calibration)
     written_model = quantize(model, precision, calibration)
+    X = load_data(data)
     report = measure_price(
         original,
         written,
-        load_data(data),
-        y=_labels(args),
+        X,
+        y=_labels(args, data, X),
         written_model=written_model,
         source_path=source,
         max_label_disagreement=getattr(args, "max_label_disagreement", None),
@@ -84,11 +98,12 @@ def run_price(args: argparse.Namespace) -> int:
 
     if args.candidate is None or args.data is None:
         raise UsageError("the price of reduced precision needs ORIGINAL and CANDIDATE files and --data FILE")
+    X = load_data(args.data)
     report = measure_price(
         args.reference,
         args.candidate,
-        load_data(args.data),
-        y=_labels(args),
+        X,
+        y=_labels(args, args.data, X),
         source_path=args.reference,
         max_label_disagreement=args.max_label_disagreement,
         max_metric_drop=args.max_metric_drop,

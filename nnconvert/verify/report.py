@@ -83,6 +83,12 @@ class Report:
         """The first layer (index -1: the preprocessed input) out of tolerance, when layers were compared."""
         return self._document["layers"].get("first_failing")
 
+    @property
+    def metric(self) -> dict[str, Any] | None:
+        """Both models' task metric against the ground truth (``labels=``, ``label_column=``), or None without it."""
+        metric = self._document.get("metric")
+        return None if metric is None else copy.deepcopy(metric)
+
     def output(self, name: str) -> dict[str, Any]:
         """The result of one output (``probabilities``, ``labels``, ``values``)."""
         for entry in self._document["outputs"]:

@@ -73,6 +73,8 @@ def verify(
     hash_inputs: bool = False,
     progress: Callable[[str], None] | None = None,
     row_progress: Callable[[int, int], None] | None = None,
+    label_column: str | None = None,
+    labels: Any = None,
 ) -> Any:
     """Verify ``candidate`` against ``reference`` on every row of a Spark DataFrame or Parquet path.
 
@@ -81,6 +83,9 @@ def verify(
             (``s3a://``, ``hdfs://``, local) that Spark reads.
         reference, candidate: model files (the driver reads them; executors get their bytes).
         master: the Spark master when no session is active.
+        label_column: the column holding the ground truth (not a feature): adds the task metric
+            to the report, as :func:`nnconvert.verify`'s ``label_column``.
+        labels: refused: on a cluster the ground truth travels with the rows, as ``label_column``.
         hash_inputs: ignored: the inputs' sha256 is a sequential digest, not computed on a cluster
             (the report's ``sha256`` is null).
         The other arguments are those of :func:`nnconvert.verify`.
@@ -98,9 +103,13 @@ def verify(
     for role, model in (("reference", reference), ("candidate", candidate)):
         if not isinstance(model, (str, os.PathLike)):
             raise UsageError(f"nnconvert.spark.verify needs model files: the {role} is a {type(model).__name__}")
+    if labels is not None:
+        raise UsageError("on Spark the ground truth is a column of the data: give label_column= (--label-column NAME), not labels=")
     spark = session(master)
     frame, description, n_rows = _numbered(spark, dataframe_or_path)
-    columns = [c for c in frame.columns if c != _ROW]
+    columns = [c for c in frame.columns if c not in (_ROW, label_column)]
+    if label_column is not None and label_column not in frame.columns:
+        raise ReadError(f"no label column {label_column!r}; its columns: {', '.join(columns)}", path=description)
     dtype = _frame_dtype(frame, columns)
     if n_rows == 0:
         raise UsageError(f"{description}: the data holds no rows")
@@ -110,7 +119,7 @@ def verify(
         "key": f"{os.getpid()}-{time.time_ns()}",
         "models": [(Path(m).suffix, Path(m).read_bytes()) for m in (reference, candidate)],
         "trust": trust, "ort_optimizations": ort_optimizations, "spec": run.spec(), "dtype": run.dtype.name,
-        "features_dtype": dtype.str, "columns": columns,
+        "features_dtype": dtype.str, "columns": columns, "label_column": label_column, "description": description,
         "planned": planned_rows(n_rows, len(columns), seed, batch_one_rows, reference_evaluator),
     }  # fmt: skip
     broadcast = spark.sparkContext.broadcast(payload)
@@ -128,6 +137,7 @@ def verify(
         row_progress(n_rows, n_rows)
     if hash_inputs:
         run.warnings.append("the inputs' sha256 is not computed by --engine spark (a sequential digest)")
+    run.labels_name = f"column {label_column!r} of the data"
     run.finish_stream(merged, n_rows, dtype, None)
     broadcast.unpersist()
     return run.finish(edge_cases, batch_one_rows, per_layer, reference_evaluator, started)
@@ -210,10 +220,15 @@ def _run_partition(payload: dict[str, Any], batches: Iterator[Any]) -> Iterator[
     """One partition: its batches through both models into one pickled StreamPass."""
     import pyarrow as pa
 
+    from .datasource import column_values
+    from .metric import MetricPartial
     from .stream import StreamPass
 
     ref, cand = _worker_models(payload)
     stream = StreamPass(payload["spec"], payload["dtype"], payload["planned"])
+    label = payload["label_column"]
+    if label is not None:
+        stream.metric = MetricPartial(payload["description"])
     dtype = np.dtype(payload["features_dtype"])
     for batch in batches:
         if batch.num_rows == 0:
@@ -224,7 +239,8 @@ def _run_partition(payload: dict[str, Any], batches: Iterator[Any]) -> Iterator[
         for index, name in enumerate(payload["columns"]):
             X[:, index] = batch.column(name).to_numpy(zero_copy_only=False)
         X, rows = X[order], rows[order]
-        stream.add(X, rows, ref.run(X), cand.run(X))
+        truth = None if label is None else column_values([batch.column(label)], [label], Path(payload["description"]))[order]
+        stream.add(X, rows, ref.run(X), cand.run(X), truth)
     yield pa.RecordBatch.from_arrays([pa.array([pickle.dumps(stream)], type=pa.binary())], names=["partial"])
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,12 @@ from . import bins, core
 from . import inputs as inputs_mod
 from .core import CROSS_CHECK_ROWS, LAYER_SAMPLE_ROWS, Progress, _n_features, _Run
 from .datasource import DataSource, open_data
+from .metric import MetricPartial
 from .partials import LabelsPartial, ToleranceSpec, ValuesPartial
 from .report import Report
 from .runners import Runner, make_runner
 from .tolerances import ToleranceOption, check_overrides, comparison_dtype
+from .truth import TruthSource
 
 __all__ = ["verify", "verify_stream", "StreamPass", "SparseRows", "planned_rows"]
 
@@ -103,10 +105,16 @@ class StreamPass:
     rename: tuple[str, str] | None = None
     values: dict[str, ValuesPartial] = field(default_factory=dict)
     labels: LabelsPartial | None = None
+    metric: MetricPartial | None = None  # against the ground truth, when given
     kept: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]] = field(default_factory=list)
 
-    def add(self, X: np.ndarray, rows: np.ndarray, ref_out: dict[str, Any], cand_out: dict[str, Any]) -> None:
-        """One chunk: ``rows`` its global row numbers, increasing."""
+    def add(self, X: np.ndarray, rows: np.ndarray, ref_out: dict[str, Any], cand_out: dict[str, Any],
+            truth: np.ndarray | None = None) -> None:  # fmt: skip
+        """One chunk: ``rows`` its global row numbers, increasing; ``truth`` the ground truth of its rows."""
+        if truth is not None:
+            if self.metric is None:
+                self.metric = MetricPartial()
+            self.metric.add(ref_out, cand_out, truth)  # before renaming: each model's own outputs
         cand_out = dict(cand_out)
         if self.names is None:
             self._align(ref_out, cand_out)
@@ -151,6 +159,11 @@ class StreamPass:
                 self.values[name].merge(partial)
             else:
                 self.values[name] = partial
+        if other.metric is not None:
+            if self.metric is None:
+                self.metric = other.metric
+            else:
+                self.metric.merge(other.metric)
         if other.labels is not None:
             if self.labels is None:
                 self.labels = other.labels
@@ -202,17 +215,20 @@ class _StreamRun(_Run):
             # rows of the wrong width are an input error about the data file (exit 3), as in-memory verify reports them
             raise ReadError(f"the data has {n_features} columns; the models take {expected} features", path=str(description))
 
-    def from_source(self, ref: Runner, source: DataSource, plan: dict[str, Any], started: float, row_progress: RowProgress) -> None:
+    def from_source(self, ref: Runner, source: DataSource, plan: dict[str, Any], started: float, row_progress: RowProgress,
+                    truth: TruthSource | None = None) -> None:  # fmt: skip
         self.prepare(ref, source.n_features, source.path)
         n_rows = source.n_rows
         stream = StreamPass(self.spec(), self.dtype.name, planned_rows(n_rows, source.n_features, self.seed, **plan))
+        if truth is not None or source.label_column is not None:
+            stream.metric = MetricPartial(str(source.path if truth is None else truth.path))
         digest = hashlib.sha256(f"{source.dtype.str}{(n_rows, source.n_features)}".encode()) if self.hash_inputs else None
         self.timings["setup_s"] = time.perf_counter() - started
         done = 0
-        chunks = source.chunks(bins.CHUNK_ROWS)  # the block size of the in-memory mean
+        chunks = _labelled_chunks(source, truth)  # blocks of bins.CHUNK_ROWS: those of the in-memory mean and metric
         while True:
             with self._stage("read", "reading the data"):
-                X = next(chunks, None)
+                X, y = next(chunks, (None, None))
             if X is None:
                 break
             if digest is not None:
@@ -221,7 +237,7 @@ class _StreamRun(_Run):
             ref_out = self._timed("reference", "running the reference", ref.run, X)
             cand_out = self._timed("candidate", "running the candidate", self.cand.run, X)
             with self._stage("compare", "comparing outputs"):
-                stream.add(X, np.arange(done, done + len(X), dtype=np.int64), ref_out, cand_out)
+                stream.add(X, np.arange(done, done + len(X), dtype=np.int64), ref_out, cand_out, y)
             done += len(X)
             row_progress(done, n_rows)
         if digest is not None:
@@ -238,7 +254,10 @@ class _StreamRun(_Run):
         self.inputs_info = self._inputs_info(self.main_inputs)
         self.inputs_info["dtype"] = np.dtype(dtype).name
         self.inputs_info["sha256"] = sha256
+        if stream.metric is not None:
+            self.metric = stream.metric.finalize(self.labels_name)
 
+    labels_name = ""  # where the ground truth came from, as the report names it
     def _compare_sets(self, names: list[str], batch_one: tuple[dict, dict] | None) -> None:
         assert self.stream is not None
         for name in names:
@@ -278,23 +297,49 @@ def verify_stream(
     hash_inputs: bool = True,
     progress: Progress | None = None,
     row_progress: RowProgress | None = None,
+    labels: str | Path | None = None,
+    label_column: str | None = None,
 ) -> Report:
     """``verify(reference, candidate, data=PATH)``: the main rows streamed from a Parquet file or folder, CSV or .npy.
 
     The arguments are those of :func:`nnconvert.verify`; ``row_progress(done, total)`` is called after
-    each chunk. The report equals the in-memory one on the same rows.
+    each chunk. The report equals the in-memory one on the same rows. The ground truth, for the task
+    metric: ``labels`` a file (.npy, .csv, Parquet) read in chunks beside the data, or ``label_column``
+    a column of the data (Parquet or CSV with a header), which is then not a feature.
 
     Raises:
         UsageError, ReadError, MissingDependencyError: as :func:`nnconvert.verify`; pyarrow for Parquet.
+        ReadError: ``labels`` whose row count is not the data's (both named).
     """
     started = time.perf_counter()
     if reference is None or candidate is None:
         raise UsageError("verify with data= needs both a reference and a candidate model")
-    source = data if isinstance(data, DataSource) else open_data(data)
+    if labels is not None and label_column is not None:
+        raise UsageError("give the ground truth as labels= (a file) or label_column= (a column of the data), not both")
+    if labels is not None and not isinstance(labels, (str, Path)):
+        raise UsageError("with data=, labels= is a file read beside it (.npy, .csv, Parquet), or use label_column=")
+    source = data if isinstance(data, DataSource) else open_data(data, label_column)
+    truth = None
+    if labels is not None:
+        from .truth import check_rows, open_truth
+
+        truth = open_truth(labels)
+        check_rows(labels, truth.n_rows, source.path, source.n_rows)
     run, ref = start_run(reference, candidate, seed, atol, rtol, trust, ort_optimizations, hash_inputs, progress)
+    run.labels_name = str(labels) if labels is not None else f"column {label_column!r} of the data"
     plan = {"batch_one_rows": batch_one_rows, "cross_check": reference_evaluator}
-    run.from_source(ref, source, plan, started, row_progress or (lambda done, total: None))
+    run.from_source(ref, source, plan, started, row_progress or (lambda done, total: None), truth)
     return run.finish(edge_cases, batch_one_rows, per_layer, reference_evaluator, started)
+
+
+def _labelled_chunks(source: DataSource, truth: TruthSource | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(rows, their ground truth or None) in blocks of ``bins.CHUNK_ROWS``."""
+    if source.label_column is not None:
+        yield from source.labelled_chunks(bins.CHUNK_ROWS)
+    elif truth is not None:
+        yield from zip(source.chunks(bins.CHUNK_ROWS), truth.chunks(bins.CHUNK_ROWS), strict=True)
+    else:
+        yield from ((X, None) for X in source.chunks(bins.CHUNK_ROWS))
 
 
 def start_run(reference: Any, candidate: Any, seed: int, atol: ToleranceOption, rtol: ToleranceOption, trust: bool,
@@ -313,13 +358,17 @@ def verify(reference: Any, candidate: Any = None, X: Any = None, *, data: str | 
     """``nnconvert.verify``: :func:`core.verify` on ``X`` or random rows; with ``data=``, :func:`verify_stream`.
 
     ``data``: a Parquet file or folder, a CSV or an .npy file, streamed in chunks (memory bounded by the
-    chunk; the same report as ``X`` holding those rows; docs/scale.md). The other arguments are
-    :func:`core.verify`'s.
+    chunk; the same report as ``X`` holding those rows; docs/scale.md). ``label_column``: with ``data``,
+    the column holding the ground truth for the task metric (not a feature); ``labels`` then a file
+    read beside ``data``. The other arguments are :func:`core.verify`'s.
 
     Raises:
         UsageError: ``data`` with ``X``, or with ``n_samples``/``value_range`` (they shape random rows).
     """
     if data is None:
+        if options.get("label_column") is not None:
+            raise UsageError("label_column= names a column of data=; with X, give the ground truth as labels=")
+        options.pop("label_column", None)
         return core.verify(reference, candidate, X, **options)
     if X is not None:
         raise UsageError("give the rows as X= or data=, not both")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["summary_text", "markdown_text"]
+__all__ = ["summary_text", "markdown_text", "metric_lines", "METRIC_NAMES"]
+
+METRIC_NAMES = {"accuracy": "accuracy", "mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²"}
 
 _COLUMNS = ("output", "inputs", "status", "max abs err (row, col)", "max rel err", "p99 abs", "max ulp", "mismatches", "atol / rtol")
 
@@ -71,6 +73,7 @@ def summary_text(document: dict[str, Any]) -> str:
     lines.append("")
     lines.extend("  " + line for line in _table(_rows(document)))
     lines.extend(_worst_lines(document))
+    lines.extend(metric_lines(document.get("metric")))
     lines.extend(_layer_lines(document["layers"]))
     for cross in document["cross_checks"]:
         lines.append(f"  reference evaluator ({cross['side']}): {cross['diagnosis']}")
@@ -106,6 +109,30 @@ def _worst_lines(document: dict[str, Any]) -> list[str]:
     return ["", "  worst samples:", *lines] if lines else []
 
 
+def metric_lines(metric: dict[str, Any] | None, markdown: bool = False) -> list[str]:
+    """The task metric against the ground truth: both models and the difference (informational)."""
+    if metric is None:
+        return []
+    title = f"task metric against {metric['labels']} ({metric['n_rows']} rows; informational, parity decides the verdict)"
+    names = [n for n in METRIC_NAMES if n in metric["reference"]]
+    if markdown:
+        head = "| | " + " | ".join(METRIC_NAMES[n] for n in names) + " |"
+        rows = [f"| {side} | " + " | ".join(_metric_value(metric[side][n], n, side) for n in names) + " |" for side in ("reference", "candidate", "difference")]
+        return [f"**{title}**", "", head, "|---|" + "---|" * len(names), *rows, ""]
+    lines = ["", f"  {title}:"]
+    for side in ("reference", "candidate", "difference"):
+        cells = ", ".join(f"{METRIC_NAMES[n]} {_metric_value(metric[side][n], n, side)}" for n in names)
+        count = metric[side].get("correct")
+        lines.append(f"    {side + ':':<12}{cells}" + ("" if count is None else f" ({count:+d} rows)" if side == "difference" else f" ({count} rows)"))
+    return lines
+
+
+def _metric_value(value: float, name: str, side: str) -> str:
+    if name == "accuracy":
+        return f"{value:+.4%}" if side == "difference" else f"{value:.4%}"
+    return f"{value:+.6g}" if side == "difference" else f"{value:.6g}"
+
+
 def _layer_lines(layers: dict[str, Any]) -> list[str]:
     if not layers.get("compared"):
         return [f"  per layer: not compared ({layers.get('note')})"]
@@ -136,6 +163,7 @@ def markdown_text(document: dict[str, Any]) -> str:
     ]
     lines.extend("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in _rows(document))
     lines.append("")
+    lines.extend(metric_lines(document.get("metric"), markdown=True))
     lines.extend(line.strip() for line in _layer_lines(document["layers"]))
     lines.extend(f"- ⚠️ {warning}" for warning in document["warnings"])
     return "\n".join(lines) + "\n"
