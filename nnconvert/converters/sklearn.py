@@ -24,7 +24,6 @@ from ..errors import InvalidModelError, UnsupportedModelError
 from ..ir import (
     Activation,
     DenseLayer,
-    ElementwiseOp,
     Head,
     InputSpec,
     Metadata,
@@ -33,7 +32,7 @@ from ..ir import (
     Task,
     require_supported,
 )
-from .sklearn_scalers import KIND_CLASSES, build_scaler, python_number, scaler_step
+from .sklearn_scalers import KIND_CLASSES, as_scaler_steps, build_scaler, python_number, scaler_step
 
 __all__ = ["from_sklearn", "to_sklearn", "SUPPORTED", "SKLEARN_LAYER_KINDS"]
 
@@ -306,7 +305,7 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnor
         restored = model.as_source_dtype()
         if restored.dtype in _SKLEARN_DTYPES:  # a float16 source stays in the file's dtype
             model = restored
-    model = replace(model, steps=tuple(split for step in model.steps for split in _as_scaler_steps(step)))
+    model = replace(model, steps=tuple(split for step in model.steps for split in as_scaler_steps(step)))
     problems = _expressibility_problems(model)
     if problems:
         raise UnsupportedModelError(
@@ -320,63 +319,6 @@ def to_sklearn(model: Model, *, restore_source_dtype: bool = True, fold_batchnor
         _set_input_attributes(mlp, model)
         return mlp
     return _build_pipeline(model, mlp)
-
-
-# Steps from other sources (Keras Normalization/Rescaling, ai.onnx.ml Scaler, foreign ONNX
-# constants) become a run of scikit-learn scalers whose transforms compute the same operations
-# in the same order. StandardScaler computes ``x - mean_`` then ``/ scale_`` (either may be
-# off); MinMaxScaler ``x * scale_ + min_`` then an optional clip to its feature range.
-_STANDARD_RUN = ("sub", "div")
-_MINMAX_RUN = ("mul", "add", "clip")
-
-
-def _as_scaler_steps(step: PreprocessStep) -> tuple[PreprocessStep, ...]:
-    """``step`` as consecutive scikit-learn scaler steps doing the same operations.
-
-    Covering an operation a MinMaxScaler always performs adds a neutral one: ``* 1`` is exact;
-    ``+ 0`` is exact except that it turns -0.0 into +0.0, which compare equal and change no
-    later sum (ai.onnx.ml Scaler's ``(x - offset) * scale`` is such a case). A step
-    with an operation no scaler performs is returned unchanged, and refused by name afterwards.
-    """
-    if step.kind in KIND_CLASSES:
-        return (step,)
-    runs = _scaler_runs(list(step.ops))
-    if runs is None:
-        return (step,)
-    return tuple(replace(step, kind=kind, ops=tuple(ops), params={}) for kind, ops in runs)
-
-
-def _scaler_runs(ops: list[ElementwiseOp]) -> list[tuple[str, list[ElementwiseOp]]] | None:
-    """Split ``ops`` into the longest runs one scaler computes (None when an op fits no scaler)."""
-    runs: list[tuple[str, list[ElementwiseOp]]] = []
-    while ops:
-        kind, order = ("standard_scaler", _STANDARD_RUN) if ops[0].op in _STANDARD_RUN else ("minmax_scaler", _MINMAX_RUN)
-        run = _leading_run(ops, order)
-        if not run:
-            return None
-        ops = ops[len(run) :]
-        runs.append((kind, _complete_minmax(run) if kind == "minmax_scaler" else run))
-    return runs
-
-
-def _leading_run(ops: list[ElementwiseOp], order: tuple[str, ...]) -> list[ElementwiseOp]:
-    """The longest prefix of ``ops`` whose op names appear in ``order``'s order, each at most once."""
-    run: list[ElementwiseOp] = []
-    position = 0
-    for op in ops:
-        if op.op not in order[position:]:
-            break
-        position = order.index(op.op, position) + 1
-        run.append(op)
-    return run
-
-
-def _complete_minmax(run: list[ElementwiseOp]) -> list[ElementwiseOp]:
-    """A MinMaxScaler's mul, add (and clip): absent ones as neutral operands of the run's dtype."""
-    present = {op.op: op for op in run}
-    dtype = run[0].operand.dtype
-    ops = [present.get("mul") or ElementwiseOp("mul", np.ones((), dtype)), present.get("add") or ElementwiseOp("add", np.zeros((), dtype))]
-    return ops + ([present["clip"]] if "clip" in present else [])
 
 
 def _where(model: Model, index: int) -> str:

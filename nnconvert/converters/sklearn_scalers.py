@@ -2,12 +2,14 @@
 
 StandardScaler, MinMaxScaler and MaxAbsScaler read into steps that perform the same
 elementwise operations in the same order (so float64 results stay bit-identical), and
-steps of those kinds rebuilt as fitted scalers. Kept apart from the MLP converter in
+steps of those kinds rebuilt as fitted scalers; steps from other sources (ai.onnx.ml
+Scaler, Keras, ONNX constants) split into runs that scalers compute. Kept apart from the MLP converter in
 ``sklearn.py``, which decides what a step may be.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from ..errors import UnsupportedModelError
 from ..ir import ElementwiseOp, PreprocessStep
 
-__all__ = ["SCALER_KINDS", "KIND_CLASSES", "scaler_step", "build_scaler", "python_number", "per_feature"]
+__all__ = ["SCALER_KINDS", "KIND_CLASSES", "scaler_step", "as_scaler_steps", "build_scaler", "python_number", "per_feature"]
 
 SCALER_KINDS = {
     "StandardScaler": "standard_scaler",
@@ -77,6 +79,63 @@ def _maxabs_ops(scaler: Any) -> tuple[list[ElementwiseOp], dict[str, Any]]:
     if clip:
         ops.append(ElementwiseOp("clip", np.asarray([-1.0, 1.0], dtype=scale.dtype)))
     return ops, {"clip": clip}
+
+
+# Steps from other sources (Keras Normalization/Rescaling, ai.onnx.ml Scaler, foreign ONNX
+# constants) become a run of scikit-learn scalers whose transforms compute the same operations
+# in the same order. StandardScaler computes ``x - mean_`` then ``/ scale_`` (either may be
+# off); MinMaxScaler ``x * scale_ + min_`` then an optional clip to its feature range.
+_STANDARD_RUN = ("sub", "div")
+_MINMAX_RUN = ("mul", "add", "clip")
+
+
+def as_scaler_steps(step: PreprocessStep) -> tuple[PreprocessStep, ...]:
+    """``step`` as consecutive scikit-learn scaler steps doing the same operations.
+
+    Covering an operation a MinMaxScaler always performs adds a neutral one: ``* 1`` is exact;
+    ``+ 0`` is exact except that it turns -0.0 into +0.0, which compare equal and change no
+    later sum (ai.onnx.ml Scaler's ``(x - offset) * scale`` is such a case). A step
+    with an operation no scaler performs is returned unchanged, and refused by name afterwards.
+    """
+    if step.kind in KIND_CLASSES:
+        return (step,)
+    runs = _scaler_runs(list(step.ops))
+    if runs is None:
+        return (step,)
+    return tuple(replace(step, kind=kind, ops=tuple(ops), params={}) for kind, ops in runs)
+
+
+def _scaler_runs(ops: list[ElementwiseOp]) -> list[tuple[str, list[ElementwiseOp]]] | None:
+    """Split ``ops`` into the longest runs one scaler computes (None when an op fits no scaler)."""
+    runs: list[tuple[str, list[ElementwiseOp]]] = []
+    while ops:
+        kind, order = ("standard_scaler", _STANDARD_RUN) if ops[0].op in _STANDARD_RUN else ("minmax_scaler", _MINMAX_RUN)
+        run = _leading_run(ops, order)
+        if not run:
+            return None
+        ops = ops[len(run) :]
+        runs.append((kind, _complete_minmax(run) if kind == "minmax_scaler" else run))
+    return runs
+
+
+def _leading_run(ops: list[ElementwiseOp], order: tuple[str, ...]) -> list[ElementwiseOp]:
+    """The longest prefix of ``ops`` whose op names appear in ``order``'s order, each at most once."""
+    run: list[ElementwiseOp] = []
+    position = 0
+    for op in ops:
+        if op.op not in order[position:]:
+            break
+        position = order.index(op.op, position) + 1
+        run.append(op)
+    return run
+
+
+def _complete_minmax(run: list[ElementwiseOp]) -> list[ElementwiseOp]:
+    """A MinMaxScaler's mul, add (and clip): absent ones as neutral operands of the run's dtype."""
+    present = {op.op: op for op in run}
+    dtype = run[0].operand.dtype
+    ops = [present.get("mul") or ElementwiseOp("mul", np.ones((), dtype)), present.get("add") or ElementwiseOp("add", np.zeros((), dtype))]
+    return ops + ([present["clip"]] if "clip" in present else [])
 
 
 def python_number(value: Any) -> int | float:
