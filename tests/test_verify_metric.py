@@ -248,3 +248,25 @@ def test_convert_refuses_mismatched_ground_truth_before_writing(tmp_path, capsys
     out = tmp_path / "out.onnx"
     assert cli.main(["convert", str(reference), str(out), "--verify", *make(tmp_path)]) == 3
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_text_labels_holding_commas_are_read_as_csv_quotes_them(tmp_path):
+    import csv
+    import warnings
+
+    from sklearn.metrics import accuracy_score
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 3))
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=300) > 0, "New York, NY", "Paris, FR")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = MLPClassifier((6,), max_iter=200, random_state=0).fit(X, y)
+    candidate = tmp_path / "city.json"
+    nnconvert.save(nnconvert.from_sklearn(estimator), candidate)
+    with open(tmp_path / "truth.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["city"], *([label] for label in y)])
+    report = nnconvert.verify(estimator, candidate, X, labels=tmp_path / "truth.csv")
+    assert report.metric["n_rows"] == 300
+    assert report.metric["reference"]["accuracy"] == pytest.approx(accuracy_score(y, estimator.predict(X)), rel=1e-12)

@@ -8,6 +8,7 @@ stays text, numbers are compared as numbers (``metric.same_labels``).
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -49,7 +50,7 @@ class TruthSource:
                 block = list(islice(lines, rows))
                 if not block:
                     return
-                cells = [[cell.strip().strip('"') for cell in line.rstrip("\r\n").split(",")] for line in block]
+                cells = [[cell.strip() for cell in row] for row in csv.reader(block)]  # quoted labels may hold commas
                 if len({len(row) for row in cells}) != 1:
                     raise ReadError("rows with different numbers of values", path=self.path)
                 yield typed_cells(np.array(cells, dtype=str))
@@ -123,7 +124,7 @@ def _open_csv(path: Path) -> TruthSource:
 
 def _numeric(line: str) -> bool:
     try:
-        [float(cell.strip().strip('"')) for cell in line.split(",")]
+        [float(cell) for cell in next(csv.reader([line]))]
     except ValueError:
         return False
     return True
