@@ -242,6 +242,25 @@ def test_labels_beside_a_reduced_precision_onnx_file_still_price_it(tmp_path, ca
     assert code in (0, 1) and "price of float16" in printed and "accuracy: original" in printed
 
 
+def test_the_price_takes_the_ground_truth_from_a_column_of_the_data(tmp_path, capsys):
+    from sklearn.metrics import accuracy_score
+
+    from tests.test_verify_stream import _write_parquet
+
+    variant = get_variant("iris-labels-str")
+    X = _rows(variant, 300)
+    truth = _truth(variant, X)
+    reference = tmp_path / "model.json"
+    nnconvert.save(nnconvert.from_sklearn(variant.estimator), reference)
+    nnconvert.save(nnconvert.from_sklearn(variant.estimator), tmp_path / "half.onnx", precision="float16")
+    rows = _write_parquet(X, tmp_path / "rows", labels=truth)
+    args = ["verify", str(reference), str(tmp_path / "half.onnx"), "--data", str(rows), "--label-column", "label"]
+    assert cli.main([*args, "--report-json", str(tmp_path / "price.json")]) in (0, 1)
+    assert "price of float16" in capsys.readouterr().out
+    price = json.loads((tmp_path / "price.json").read_text())
+    assert price["metric"]["original"] == pytest.approx(accuracy_score(truth, variant.estimator.predict(X)), rel=1e-12)
+
+
 @pytest.mark.parametrize(("make", "message"), [(_shorter_labels, "has 39 rows but the data"), (_npz_rows, "has 41 rows but the data")])
 def test_convert_refuses_mismatched_ground_truth_before_writing(tmp_path, capsys, make, message):
     reference, _ = _models(tmp_path)

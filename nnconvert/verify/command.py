@@ -148,15 +148,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _scored_candidate(args: argparse.Namespace) -> tuple[Any, bool]:
-    """The candidate to verify: its path, or with --labels its loaded runner (so it is read once); and whether
-    --labels meets a float16/int8 candidate (nnconvert's reduced-precision files), whose price is measured instead."""
+    """The candidate to verify: its path, or with ground truth its loaded runner (so it is read once); and whether
+    --labels/--label-column meets a float16/int8 candidate (nnconvert's reduced-precision files), whose price is
+    measured instead."""
     labels, column = getattr(args, "labels", None), getattr(args, "label_column", None)
     if labels is None and column is None:
         return args.candidate, False
     if args.data is None or args.candidate is None:
         flag = "--labels" if labels is not None else "--label-column"
         raise UsageError(f"{flag} scores two models on real rows: give REFERENCE, CANDIDATE and --data PATH")
-    if labels is None or args.engine == "spark":
+    if args.engine == "spark":
         return args.candidate, False
     from .price_command import reduced_precision
     from .runners import make_runner

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from .metric import same_labels
 
 __all__ = ["PriceReport", "measure_price", "declared_precision", "DEFAULT_THRESHOLDS", "LAYER_TOLERANCE"]
 
@@ -208,7 +209,7 @@ def _metric(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], y: np.ndarr
         raise UsageError(f"the labels have {len(y)} rows but the data has {n_rows}")
     if "labels" in ref:
         def score(out: dict[str, np.ndarray]) -> float:
-            return float(np.mean(_same_labels(np.asarray(out["labels"]).ravel(), y.ravel())))
+            return float(np.mean(same_labels(np.asarray(out["labels"]).ravel(), y.ravel())))
 
         name = "accuracy"
     else:
@@ -222,13 +223,6 @@ def _metric(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], y: np.ndarr
         name = "r2"
     original, quantized = score(ref), score(cand)
     return {"name": name, "original": original, "quantized": quantized, "drop": original - quantized}
-
-
-def _same_labels(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Elementwise equality; numbers as numbers (labels read from CSV come as floats: 3.0 is 3)."""
-    if predicted.dtype.kind in "biuf" and truth.dtype.kind in "biuf":
-        return predicted.astype(np.float64) == truth.astype(np.float64)
-    return predicted.astype(str) == truth.astype(str)
 
 
 def _sizes(written: Path, written_model: Any, source_path: Any) -> dict[str, Any]:

@@ -57,12 +57,30 @@ def _labels(args: argparse.Namespace, data: Any, X: Any) -> Any:
     return labels.ravel() if labels.ndim == 2 and labels.shape[1] == 1 else labels
 
 
+def _rows_and_truth(data: Any, args: argparse.Namespace) -> tuple[Any, Any]:
+    """The --data rows in memory (the price runs both models on all of them at once) and the ground
+    truth: --labels FILE, or --label-column NAME of a Parquet/CSV --data (then not a feature)."""
+    column = getattr(args, "label_column", None)
+    if column is None:
+        from .inputs import load_data
+
+        X = load_data(data)
+        return X, _labels(args, data, X)
+    import numpy as np
+
+    from .datasource import open_data
+
+    pairs = list(open_data(data, column).labelled_chunks(1 << 16))
+    X = np.concatenate([rows for rows, _ in pairs])
+    truth = np.concatenate([labels for _, labels in pairs])
+    return X, truth.ravel() if truth.ndim == 2 and truth.shape[1] == 1 else truth
+
+
 def price_after_convert(source: Path, original: Any, written: Path, args: argparse.Namespace, model: Any) -> int:
     """Price the written file against the source model (``original``: how verify runs it, ``model``: the
     graph the conversion read); 1 when a threshold is broken (0 with --warn-only)."""
     from ..errors import UsageError
     from ..quantization import quantize
-    from .inputs import load_data
     from .price import measure_price
 
     data = getattr(args, "verify_data", None)
@@ -75,12 +93,12 @@ def price_after_convert(source: Path, original: Any, written: Path, args: argpar
 
         calibration = load_calibration(calibration)
     written_model = quantize(model, precision, calibration)
-    X = load_data(data)
+    X, y = _rows_and_truth(data, args)
     report = measure_price(
         original,
         written,
         X,
-        y=_labels(args, data, X),
+        y=y,
         written_model=written_model,
         source_path=source,
         max_label_disagreement=getattr(args, "max_label_disagreement", None),
@@ -91,19 +109,18 @@ def price_after_convert(source: Path, original: Any, written: Path, args: argpar
 
 
 def run_price(args: argparse.Namespace) -> int:
-    """``nnconvert verify ORIGINAL REDUCED --data X [--labels y]`` in price mode."""
+    """``nnconvert verify ORIGINAL REDUCED --data X [--labels y | --label-column NAME]`` in price mode."""
     from ..errors import UsageError
-    from .inputs import load_data
     from .price import measure_price
 
     if args.candidate is None or args.data is None:
         raise UsageError("the price of reduced precision needs ORIGINAL and CANDIDATE files and --data FILE")
-    X = load_data(args.data)
+    X, y = _rows_and_truth(args.data, args)
     report = measure_price(
         args.reference,
         args.candidate,
         X,
-        y=_labels(args, args.data, X),
+        y=y,
         source_path=args.reference,
         max_label_disagreement=args.max_label_disagreement,
         max_metric_drop=args.max_metric_drop,
