@@ -288,4 +288,11 @@ def test_text_labels_holding_commas_are_read_as_csv_quotes_them(tmp_path):
         csv.writer(handle).writerows([["city"], *([label] for label in y)])
     report = nnconvert.verify(estimator, candidate, X, labels=tmp_path / "truth.csv")
     assert report.metric["n_rows"] == 300
-    assert report.metric["reference"]["accuracy"] == pytest.approx(accuracy_score(y, estimator.predict(X)), rel=1e-12)
+    expected = accuracy_score(y, estimator.predict(X))
+    assert report.metric["reference"]["accuracy"] == pytest.approx(expected, rel=1e-12)
+    # the same labels as a column of a streamed CSV, quoted among the features
+    with open(tmp_path / "rows.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["a", "city", "b", "c"], *([row[0], label, row[1], row[2]] for row, label in zip(X.tolist(), y, strict=True))])
+    streamed = nnconvert.verify(estimator, candidate, data=tmp_path / "rows.csv", label_column="city")
+    assert streamed.metric["reference"]["accuracy"] == pytest.approx(expected, rel=1e-12)
+    assert streamed.to_dict()["inputs"]["n_features"] == 3

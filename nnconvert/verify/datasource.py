@@ -9,6 +9,7 @@ float columns as they are stored, anything else as float64.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -80,8 +81,9 @@ class DataSource:
                 if not lines:
                     return
                 try:
-                    block = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2, usecols=features)
-                    labels = None if self.label_index is None else np.loadtxt(lines, delimiter=",", dtype=str, ndmin=2, usecols=[self.label_index])
+                    # quotechar: a quoted text label may hold a comma (as the ground-truth reader, truth.py, allows)
+                    block = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2, usecols=features, quotechar='"')
+                    labels = None if self.label_index is None else np.loadtxt(lines, delimiter=",", dtype=str, ndmin=2, usecols=[self.label_index], quotechar='"')
                 except ValueError as exc:
                     raise ReadError(f"cannot read the data: {exc}", path=self.path) from exc
                 if not block.size:
@@ -89,7 +91,7 @@ class DataSource:
                 if labels is None:
                     yield block
                 else:
-                    yield block, typed_cells(np.char.strip(np.char.strip(labels), '"'))
+                    yield block, typed_cells(np.char.strip(labels))
 
 
 def open_data(path: str | Path, label_column: str | None = None) -> DataSource:
@@ -227,10 +229,15 @@ def _has_header(path: Path) -> bool:
     with open(path, encoding="utf-8") as handle:
         first = handle.readline()
     try:
-        [float(cell) for cell in first.strip().split(",")]
+        [float(cell) for cell in _csv_cells(first.strip())]
     except ValueError:
         return True
     return False
+
+
+def _csv_cells(line: str) -> list[str]:
+    """One CSV line's fields (quotes honoured, as np.loadtxt(quotechar='"') reads them)."""
+    return next(csv.reader([line]), [])
 
 
 def _open_csv(path: Path, label_column: str | None = None) -> DataSource:
@@ -238,7 +245,7 @@ def _open_csv(path: Path, label_column: str | None = None) -> DataSource:
     label_index = None
     if label_column is not None:
         with open(path, encoding="utf-8") as handle:
-            names = [cell.strip().strip('"') for cell in handle.readline().split(",")] if header else []
+            names = [cell.strip() for cell in _csv_cells(handle.readline())] if header else []
         if label_column not in names:
             found = f"its columns: {', '.join(names)}" if names else "it has no header line naming its columns"
             raise ReadError(f"no label column {label_column!r}; {found}", path=path)
@@ -251,7 +258,7 @@ def _open_csv(path: Path, label_column: str | None = None) -> DataSource:
             stripped = line.strip()
             if stripped and not stripped.startswith(b"#"):  # loadtxt skips blank and comment lines
                 if width is None:
-                    width = stripped.count(b",") + 1
+                    width = len(_csv_cells(stripped.decode("utf-8", "replace")))
                 n_rows += 1
     if n_rows == 0 or width is None:
         raise ReadError(f"expected a 2-D table (rows, features), got shape {(0,)}", path=path)
