@@ -296,3 +296,11 @@ def test_text_labels_holding_commas_are_read_as_csv_quotes_them(tmp_path):
     streamed = nnconvert.verify(estimator, candidate, data=tmp_path / "rows.csv", label_column="city")
     assert streamed.metric["reference"]["accuracy"] == pytest.approx(expected, rel=1e-12)
     assert streamed.to_dict()["inputs"]["n_features"] == 3
+
+
+def test_convert_refuses_a_label_column_of_in_memory_data_before_writing(tmp_path, capsys):
+    reference, _ = _models(tmp_path)
+    out = tmp_path / "out.onnx"
+    args = _npz_rows(tmp_path)[:2] + ["--label-column", "y"]
+    assert cli.main(["convert", str(reference), str(out), "--verify", *args]) == 2
+    assert "--label-column names a column of a streamed --data" in capsys.readouterr().err and not out.exists()

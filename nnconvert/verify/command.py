@@ -351,9 +351,7 @@ def verify_after_convert(source: str | Path, written_path: str | Path, args: arg
     }
     if data is not None and not emit and _streamed(args, data):  # the evidence of --emit-test-data is every row, in memory
         report = _verify_streamed(_source_model(Path(source), args, model), written_path, data, column, args, options)
-    else:
-        if column is not None:
-            raise UsageError("--label-column names a column of a streamed --data (Parquet, CSV); give --labels FILE")
+    else:  # --label-column here was refused by check_convert_target above
         X = None if data is None else load_data(data)
         _check_labels(labels, data, X)
         try:

@@ -126,12 +126,16 @@ def measure_price(
         from ..api import load
 
         written_model = load(written)
-    precision = precision_of(written_model) if written_model is not None else (declared_precision(candidate)[0] or "float32")
+    if written_model is not None:
+        precision, mode = precision_of(written_model), quantization_mode(written_model)
+    else:  # an ONNX file: what nnconvert's writer declared in it
+        declared, mode = declared_precision(candidate)
+        precision = declared or "float32"
     thresholds = _thresholds(precision, max_label_disagreement, max_metric_drop)
     ref_out, cand_out = reference.run(X), candidate.run(X)
     report = PriceReport(
         precision=precision,
-        mode=declared_precision(candidate)[1] if written_model is None else quantization_mode(written_model),
+        mode=mode,
         n_rows=len(X),
         outputs=_output_errors(ref_out, cand_out),
         label_agreement=None,

@@ -202,6 +202,7 @@ class _StreamRun(_Run):
     """A verification whose main rows were streamed: the main set holds the kept rows only."""
 
     stream: StreamPass | None = None
+    labels_name = ""  # where the ground truth came from, as the report names it
 
     def spec(self) -> ToleranceSpec:
         return ToleranceSpec(self.dtype.name, self.atol, self.rtol)
@@ -257,7 +258,6 @@ class _StreamRun(_Run):
         if stream.metric is not None:
             self.metric = stream.metric.finalize(self.labels_name)
 
-    labels_name = ""  # where the ground truth came from, as the report names it
     def _compare_sets(self, names: list[str], batch_one: tuple[dict, dict] | None) -> None:
         assert self.stream is not None
         for name in names:
